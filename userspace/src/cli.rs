@@ -1,0 +1,195 @@
+//! The command line: one subcommand per role. Flags override the role's TOML file, which
+//! overrides the built-in defaults; `--print-config` shows the result.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{BodyPathMode, ConfigError, EbpfMode, ServeConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Kernel-assisted media edge: storage tier, streaming edge, and a one-command POP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One server of a storage cluster: serves {root}/{tenant}/{content_id}/{asset}.
+    Storage(StorageArgs),
+    /// A streaming edge: serves its cache directory zero-copy (io_uring splice).
+    Edge(EdgeArgs),
+    /// A whole point of presence on loopback (one storage server, one edge) with demo content.
+    Pop(PopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Directory to serve [default: /var/lib/strata/storage].
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ServeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// Cache directory to serve [default: /var/lib/strata/edge-cache].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ServeArgs,
+}
+
+/// Flags shared by the serving roles; each overrides the key of the same name in the TOML file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (every key optional).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Client listener address.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener address (/metrics, /healthz).
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// How bodies are sent: auto (io_uring splice, else sendfile), io_uring (required), sendfile.
+    #[arg(long, value_enum)]
+    pub body_path: Option<BodyPathMode>,
+    /// io_uring worker rings (0 = one per core).
+    #[arg(long)]
+    pub splice_workers: Option<usize>,
+    /// Threads running connection tasks (0 = one per core).
+    #[arg(long)]
+    pub worker_threads: Option<usize>,
+    /// eBPF connection telemetry: auto, required, off.
+    #[arg(long, value_enum)]
+    pub telemetry: Option<EbpfMode>,
+    /// Time allowed from a request's first byte to the end of its head (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Time a keep-alive connection may sit idle (e.g. 60s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Time a client may accept no bytes mid-response (e.g. 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub send_stall_timeout: Option<Duration>,
+    /// Most client connections at once; more get 503.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Largest request head in bytes; larger gets 431.
+    #[arg(long)]
+    pub max_header_bytes: Option<usize>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PopArgs {
+    /// Where the POP keeps its storage root and edge cache; demo content is created if empty.
+    #[arg(long, default_value = "strata-pop-data")]
+    pub data_dir: PathBuf,
+    /// Edge client listener.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub edge_listen: SocketAddr,
+    /// Edge admin listener.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    pub edge_admin_listen: SocketAddr,
+    /// Storage server client listener.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub storage_listen: SocketAddr,
+    /// Storage server admin listener.
+    #[arg(long, default_value = "127.0.0.1:9081")]
+    pub storage_admin_listen: SocketAddr,
+}
+
+impl ServeArgs {
+    /// Builds the effective configuration: defaults, then the file, then these flags.
+    pub fn resolve(&self, defaults: ServeConfig, root: Option<PathBuf>) -> Result<ServeConfig, ConfigError> {
+        let mut cfg = match &self.config {
+            Some(path) => ServeConfig::load(path, defaults)?,
+            None => defaults,
+        };
+        if let Some(v) = root {
+            cfg.root = v;
+        }
+        if let Some(v) = self.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = self.admin_listen {
+            cfg.admin_listen = v;
+        }
+        if let Some(v) = self.body_path {
+            cfg.data_path.body_path = v;
+        }
+        if let Some(v) = self.splice_workers {
+            cfg.data_path.splice_workers = v;
+        }
+        if let Some(v) = self.worker_threads {
+            cfg.data_path.worker_threads = v;
+        }
+        if let Some(v) = self.telemetry {
+            cfg.telemetry = v;
+        }
+        if let Some(v) = self.header_read_timeout {
+            cfg.limits.header_read_timeout = v;
+        }
+        if let Some(v) = self.idle_timeout {
+            cfg.limits.idle_timeout = v;
+        }
+        if let Some(v) = self.send_stall_timeout {
+            cfg.limits.send_stall_timeout = v;
+        }
+        if let Some(v) = self.max_connections {
+            cfg.limits.max_connections = v;
+        }
+        if let Some(v) = self.max_header_bytes {
+            cfg.limits.max_header_bytes = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let cli = Cli::parse_from([
+            "strata",
+            "edge",
+            "--cache-dir",
+            "/c",
+            "--listen",
+            "127.0.0.1:1",
+            "--idle-timeout",
+            "3s",
+            "--body-path",
+            "sendfile",
+            "--telemetry",
+            "required",
+        ]);
+        let Command::Edge(args) = cli.command else {
+            panic!("not edge")
+        };
+        let cfg = args
+            .common
+            .resolve(ServeConfig::edge_defaults(), args.cache_dir.clone())
+            .unwrap();
+        assert_eq!(cfg.root, PathBuf::from("/c"));
+        assert_eq!(cfg.listen.port(), 1);
+        assert_eq!(cfg.limits.idle_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.data_path.body_path, BodyPathMode::Sendfile);
+        assert_eq!(cfg.telemetry, EbpfMode::Required);
+    }
+}

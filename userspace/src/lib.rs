@@ -1,0 +1,12 @@
+//! strata: a kernel-assisted media edge. This library holds every role's code; the `strata`
+//! binary (main.rs) only parses the command line and starts a role.
+
+pub mod cli;
+pub mod config;
+pub mod demo_data;
+pub mod file_store;
+pub mod http;
+pub mod kernel;
+pub mod metrics;
+pub mod roles;
+pub mod server;

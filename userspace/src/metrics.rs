@@ -1,0 +1,269 @@
+//! Prometheus metrics of one server (storage or edge): responses by status, body bytes by
+//! kernel path, connections, open descriptors, and the eBPF connection counters.
+//!
+//! Hot-path counters are plain atomics from prometheus-client; values that only matter at
+//! scrape time (open fds, eBPF maps) are read by a collector when /metrics is asked for.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+
+use crate::kernel::conn_telemetry::ConnTelemetry;
+
+/// The kernel path a response body took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BodyPathLabel {
+    IoUringSplice,
+    Sendfile,
+}
+
+impl BodyPathLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyPathLabel::IoUringSplice => "io_uring_splice",
+            BodyPathLabel::Sendfile => "sendfile",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: &'static str,
+}
+
+/// All metrics of one server.
+#[derive(Debug)]
+pub struct ServerMetrics {
+    registry: Registry,
+    responses: Family<StatusLabels, Counter>,
+    body_bytes: Family<PathLabels, Counter>,
+    bodies: Family<PathLabels, Counter>,
+    connections_open: Gauge,
+    connections_total: Counter,
+    connections_rejected: Counter,
+    timeouts: Counter,
+}
+
+impl ServerMetrics {
+    /// Creates the registry for a server whose bodies use `body_path`.
+    pub fn new(
+        role: &str,
+        body_path: BodyPathLabel,
+        telemetry: Option<Arc<ConnTelemetry>>,
+    ) -> Arc<ServerMetrics> {
+        let mut registry = Registry::with_prefix("strata");
+        let responses = Family::<StatusLabels, Counter>::default();
+        let body_bytes = Family::<PathLabels, Counter>::default();
+        let bodies = Family::<PathLabels, Counter>::default();
+        let connections_open = Gauge::default();
+        let connections_total = Counter::default();
+        let connections_rejected = Counter::default();
+        let timeouts = Counter::default();
+        registry.register(
+            "http_responses",
+            "HTTP responses sent, by status code",
+            responses.clone(),
+        );
+        registry.register(
+            "body_bytes",
+            "Response body bytes sent, by kernel path",
+            body_bytes.clone(),
+        );
+        registry.register("bodies", "Response bodies sent, by kernel path", bodies.clone());
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections",
+            "Client connections accepted",
+            connections_total.clone(),
+        );
+        registry.register(
+            "connections_rejected",
+            "Client connections refused with 503 because max_connections was reached",
+            connections_rejected.clone(),
+        );
+        registry.register(
+            "timeouts",
+            "Connections closed by a header, idle or send-stall timeout",
+            timeouts.clone(),
+        );
+        // Make both paths visible from the first scrape, so a dashboard can tell 0 from absent.
+        for path in [BodyPathLabel::IoUringSplice, BodyPathLabel::Sendfile] {
+            let _ = body_bytes.get_or_create(&PathLabels { path: path.as_str() });
+            let _ = bodies.get_or_create(&PathLabels { path: path.as_str() });
+        }
+        registry.register_collector(Box::new(ScrapeCollector {
+            role: role.to_string(),
+            body_path,
+            telemetry,
+        }));
+        Arc::new(ServerMetrics {
+            registry,
+            responses,
+            body_bytes,
+            bodies,
+            connections_open,
+            connections_total,
+            connections_rejected,
+            timeouts,
+        })
+    }
+
+    pub fn response(&self, status: u16) {
+        self.responses.get_or_create(&StatusLabels { status }).inc();
+    }
+
+    pub fn body_started(&self, path: BodyPathLabel) {
+        self.bodies
+            .get_or_create(&PathLabels { path: path.as_str() })
+            .inc();
+    }
+
+    pub fn body_bytes(&self, path: BodyPathLabel, n: u64) {
+        self.body_bytes
+            .get_or_create(&PathLabels { path: path.as_str() })
+            .inc_by(n);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_total.inc();
+        self.connections_open.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    pub fn connection_rejected(&self) {
+        self.connections_rejected.inc();
+    }
+
+    pub fn timeout(&self) {
+        self.timeouts.inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            let _ = writeln!(out, "# encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// Values read at scrape time.
+#[derive(Debug)]
+struct ScrapeCollector {
+    role: String,
+    body_path: BodyPathLabel,
+    telemetry: Option<Arc<ConnTelemetry>>,
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(value);
+    g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value);
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+impl Collector for ScrapeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let fds = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as i64)
+            .unwrap_or(-1);
+        gauge(
+            &mut encoder,
+            "process_open_fds",
+            "Open file descriptors of this process",
+            fds,
+        )?;
+        {
+            let info = ConstGauge::new(1i64);
+            let labels = [
+                ("role", self.role.as_str()),
+                ("body_path", self.body_path.as_str()),
+            ];
+            let mut family = encoder.encode_descriptor(
+                "server_info",
+                "The server's role and the kernel path its bodies take",
+                None,
+                info.metric_type(),
+            )?;
+            info.encode(family.encode_family(&labels)?)?;
+        }
+        let loaded = i64::from(self.telemetry.is_some());
+        gauge(
+            &mut encoder,
+            "ebpf_conn_telemetry_loaded",
+            "1 if the sock_ops telemetry program is attached",
+            loaded,
+        )?;
+        if let Some(t) = &self.telemetry {
+            match t.counters() {
+                Ok(c) => {
+                    counter(
+                        &mut encoder,
+                        "tcp_established",
+                        "Client connections established (eBPF sock_ops)",
+                        c.established,
+                    )?;
+                    counter(
+                        &mut encoder,
+                        "tcp_closed",
+                        "Client connections closed (eBPF sock_ops)",
+                        c.closed,
+                    )?;
+                    counter(
+                        &mut encoder,
+                        "tcp_bytes_acked",
+                        "Bytes acknowledged by clients on closed connections (eBPF)",
+                        c.bytes_acked,
+                    )?;
+                    counter(
+                        &mut encoder,
+                        "tcp_bytes_received",
+                        "Bytes received from clients on closed connections (eBPF)",
+                        c.bytes_received,
+                    )?;
+                    counter(
+                        &mut encoder,
+                        "tcp_retransmits",
+                        "Segments retransmitted on closed client connections (eBPF)",
+                        c.retrans,
+                    )?;
+                    counter(
+                        &mut encoder,
+                        "tcp_srtt_us_sum",
+                        "Sum of smoothed RTT at close, microseconds (eBPF)",
+                        c.srtt_us_sum,
+                    )?;
+                }
+                Err(e) => tracing::warn!(error = %e, "reading eBPF connection counters failed"),
+            }
+        }
+        Ok(())
+    }
+}

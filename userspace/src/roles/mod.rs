@@ -1,0 +1,4 @@
+//! The roles the `strata` binary runs: storage, edge, and pop (both on loopback).
+
+pub mod pop;
+pub mod serve;

@@ -1,0 +1,296 @@
+//! One client connection: the seed's service co-routine, as a tokio task.
+//!
+//! While idle the task holds no read buffer: it waits for readability, then allocates a buffer
+//! for the request head, answers, and frees it again unless pipelined bytes are left over.
+//! Everything a request needs lives in a boxed future that exists only while it is served, so
+//! an idle keep-alive connection costs little more than its socket. The asset last served
+//! stays open for the life of the connection, as the seed does for persistent connections.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::ServerContext;
+use crate::file_store::{advise, content_type, OpenAsset, StoreError};
+use crate::http::content_path::{ContentPath, PathError};
+use crate::http::file_plan::{plan_file_response, PlanError, Validators};
+use crate::http::request::{parse_request_head, HeadError, Method, RequestHead};
+use crate::http::response::{error_response, HeadBuilder};
+use crate::kernel::body_path::{send_range, BodyError};
+use crate::kernel::socket_opts::set_cork;
+
+/// Read-ahead window hinted at the start of every body.
+const READ_AHEAD: u64 = 4 << 20;
+
+/// Per-connection state kept between requests.
+struct ConnState {
+    stream: TcpStream,
+    /// Bytes of the next (pipelined) request already read.
+    leftover: Option<Vec<u8>>,
+    /// The asset served last, kept open.
+    open_asset: Option<Box<(ContentPath, OpenAsset)>>,
+}
+
+/// Serves `stream` until the client leaves, asks to close, errs or times out.
+pub async fn serve_connection(stream: TcpStream, ctx: Arc<ServerContext>) {
+    let mut state = ConnState {
+        stream,
+        leftover: None,
+        open_asset: None,
+    };
+    loop {
+        if state.leftover.is_none() {
+            match tokio::time::timeout(ctx.limits.idle_timeout, state.stream.readable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    ctx.metrics.timeout();
+                    break;
+                }
+            }
+        }
+        if !Box::pin(serve_one(&mut state, &ctx)).await {
+            break;
+        }
+    }
+}
+
+/// What reading a request head produced.
+enum HeadRead {
+    Head(RequestHead),
+    /// The client closed or the socket failed: close without a response.
+    Gone,
+    /// A response that ends the connection (400, 408, 431, 505).
+    Refuse(u16, String),
+}
+
+/// Serves one request. Returns whether the connection stays open.
+async fn serve_one(state: &mut ConnState, ctx: &ServerContext) -> bool {
+    let head = match read_head(state, ctx).await {
+        HeadRead::Head(h) => h,
+        HeadRead::Gone => return false,
+        HeadRead::Refuse(status, message) => {
+            let _ = respond(state, ctx, status, error_response(status, &message, false, &[])).await;
+            return false;
+        }
+    };
+    let keep_alive = head.keep_alive;
+    let bytes = match answer(state, ctx, &head).await {
+        Answer::Done(ok) => return ok && keep_alive,
+        Answer::Error(status, message, extra) => {
+            let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            error_response(status, &message, keep_alive, &extra)
+        }
+    };
+    let status = status_of(&bytes);
+    respond(state, ctx, status, bytes).await && keep_alive
+}
+
+/// Reads until one complete request head is buffered, within the header timeout and size limit.
+async fn read_head(state: &mut ConnState, ctx: &ServerContext) -> HeadRead {
+    let limits = &ctx.limits;
+    let mut buf = state.leftover.take().unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+    loop {
+        if !buf.is_empty() {
+            match parse_request_head(&buf) {
+                Ok(Some((head, used))) => {
+                    buf.drain(..used);
+                    if !buf.is_empty() {
+                        state.leftover = Some(buf);
+                    }
+                    return HeadRead::Head(head);
+                }
+                Ok(None) if buf.len() >= limits.max_header_bytes => {
+                    return HeadRead::Refuse(
+                        431,
+                        format!("request head larger than {} bytes", limits.max_header_bytes),
+                    );
+                }
+                Ok(None) => {}
+                Err(e @ HeadError::TooManyHeaders) => return HeadRead::Refuse(431, e.to_string()),
+                Err(e @ HeadError::Version) => return HeadRead::Refuse(505, e.to_string()),
+                Err(e @ HeadError::Malformed(_)) => return HeadRead::Refuse(400, e.to_string()),
+            }
+        }
+        // Grow the buffer geometrically, never past the head limit, so one read cannot
+        // take more than max_header_bytes.
+        let target = limits.max_header_bytes.min((buf.len() * 2).max(2048));
+        if buf.capacity() < target {
+            buf.reserve_exact(target - buf.len());
+        }
+        match tokio::time::timeout_at(deadline, state.stream.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return HeadRead::Gone,
+            Err(_) => {
+                ctx.metrics.timeout();
+                if buf.is_empty() {
+                    return HeadRead::Gone;
+                }
+                return HeadRead::Refuse(
+                    408,
+                    format!(
+                        "request head not complete within {:?}",
+                        limits.header_read_timeout
+                    ),
+                );
+            }
+        }
+        match state.stream.try_read_buf(&mut buf) {
+            Ok(0) => return HeadRead::Gone,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return HeadRead::Gone,
+        }
+    }
+}
+
+/// How a request was answered.
+enum Answer {
+    /// The response went out (true) or the connection broke mid-response (false).
+    Done(bool),
+    /// An error response to send: status, one-line message, extra headers.
+    Error(u16, String, Vec<(&'static str, String)>),
+}
+
+fn status_of(response: &[u8]) -> u16 {
+    response
+        .get(9..12)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) -> Answer {
+    let method = head.method();
+    if let Method::Other(m) = method {
+        return Answer::Error(
+            405,
+            format!("method {m} not allowed; use GET or HEAD"),
+            vec![("Allow", "GET, HEAD".into())],
+        );
+    }
+    let path = match ContentPath::parse(&head.path) {
+        Ok(p) => p,
+        Err(e @ PathError::Bad(_)) => return Answer::Error(400, e.to_string(), vec![]),
+        Err(e @ PathError::NotContent) => return Answer::Error(404, e.to_string(), vec![]),
+    };
+    let ctype = content_type(&path.asset);
+    let asset = match cached_or_open(state, ctx, path) {
+        Ok(a) => a,
+        Err(StoreError::NotFound(p)) => return Answer::Error(404, format!("no such asset {p}"), vec![]),
+        Err(e @ StoreError::Forbidden(_)) => return Answer::Error(403, e.to_string(), vec![]),
+        Err(e) => {
+            tracing::error!(error = %e, "opening asset failed");
+            return Answer::Error(500, "could not read the asset".into(), vec![]);
+        }
+    };
+    let validators = Validators {
+        len: asset.len,
+        etag: &asset.etag,
+        mtime: asset.mtime,
+    };
+    let plan = match plan_file_response(head, validators) {
+        Ok(p) => p,
+        Err(e @ PlanError::BadQuery(_)) => return Answer::Error(400, e.to_string(), vec![]),
+        Err(e @ PlanError::Unsatisfiable { len, .. }) => {
+            return Answer::Error(
+                416,
+                e.to_string(),
+                vec![("Content-Range", format!("bytes */{len}"))],
+            );
+        }
+    };
+    let mut builder = HeadBuilder::new(plan.status);
+    if plan.status != 304 {
+        builder = builder
+            .header("Content-Type", ctype)
+            .header_u64("Content-Length", plan.body.map_or(0, |b| b.len()));
+    }
+    builder = builder
+        .header("Accept-Ranges", "bytes")
+        .header("ETag", &asset.etag)
+        .header("Last-Modified", &asset.last_modified);
+    if let (true, Some(body)) = (plan.partial, plan.body) {
+        builder = builder.content_range(body, asset.len);
+    }
+    let head_bytes = builder.connection(head.keep_alive).finish();
+    ctx.metrics.response(plan.status);
+    let body = match (plan.send_body, plan.body) {
+        (true, Some(body)) => body,
+        _ => return Answer::Done(write_all(state, ctx, &head_bytes).await),
+    };
+    advise(
+        &asset.file,
+        libc::POSIX_FADV_WILLNEED,
+        body.start,
+        body.len().min(READ_AHEAD),
+    );
+    // Cork so the head and the first body bytes leave together; uncorking flushes the tail.
+    let corked = set_cork(&state.stream, true).is_ok();
+    if !write_all(state, ctx, &head_bytes).await {
+        return Answer::Done(false);
+    }
+    let sent = send_range(
+        &ctx.body_path,
+        &state.stream,
+        &asset.file,
+        body,
+        ctx.limits.send_stall_timeout,
+        &ctx.metrics,
+    )
+    .await;
+    if corked {
+        let _ = set_cork(&state.stream, false);
+    }
+    match sent {
+        Ok(()) => Answer::Done(true),
+        Err(e) => {
+            match &e {
+                BodyError::Truncated { .. } => {
+                    tracing::warn!(path = %head.path, error = %e, "body cut short; closing connection")
+                }
+                BodyError::Stalled(_) => ctx.metrics.timeout(),
+                _ => tracing::debug!(error = %e, "body not delivered; closing connection"),
+            }
+            Answer::Done(false)
+        }
+    }
+}
+
+/// Returns the open asset for `path`, reusing the connection's descriptor while the file is
+/// unchanged.
+fn cached_or_open(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    path: ContentPath,
+) -> Result<OpenAsset, StoreError> {
+    if let Some(cached) = &state.open_asset {
+        if cached.0 == path && ctx.store.still_current(&path, &cached.1) {
+            return Ok(cached.1.clone());
+        }
+    }
+    let asset = ctx.store.open_asset(&path)?;
+    state.open_asset = Some(Box::new((path, asset.clone())));
+    Ok(asset)
+}
+
+/// Writes an error or head-only response, counting its status.
+async fn respond(state: &mut ConnState, ctx: &ServerContext, status: u16, bytes: Vec<u8>) -> bool {
+    ctx.metrics.response(status);
+    write_all(state, ctx, &bytes).await
+}
+
+async fn write_all(state: &mut ConnState, ctx: &ServerContext, bytes: &[u8]) -> bool {
+    let stall: Duration = ctx.limits.send_stall_timeout;
+    match tokio::time::timeout(stall, state.stream.write_all(bytes)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            ctx.metrics.timeout();
+            false
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The HTTP file server shared by the storage and edge roles: listener, connection limit,
+//! kernel body path selection, eBPF telemetry, and the admin listener.
+
+pub mod admin;
+pub mod connection;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::config::{BodyPathMode, EbpfMode, Limits, ServeConfig};
+use crate::file_store::FileStore;
+use crate::http::response::error_response;
+use crate::kernel::body_path::BodyPath;
+use crate::kernel::conn_telemetry::ConnTelemetry;
+use crate::kernel::splice_worker::SplicePool;
+use crate::metrics::ServerMetrics;
+
+/// What every connection task of one server shares.
+pub struct ServerContext {
+    pub store: FileStore,
+    pub body_path: BodyPath,
+    pub limits: Limits,
+    pub metrics: Arc<ServerMetrics>,
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub role: &'static str,
+    pub local_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    // Dropping it detaches the eBPF program.
+    _telemetry: Option<Arc<ConnTelemetry>>,
+}
+
+impl RunningServer {
+    /// Waits until the accept loops end (after shutdown).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Number of CPU cores, the default for worker counts.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Chooses the body path: io_uring splice when possible, per the configured mode.
+fn choose_body_path(role: &str, mode: BodyPathMode, workers: usize) -> anyhow::Result<BodyPath> {
+    let workers = if workers == 0 { cores() } else { workers };
+    if mode == BodyPathMode::Sendfile {
+        tracing::info!(role, "body path: sendfile(2) (chosen by configuration)");
+        return Ok(BodyPath::Sendfile);
+    }
+    match SplicePool::start(workers) {
+        Ok(pool) => {
+            tracing::info!(
+                role,
+                workers = pool.workers(),
+                "body path: io_uring splice (file -> pipe -> socket)"
+            );
+            Ok(BodyPath::IoUringSplice(pool))
+        }
+        Err(e) if mode == BodyPathMode::Auto => {
+            tracing::warn!(role, error = %e, "io_uring splice unavailable; body path: sendfile(2) fallback");
+            Ok(BodyPath::Sendfile)
+        }
+        Err(e) => Err(e).context("body_path = io_uring was asked for but io_uring splice is unavailable"),
+    }
+}
+
+/// Loads the connection telemetry program per the configured mode.
+fn load_telemetry(role: &str, mode: EbpfMode, port: u16) -> anyhow::Result<Option<Arc<ConnTelemetry>>> {
+    if mode == EbpfMode::Off {
+        return Ok(None);
+    }
+    match ConnTelemetry::attach(port) {
+        Ok(t) => {
+            tracing::info!(role, cgroup = %t.cgroup().display(), port, "eBPF sock_ops conn_telemetry attached");
+            Ok(Some(Arc::new(t)))
+        }
+        Err(e) if mode == EbpfMode::Auto => {
+            tracing::warn!(role, error = %e, "eBPF connection telemetry unavailable; serving without it");
+            Ok(None)
+        }
+        Err(e) => Err(e).context("telemetry = required but the eBPF program could not be attached"),
+    }
+}
+
+/// Binds a listening socket with a backlog fit for many clients.
+fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .with_context(|| format!("creating a socket for {addr}"))?;
+    socket
+        .set_reuseaddr(true)
+        .with_context(|| format!("SO_REUSEADDR on {addr}"))?;
+    socket.bind(addr).with_context(|| format!("binding {addr}"))?;
+    socket
+        .listen(4096)
+        .with_context(|| format!("listening on {addr}"))
+}
+
+/// Starts a storage or edge server; returns once it is listening.
+pub async fn start(
+    role: &'static str,
+    cfg: &ServeConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<RunningServer> {
+    cfg.validate()?;
+    let store =
+        FileStore::open(&cfg.root).with_context(|| format!("{role}: opening the directory it serves"))?;
+    let listener = bind(cfg.listen).with_context(|| format!("{role}: client listener"))?;
+    let local_addr = listener.local_addr()?;
+    let body_path = choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
+    let telemetry = load_telemetry(role, cfg.telemetry, local_addr.port())?;
+    let metrics = ServerMetrics::new(role, body_path.label(), telemetry.clone());
+    let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let ctx = Arc::new(ServerContext {
+        store,
+        body_path,
+        limits: cfg.limits.clone(),
+        metrics: metrics.clone(),
+    });
+    tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
+    let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
+    let admin = tokio::spawn(admin::serve(admin_listener, metrics, shutdown));
+    Ok(RunningServer {
+        role,
+        local_addr,
+        admin_addr,
+        tasks: vec![accept, admin],
+        _telemetry: telemetry,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off briefly rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            ctx.metrics.connection_rejected();
+            tokio::spawn(reject(stream, ctx.clone()));
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            ctx.metrics.connection_opened();
+            connection::serve_connection(stream, ctx.clone()).await;
+            ctx.metrics.connection_closed();
+            drop(permit);
+        });
+    }
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn reject(stream: TcpStream, ctx: Arc<ServerContext>) {
+    let msg = format!(
+        "server at its limit of {} connections; retry shortly",
+        ctx.limits.max_connections
+    );
+    let resp = error_response(503, &msg, false, &[("Retry-After", "1")]);
+    ctx.metrics.response(503);
+    let _ = stream.try_write(&resp);
+}
