@@ -1,1 +1,358 @@
+//! Test harness: starts real `strata` processes on loopback, speaks HTTP/1.1 to them over real
+//! sockets, and reads their metrics. Every server listens on port 0; the harness learns the
+//! real addresses from the server's own start-up log.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The strata binary under test: $STRATA_BIN (set by `cargo xtask test`) or target/{release,debug}.
+pub fn strata_bin() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf();
+    if let Some(p) = std::env::var_os("STRATA_BIN") {
+        // Relative paths are taken from the workspace root (tests run in tests/).
+        return root.join(p);
+    }
+    for profile in ["release", "debug"] {
+        let p = root.join("target").join(profile).join("strata");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("no strata binary: run the tests with `cargo xtask test` (or set STRATA_BIN)");
+}
+
+/// True when running in CI, where kernel features must be present (tests fail, never skip).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Whether this process may load eBPF and use io_uring; outside CI a test may skip (loudly).
+pub fn kernel_features_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root && !in_ci() {
+        eprintln!("SKIPPED {test}: needs root for eBPF (outside CI only; CI runs as root and fails instead)");
+        return false;
+    }
+    true
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("strata-test-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `bytes` at `rel` (creating parent directories) and returns the full path.
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.0.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, bytes).expect("write file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), distinct per seed.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// 64-bit checksum of a byte string.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// A running strata process; killed when dropped.
+pub struct Strata {
+    child: Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    /// Every other server the process started (pop): role → (addr, admin).
+    pub servers: Vec<(String, SocketAddr, SocketAddr)>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Strata {
+    /// `strata storage --root DIR` on loopback with the io_uring path required, plus `extra`.
+    pub fn storage(root: &Path, extra: &[&str]) -> Strata {
+        let mut args = vec!["storage", "--root", root.to_str().expect("utf-8 path")];
+        args.extend(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--body-path") {
+            args.extend(["--body-path", "io_uring"]);
+        }
+        args.extend_from_slice(extra);
+        Strata::start(&args, 1)
+    }
+
+    /// `strata edge --cache-dir DIR` on loopback with io_uring and eBPF telemetry required.
+    pub fn edge(cache: &Path, extra: &[&str]) -> Strata {
+        let mut args = vec!["edge", "--cache-dir", cache.to_str().expect("utf-8 path")];
+        args.extend(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        if !extra.contains(&"--body-path") {
+            args.extend(["--body-path", "io_uring"]);
+        }
+        if !extra.contains(&"--telemetry") {
+            args.extend(["--telemetry", "required"]);
+        }
+        args.extend_from_slice(extra);
+        Strata::start(&args, 1)
+    }
+
+    /// Starts `strata ARGS` and waits for `servers` "serving" log lines.
+    pub fn start(args: &[&str], servers: usize) -> Strata {
+        let mut child = Command::new(strata_bin())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strata");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[strata] {line}");
+                if line.contains(" serving ") || line.contains("Error") {
+                    let _ = tx.send(line.clone());
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let mut found = Vec::new();
+        while found.len() < servers {
+            let line = match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "strata {args:?} did not start; log: {:?}",
+                        log.lock().expect("log").clone()
+                    );
+                }
+            };
+            if line.contains("Error") && !line.contains(" serving ") {
+                let _ = child.kill();
+                panic!("strata {args:?} failed to start: {line}");
+            }
+            let field = |name: &str| -> SocketAddr {
+                let start = line.find(&format!("{name}=")).expect("address field") + name.len() + 1;
+                let rest = &line[start..];
+                rest.split_whitespace()
+                    .next()
+                    .expect("value")
+                    .parse()
+                    .expect("socket address")
+            };
+            let role = line
+                .split("role=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string();
+            found.push((role, field("local_addr"), field("admin_addr")));
+        }
+        let (_, addr, admin) = found[0].clone();
+        Strata {
+            child,
+            addr,
+            admin,
+            servers: found,
+            log,
+        }
+    }
+
+    /// The address of the server with `role` (for multi-server processes such as pop).
+    pub fn role(&self, role: &str) -> (SocketAddr, SocketAddr) {
+        let s = self
+            .servers
+            .iter()
+            .find(|s| s.0 == role)
+            .unwrap_or_else(|| panic!("no {role} server"));
+        (s.1, s.2)
+    }
+
+    /// Lines the process has logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// The Prometheus text from /metrics.
+    pub fn metrics(&self) -> String {
+        let resp = get(self.admin, "/metrics", &[]);
+        assert_eq!(resp.status, 200, "GET /metrics");
+        String::from_utf8(resp.body).expect("utf-8 metrics")
+    }
+
+    /// The value of one sample (`name{labels}` exactly as exposed), or 0 if absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics(), sample)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        // SAFETY: kill with a valid pid and signal number.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Strata {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of a sample line in Prometheus text, or 0 if absent.
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Connects to `addr` with a generous read timeout (so a broken server fails the test rather
+/// than hanging it).
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    s
+}
+
+/// A GET request head with Host and extra header lines.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    r
+}
+
+/// Reads one response from a connection; `head_only` for responses to HEAD.
+pub fn read_response(stream: &mut impl Read, buf: &mut Vec<u8>, head_only: bool) -> Response {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(n) = resp.parse(buf).expect("valid response head") {
+            let status = resp.code.expect("status");
+            let headers: Vec<(String, String)> = resp
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                .collect();
+            let len: usize = if head_only || status == 304 {
+                0
+            } else {
+                headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.parse().expect("content-length"))
+                    .unwrap_or(0)
+            };
+            buf.drain(..n);
+            while buf.len() < len {
+                let mut chunk = vec![0u8; (len - buf.len()).min(1 << 20)];
+                let got = stream.read(&mut chunk).expect("read body");
+                assert!(
+                    got > 0,
+                    "connection closed after {} of {len} body bytes",
+                    buf.len()
+                );
+                buf.extend_from_slice(&chunk[..got]);
+            }
+            let body: Vec<u8> = buf.drain(..len).collect();
+            return Response {
+                status,
+                headers,
+                body,
+            };
+        }
+        let mut chunk = [0u8; 16384];
+        let got = stream.read(&mut chunk).expect("read head");
+        assert!(
+            got > 0,
+            "connection closed before a complete response head ({} bytes)",
+            buf.len()
+        );
+        buf.extend_from_slice(&chunk[..got]);
+    }
+}
+
+/// One request on a fresh connection.
+pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    send(addr, &request("GET", path, headers), false)
+}
+
+/// Sends raw request bytes on a fresh connection and reads one response.
+pub fn send(addr: SocketAddr, raw: &str, head_only: bool) -> Response {
+    let mut s = connect(addr);
+    s.write_all(raw.as_bytes()).expect("write request");
+    read_response(&mut s, &mut Vec::new(), head_only)
+}
+
+/// True if the server closed the connection (EOF) within the read timeout.
+pub fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(stream.read(&mut b), Ok(0))
+        || matches!(stream.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}

@@ -1,8 +1,10 @@
 //! The `strata` binary: parses the command line, sets up logging and the runtime, runs a role.
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use clap::Parser;
-use strata::cli::{Cli, Command};
+use strata::cli::{Cli, Command, ServeArgs};
 use strata::config::ServeConfig;
 use strata::roles;
 use tracing_subscriber::EnvFilter;
@@ -12,24 +14,26 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let (role, cfg) = match cli.command {
-        Command::Storage(a) => (
-            "storage",
-            a.common.resolve(ServeConfig::storage_defaults(), a.root.clone()),
-            a.common.print_config,
-        ),
-        Command::Edge(a) => (
-            "edge",
-            a.common
-                .resolve(ServeConfig::edge_defaults(), a.cache_dir.clone()),
-            a.common.print_config,
-        ),
-        Command::Pop(args) => return runtime(0)?.block_on(roles::pop::run(args)),
+    match cli.command {
+        Command::Storage(a) => serve("storage", &a.common, ServeConfig::storage_defaults(), a.root),
+        Command::Edge(a) => serve("edge", &a.common, ServeConfig::edge_defaults(), a.cache_dir),
+        Command::Pop(args) => runtime(0)?.block_on(roles::pop::run(args)),
     }
-    .pipe(|(role, cfg, print)| (role, cfg.map(|c| (c, print))));
-    let (cfg, print) = cfg.with_context(|| format!("strata {role}: configuration"))?;
-    if print {
+}
+
+/// Runs a serving role (or prints its configuration).
+fn serve(
+    role: &'static str,
+    args: &ServeArgs,
+    defaults: ServeConfig,
+    root: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let cfg = args
+        .resolve(defaults, root)
+        .with_context(|| format!("strata {role}: configuration"))?;
+    if args.print_config {
         print!("{}", cfg.to_toml());
         return Ok(());
     }
@@ -48,10 +52,3 @@ fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .context("starting the tokio runtime")
 }
-
-trait Pipe: Sized {
-    fn pipe<R>(self, f: impl FnOnce(Self) -> R) -> R {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}

@@ -53,6 +53,7 @@ pub struct ServerMetrics {
     connections_total: Counter,
     connections_rejected: Counter,
     timeouts: Counter,
+    send_waits: Counter,
 }
 
 impl ServerMetrics {
@@ -70,6 +71,7 @@ impl ServerMetrics {
         let connections_total = Counter::default();
         let connections_rejected = Counter::default();
         let timeouts = Counter::default();
+        let send_waits = Counter::default();
         registry.register(
             "http_responses",
             "HTTP responses sent, by status code",
@@ -101,6 +103,11 @@ impl ServerMetrics {
             "Connections closed by a header, idle or send-stall timeout",
             timeouts.clone(),
         );
+        registry.register(
+            "send_waits",
+            "Times a body send found the client socket full and waited for room (slow clients)",
+            send_waits.clone(),
+        );
         // Make both paths visible from the first scrape, so a dashboard can tell 0 from absent.
         for path in [BodyPathLabel::IoUringSplice, BodyPathLabel::Sendfile] {
             let _ = body_bytes.get_or_create(&PathLabels { path: path.as_str() });
@@ -120,6 +127,7 @@ impl ServerMetrics {
             connections_total,
             connections_rejected,
             timeouts,
+            send_waits,
         })
     }
 
@@ -150,6 +158,10 @@ impl ServerMetrics {
 
     pub fn connection_rejected(&self) {
         self.connections_rejected.inc();
+    }
+
+    pub fn send_wait(&self) {
+        self.send_waits.inc();
     }
 
     pub fn timeout(&self) {

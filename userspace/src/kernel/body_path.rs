@@ -68,7 +68,12 @@ pub async fn send_range(
 }
 
 /// Waits until the socket has room again, at most `stall`.
-async fn wait_writable(stream: &TcpStream, stall: Duration) -> Result<(), BodyError> {
+async fn wait_writable(
+    stream: &TcpStream,
+    stall: Duration,
+    metrics: &ServerMetrics,
+) -> Result<(), BodyError> {
+    metrics.send_wait();
     let deadline = tokio::time::Instant::now() + stall;
     loop {
         match tokio::time::timeout_at(deadline, stream.writable()).await {
@@ -140,7 +145,7 @@ async fn splice_range(
         in_pipe -= drained;
         metrics.body_bytes(BodyPathLabel::IoUringSplice, drained);
         if in_pipe > 0 && drained < u64::from(drain) {
-            wait_writable(stream, stall).await?;
+            wait_writable(stream, stall, metrics).await?;
         }
     }
     // Every byte left the pipe, so it can serve another transfer.
@@ -161,7 +166,6 @@ async fn sendfile_range(
     let mut offset = range.start as libc::off_t;
     let end = (range.end + 1) as libc::off_t;
     while offset < end {
-        wait_writable(stream, stall).await?;
         let count = ((end - offset) as usize).min(1 << 30);
         let sent = stream.try_io(Interest::WRITABLE, || {
             // SAFETY: both descriptors are valid for the call; offset points to a live off_t.
@@ -179,7 +183,7 @@ async fn sendfile_range(
                 })
             }
             Ok(n) => metrics.body_bytes(BodyPathLabel::Sendfile, n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(stream, stall, metrics).await?,
             Err(e) => return Err(e.into()),
         }
     }

@@ -334,10 +334,7 @@ fn submit_job(ring: &mut IoUring, in_flight: &mut Slab<InFlight>, queued: Queued
     if !ok {
         let _ = queued.reply.send(SpliceOutcome {
             filled: None,
-            drained: Err(io::Error::new(
-                io::ErrorKind::Other,
-                "splice worker submission queue full",
-            )),
+            drained: Err(io::Error::other("splice worker submission queue full")),
         });
         return;
     }

@@ -1,0 +1,60 @@
+//! `strata pop` on loopback, driven by real curl: the URLs it prints answer, including
+//! `curl -r 100-199` (206, 100 bytes) and `?bytes=100-199` (200, 100 bytes).
+
+use std::process::Command;
+
+use strata_tests::*;
+
+fn curl(args: &[&str]) -> (u16, u64) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"])
+        .args(args)
+        .output()
+        .expect("curl is installed (cargo xtask setup installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, size) = text.split_once(' ').expect("curl -w output");
+    (code.parse().expect("code"), size.parse().expect("size"))
+}
+
+#[test]
+fn pop_serves_demo_content_to_curl_with_ranges() {
+    let data = TempDir::new("pop");
+    let data_dir = data.path().to_str().expect("utf-8");
+    let pop = Strata::start(
+        &[
+            "pop",
+            "--data-dir",
+            data_dir,
+            "--edge-listen",
+            "127.0.0.1:0",
+            "--edge-admin-listen",
+            "127.0.0.1:0",
+            "--storage-listen",
+            "127.0.0.1:0",
+            "--storage-admin-listen",
+            "127.0.0.1:0",
+        ],
+        2,
+    );
+    let (edge, edge_admin) = pop.role("edge");
+    let (storage, _) = pop.role("storage");
+    let url = format!("http://{edge}/acme/launch-trailer/init.mp4");
+    assert_eq!(curl(&[&url]), (200, 128 * 1024));
+    assert_eq!(curl(&["-r", "100-199", &url]), (206, 100));
+    assert_eq!(curl(&[&format!("{url}?bytes=100-199")]), (200, 100));
+    assert_eq!(
+        curl(&[&format!("http://{edge}/acme/launch-trailer/video-1080p.mp4")]),
+        (200, 8 << 20)
+    );
+    assert_eq!(
+        curl(&[&format!("http://{storage}/globex/keynote-2026/video-720p.mp4")]),
+        (200, 4 << 20)
+    );
+    assert_eq!(
+        curl(&[&format!("http://{edge}/globex/keynote-2026/video-720p.mp4")]).0,
+        404,
+        "not cached on the edge yet"
+    );
+    assert_eq!(curl(&[&format!("http://{edge_admin}/healthz")]).0, 200);
+    assert_eq!(pop.stop(), Some(0), "Ctrl-C/SIGTERM shuts the POP down cleanly");
+}

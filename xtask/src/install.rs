@@ -1,0 +1,176 @@
+//! `cargo xtask install`: puts strata on a bare-metal Linux host — the binary, one systemd unit
+//! and one TOML config per role, and the state directories. `--dry-run` only shows the plan;
+//! `--prefix` installs under another root (for packaging or a safe look).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::build::release_binary;
+use crate::setup;
+use crate::shell::exec;
+
+#[derive(Args)]
+pub struct InstallArgs {
+    /// Root to install under.
+    #[arg(long, default_value = "/")]
+    prefix: PathBuf,
+    /// Print what would be installed, change nothing, build nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Roles that get a systemd unit and a config file.
+const ROLES: &[(&str, &str, &str)] = &[
+    ("storage", "--root", "/var/lib/strata/storage"),
+    ("edge", "--cache-dir", "/var/lib/strata/edge-cache"),
+];
+
+fn unit(role: &str) -> String {
+    format!(
+        "[Unit]\n\
+         Description=strata {role}\n\
+         Documentation=man:strata(1)\n\
+         After=network-online.target\n\
+         Wants=network-online.target\n\n\
+         [Service]\n\
+         ExecStart=/usr/local/bin/strata {role} --config /etc/strata/{role}.toml\n\
+         Restart=on-failure\n\
+         RestartSec=2\n\
+         # eBPF programs and io_uring need these; the kernel detaches eBPF links when the process exits.\n\
+         AmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_RESOURCE\n\
+         LimitNOFILE=1048576\n\
+         LimitMEMLOCK=infinity\n\n\
+         [Install]\n\
+         WantedBy=multi-user.target\n"
+    )
+}
+
+/// One step of the plan.
+enum Step {
+    Dir(PathBuf),
+    Binary {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    File {
+        to: PathBuf,
+        text: String,
+        keep_existing: bool,
+    },
+    ConfigFromBinary {
+        role: &'static str,
+        to: PathBuf,
+    },
+}
+
+fn under(prefix: &Path, abs: &str) -> PathBuf {
+    prefix.join(abs.trim_start_matches('/'))
+}
+
+fn plan(prefix: &Path, binary: PathBuf) -> Vec<Step> {
+    let mut steps = vec![
+        Step::Dir(under(prefix, "/usr/local/bin")),
+        Step::Binary {
+            from: binary,
+            to: under(prefix, "/usr/local/bin/strata"),
+        },
+        Step::Dir(under(prefix, "/etc/strata")),
+        Step::Dir(under(prefix, "/etc/systemd/system")),
+    ];
+    for (role, _, state) in ROLES {
+        steps.push(Step::Dir(under(prefix, state)));
+        steps.push(Step::ConfigFromBinary {
+            role,
+            to: under(prefix, &format!("/etc/strata/{role}.toml")),
+        });
+        steps.push(Step::File {
+            to: under(prefix, &format!("/etc/systemd/system/strata-{role}.service")),
+            text: unit(role),
+            keep_existing: false,
+        });
+    }
+    steps
+}
+
+pub fn run(args: InstallArgs) -> anyhow::Result<()> {
+    let binary = if args.dry_run {
+        crate::shell::root().join("target/release/strata")
+    } else {
+        setup::ensure()?;
+        release_binary()?
+    };
+    let steps = plan(&args.prefix, binary.clone());
+    let verb = if args.dry_run { "would" } else { "will" };
+    println!("install: {verb} install strata under {}", args.prefix.display());
+    for step in &steps {
+        match step {
+            Step::Dir(d) => println!("  mkdir -p {}", d.display()),
+            Step::Binary { from, to } => println!("  install -m 0755 {} {}", from.display(), to.display()),
+            Step::File { to, .. } => println!("  write {}", to.display()),
+            Step::ConfigFromBinary { role, to } => {
+                println!(
+                    "  write {} (from `strata {role} --print-config`; an existing file is kept)",
+                    to.display()
+                )
+            }
+        }
+    }
+    let systemd = args.prefix == Path::new("/") && Path::new("/run/systemd/system").exists();
+    if systemd {
+        println!("  systemctl daemon-reload");
+    }
+    if args.dry_run {
+        println!("install: dry run, nothing changed");
+        return Ok(());
+    }
+    for step in steps {
+        match step {
+            Step::Dir(d) => {
+                std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?
+            }
+            Step::Binary { from, to } => {
+                let tmp = to.with_extension("new");
+                std::fs::copy(&from, &tmp)
+                    .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+                std::fs::rename(&tmp, &to).with_context(|| format!("moving {} into place", to.display()))?;
+            }
+            Step::File {
+                to,
+                text,
+                keep_existing,
+            } => {
+                if !(keep_existing && to.exists()) {
+                    std::fs::write(&to, text).with_context(|| format!("writing {}", to.display()))?;
+                }
+            }
+            Step::ConfigFromBinary { role, to } => {
+                if to.exists() {
+                    println!("install: kept existing {}", to.display());
+                    continue;
+                }
+                let out = Command::new(&binary)
+                    .args([role, "--print-config"])
+                    .output()
+                    .with_context(|| format!("running {} {role} --print-config", binary.display()))?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "strata {role} --print-config failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let text = format!(
+                    "# strata {role} configuration; every key is optional (defaults shown).\n{}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+                std::fs::write(&to, text).with_context(|| format!("writing {}", to.display()))?;
+            }
+        }
+    }
+    if systemd {
+        exec(Command::new("systemctl").arg("daemon-reload"))?;
+    }
+    println!("install: done. Start a role with: systemctl enable --now strata-edge");
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! `cargo xtask setup`: idempotent installation of what strata's build and tests need.
+//!
+//! - the nightly toolchain's rust-src (aya-ebpf programs are built with -Z build-std=core);
+//! - bpf-linker, built against the nightly toolchain's own LLVM (there is no system LLVM 22);
+//! - the Debian packages the tests use.
+//!
+//! Every step checks first and skips what is already there.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context as _};
+
+use crate::shell::{exec, output};
+
+/// Debian packages the tests and the POP use.
+pub const DEBIAN_PACKAGES: &[&str] = &["curl", "iproute2", "procps"];
+
+/// Runs every setup step, saying what it does.
+pub fn run_all(verbose: bool) -> anyhow::Result<()> {
+    nightly(verbose)?;
+    rust_src(verbose)?;
+    bpf_linker(verbose)?;
+    debian_packages(verbose)?;
+    Ok(())
+}
+
+/// `cargo xtask setup`.
+pub fn run() -> anyhow::Result<()> {
+    run_all(true)?;
+    println!("setup: everything is in place");
+    Ok(())
+}
+
+/// Runs the setup steps that are missing; silent when nothing is.
+pub fn ensure() -> anyhow::Result<()> {
+    run_all(false)
+}
+
+fn nightly(verbose: bool) -> anyhow::Result<()> {
+    let list =
+        output(Command::new("rustup").args(["toolchain", "list"])).context("rustup is not installed")?;
+    if list.lines().any(|l| l.starts_with("nightly")) {
+        if verbose {
+            println!("setup: nightly toolchain present");
+        }
+        return Ok(());
+    }
+    println!("setup: installing the nightly toolchain");
+    exec(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))
+}
+
+fn rust_src(verbose: bool) -> anyhow::Result<()> {
+    let installed =
+        output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
+            .unwrap_or_default();
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        if verbose {
+            println!("setup: nightly rust-src present");
+        }
+        return Ok(());
+    }
+    println!("setup: adding rust-src to the nightly toolchain");
+    exec(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))
+}
+
+fn cargo_bin(name: &str) -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+    home.join("bin").join(name)
+}
+
+fn bpf_linker(verbose: bool) -> anyhow::Result<()> {
+    let on_path = output(Command::new("bpf-linker").arg("--version"));
+    let in_cargo = output(Command::new(cargo_bin("bpf-linker")).arg("--version"));
+    if let Some(v) = on_path.or(in_cargo) {
+        if verbose {
+            println!("setup: {} present", v.trim());
+        }
+        return Ok(());
+    }
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))
+        .context("cannot ask the nightly rustc for its sysroot")?;
+    let lib = PathBuf::from(sysroot.trim()).join("lib");
+    let llvm = std::fs::read_dir(&lib)
+        .with_context(|| format!("reading {}", lib.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find_map(|n| {
+            n.strip_prefix("lib")
+                .and_then(|n| n.strip_suffix(".so"))
+                .filter(|n| n.starts_with("LLVM-"))
+                .map(String::from)
+        })
+        .with_context(|| format!("no libLLVM-*.so in {}; cannot build bpf-linker", lib.display()))?;
+    let major = llvm
+        .trim_start_matches("LLVM-")
+        .split(['-', '.'])
+        .next()
+        .unwrap_or("22")
+        .to_string();
+    println!("setup: building bpf-linker against the nightly toolchain's {llvm} (about a minute)");
+    let rustflags = format!(
+        "-L {lib} -l dylib={llvm} -C link-arg=-Wl,-rpath,{lib}",
+        lib = lib.display()
+    );
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "+nightly",
+        "install",
+        "bpf-linker",
+        "--no-default-features",
+        "--features",
+    ])
+    .arg(format!("llvm-{major},no-llvm-linking"))
+    .env("RUSTFLAGS", rustflags);
+    exec(&mut cmd)?;
+    if output(Command::new(cargo_bin("bpf-linker")).arg("--version")).is_none() {
+        bail!("bpf-linker was built but does not run; see the cargo output above");
+    }
+    Ok(())
+}
+
+fn debian_packages(verbose: bool) -> anyhow::Result<()> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            let status =
+                output(Command::new("dpkg-query").args(["-W", "-f=${Status}", p])).unwrap_or_default();
+            !status.contains("install ok installed")
+        })
+        .collect();
+    if missing.is_empty() {
+        if verbose {
+            println!("setup: Debian packages present: {}", DEBIAN_PACKAGES.join(" "));
+        }
+        return Ok(());
+    }
+    if output(Command::new("id").arg("-u"))
+        .map(|u| u.trim() != "0")
+        .unwrap_or(true)
+    {
+        bail!(
+            "Debian packages missing: {}; run as root: apt-get install -y {}",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    println!("setup: installing Debian packages: {}", missing.join(" "));
+    exec(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    exec(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
