@@ -38,7 +38,8 @@ pub struct FileStore {
     root_path: PathBuf,
 }
 
-/// An open asset with its HTTP validators.
+/// An open asset and the identity its HTTP validators derive from. Kept small (no strings):
+/// a keep-alive connection holds one for as long as it lives.
 #[derive(Debug, Clone)]
 pub struct OpenAsset {
     pub file: Arc<File>,
@@ -46,10 +47,23 @@ pub struct OpenAsset {
     pub dev: u64,
     pub ino: u64,
     pub mtime: SystemTime,
-    /// Strong ETag, quoted.
-    pub etag: String,
-    /// IMF-fixdate of `mtime`.
-    pub last_modified: String,
+}
+
+impl OpenAsset {
+    /// Strong ETag, quoted: inode, length and modification time in nanoseconds.
+    pub fn etag(&self) -> String {
+        let mtime_ns = self
+            .mtime
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("\"{:x}-{:x}-{:x}\"", self.ino, self.len, mtime_ns)
+    }
+
+    /// Last-Modified as an IMF-fixdate.
+    pub fn last_modified(&self) -> String {
+        httpdate::fmt_http_date(self.mtime)
+    }
 }
 
 impl FileStore {
@@ -108,16 +122,12 @@ impl FileStore {
                 st.st_mtime.max(0) as u64,
                 st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
             );
-        let len = st.st_size.max(0) as u64;
-        let mtime_ns = st.st_mtime.max(0) as u128 * 1_000_000_000 + st.st_mtime_nsec.max(0) as u128;
         Ok(OpenAsset {
             file: Arc::new(file),
-            len,
+            len: st.st_size.max(0) as u64,
             dev: st.st_dev,
             ino: st.st_ino,
             mtime,
-            etag: format!("\"{:x}-{:x}-{:x}\"", st.st_ino, len, mtime_ns),
-            last_modified: httpdate::fmt_http_date(mtime),
         })
     }
 
@@ -199,7 +209,8 @@ mod tests {
         let path = ContentPath::parse("/t/c/a.mp4").unwrap();
         let asset = store.open_asset(&path).unwrap();
         assert_eq!(asset.len, 5);
-        assert!(asset.etag.starts_with('"') && asset.etag.ends_with('"'));
+        let etag = asset.etag();
+        assert!(etag.starts_with('"') && etag.ends_with('"'));
         assert!(store.still_current(&path, &asset));
         std::fs::write(root.join("t/c/a.mp4"), b"hello world").unwrap();
         assert!(!store.still_current(&path, &asset));

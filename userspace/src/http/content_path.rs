@@ -12,7 +12,7 @@ use thiserror::Error;
 pub const MAX_SEGMENT: usize = 255;
 
 /// A validated content address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContentPath {
     pub tenant: String,
     pub content_id: String,

@@ -275,15 +275,20 @@ fn run_worker(index: usize, mut ring: IoUring, queue: mpsc::Receiver<Queued>, wa
             }
             let fill_done = entry.queued.job.fill == 0 || entry.filled.is_some();
             if fill_done && entry.drained.is_some() {
-                let done = in_flight.remove(slot);
+                let InFlight {
+                    queued: Queued { job, reply },
+                    filled,
+                    drained,
+                } = in_flight.remove(slot);
+                // Release the job's descriptors before answering, so the task gets its pipe
+                // back unshared and can return it to the pool.
+                drop(job);
                 let outcome = SpliceOutcome {
-                    filled: done.filled,
-                    drained: done
-                        .drained
-                        .unwrap_or_else(|| Err(io::Error::from_raw_os_error(libc::ECANCELED))),
+                    filled,
+                    drained: drained.unwrap_or_else(|| Err(io::Error::from_raw_os_error(libc::ECANCELED))),
                 };
                 // The task may have gone away; then the outcome is simply dropped.
-                let _ = done.queued.reply.send(outcome);
+                let _ = reply.send(outcome);
             }
         }
     }

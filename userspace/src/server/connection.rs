@@ -1,11 +1,14 @@
 //! One client connection: the seed's service co-routine, as a tokio task.
 //!
-//! While idle the task holds no read buffer: it waits for readability, then allocates a buffer
-//! for the request head, answers, and frees it again unless pipelined bytes are left over.
-//! Everything a request needs lives in a boxed future that exists only while it is served, so
-//! an idle keep-alive connection costs little more than its socket. The asset last served
-//! stays open for the life of the connection, as the seed does for persistent connections.
+//! While idle the task holds no read buffer: it waits for readability, then reads the request
+//! head into a per-thread scratch buffer (a heap buffer only for heads that arrive in pieces or
+//! for pipelined leftovers). Everything a request needs lives in a boxed future that exists only
+//! while it is served, so an idle keep-alive connection costs little more than its socket. The
+//! asset last served stays open for the life of the connection, as the seed does for
+//! persistent connections.
 
+use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +33,71 @@ struct ConnState {
     /// Bytes of the next (pipelined) request already read.
     leftover: Option<Vec<u8>>,
     /// The asset served last, kept open.
-    open_asset: Option<Box<(ContentPath, OpenAsset)>>,
+    open_asset: Option<CachedAsset>,
+}
+
+/// The open asset of a connection, keyed by a hash of its path. A hash collision cannot serve
+/// the wrong file: reuse also needs the path to name the same inode, size and mtime now.
+struct CachedAsset {
+    key: u64,
+    asset: OpenAsset,
+}
+
+fn path_key(path: &ContentPath) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
+}
+
+/// Size of the per-thread scratch buffer request heads are first read into.
+const SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; SCRATCH].into_boxed_slice());
+}
+
+/// What the first read of a request produced.
+enum FirstRead {
+    /// The readiness was spurious: no byte to read (tokio's readiness is now cleared).
+    Nothing,
+    Done(HeadRead),
+    /// Bytes of a head not yet complete (possibly none): continue with a heap buffer.
+    Partial(Vec<u8>),
+}
+
+/// Reads whatever the socket has into the thread's scratch buffer and parses a head from it,
+/// without awaiting: the common case (a whole head in one segment) allocates nothing.
+fn read_first(state: &mut ConnState, max_header_bytes: usize) -> FirstRead {
+    SCRATCH_BUF.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let room = max_header_bytes.min(scratch.len());
+        let n = match state.stream.try_read(&mut scratch[..room]) {
+            Ok(0) => return FirstRead::Done(HeadRead::Gone),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return FirstRead::Nothing,
+            Err(_) => return FirstRead::Done(HeadRead::Gone),
+        };
+        match parse_request_head(&scratch[..n]) {
+            Ok(Some((head, used))) => {
+                if used < n {
+                    state.leftover = Some(scratch[used..n].to_vec());
+                }
+                FirstRead::Done(HeadRead::Head(head))
+            }
+            Ok(None) => FirstRead::Partial(scratch[..n].to_vec()),
+            Err(e) => FirstRead::Done(refusal(e)),
+        }
+    })
+}
+
+/// The response that ends a connection whose head could not be parsed.
+fn refusal(e: HeadError) -> HeadRead {
+    let status = match e {
+        HeadError::TooManyHeaders => 431,
+        HeadError::Version => 505,
+        HeadError::Malformed(_) => 400,
+    };
+    HeadRead::Refuse(status, e.to_string())
 }
 
 /// Serves `stream` until the client leaves, asks to close, errs or times out.
@@ -41,7 +108,7 @@ pub async fn serve_connection(stream: TcpStream, ctx: Arc<ServerContext>) {
         open_asset: None,
     };
     loop {
-        if state.leftover.is_none() {
+        let first = if state.leftover.is_none() {
             match tokio::time::timeout(ctx.limits.idle_timeout, state.stream.readable()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => break,
@@ -50,8 +117,16 @@ pub async fn serve_connection(stream: TcpStream, ctx: Arc<ServerContext>) {
                     break;
                 }
             }
-        }
-        if !Box::pin(serve_one(&mut state, &ctx)).await {
+            // Read before building the request's (boxed) state: a spurious wake-up, which
+            // tokio reports for fresh sockets, must not allocate anything.
+            match read_first(&mut state, ctx.limits.max_header_bytes) {
+                FirstRead::Nothing => continue,
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        if !Box::pin(serve_one(&mut state, &ctx, first)).await {
             break;
         }
     }
@@ -67,8 +142,8 @@ enum HeadRead {
 }
 
 /// Serves one request. Returns whether the connection stays open.
-async fn serve_one(state: &mut ConnState, ctx: &ServerContext) -> bool {
-    let head = match read_head(state, ctx).await {
+async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<FirstRead>) -> bool {
+    let head = match read_head(state, ctx, first).await {
         HeadRead::Head(h) => h,
         HeadRead::Gone => return false,
         HeadRead::Refuse(status, message) => {
@@ -89,9 +164,15 @@ async fn serve_one(state: &mut ConnState, ctx: &ServerContext) -> bool {
 }
 
 /// Reads until one complete request head is buffered, within the header timeout and size limit.
-async fn read_head(state: &mut ConnState, ctx: &ServerContext) -> HeadRead {
+async fn read_head(state: &mut ConnState, ctx: &ServerContext, first: Option<FirstRead>) -> HeadRead {
     let limits = &ctx.limits;
-    let mut buf = state.leftover.take().unwrap_or_default();
+    // A head already read by the idle loop comes first; its pipelined successors, if any,
+    // wait in `leftover` for the next round.
+    let mut buf = match first {
+        Some(FirstRead::Done(r)) => return r,
+        Some(FirstRead::Partial(b)) => b,
+        Some(FirstRead::Nothing) | None => state.leftover.take().unwrap_or_default(),
+    };
     let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
     loop {
         if !buf.is_empty() {
@@ -110,9 +191,7 @@ async fn read_head(state: &mut ConnState, ctx: &ServerContext) -> HeadRead {
                     );
                 }
                 Ok(None) => {}
-                Err(e @ HeadError::TooManyHeaders) => return HeadRead::Refuse(431, e.to_string()),
-                Err(e @ HeadError::Version) => return HeadRead::Refuse(505, e.to_string()),
-                Err(e @ HeadError::Malformed(_)) => return HeadRead::Refuse(400, e.to_string()),
+                Err(e) => return refusal(e),
             }
         }
         // Grow the buffer geometrically, never past the head limit, so one read cannot
@@ -178,7 +257,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
         Err(e @ PathError::NotContent) => return Answer::Error(404, e.to_string(), vec![]),
     };
     let ctype = content_type(&path.asset);
-    let asset = match cached_or_open(state, ctx, path) {
+    let asset = match cached_or_open(state, ctx, &path) {
         Ok(a) => a,
         Err(StoreError::NotFound(p)) => return Answer::Error(404, format!("no such asset {p}"), vec![]),
         Err(e @ StoreError::Forbidden(_)) => return Answer::Error(403, e.to_string(), vec![]),
@@ -187,9 +266,10 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             return Answer::Error(500, "could not read the asset".into(), vec![]);
         }
     };
+    let etag = asset.etag();
     let validators = Validators {
         len: asset.len,
-        etag: &asset.etag,
+        etag: &etag,
         mtime: asset.mtime,
     };
     let plan = match plan_file_response(head, validators) {
@@ -211,8 +291,8 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     }
     builder = builder
         .header("Accept-Ranges", "bytes")
-        .header("ETag", &asset.etag)
-        .header("Last-Modified", &asset.last_modified);
+        .header("ETag", &etag)
+        .header("Last-Modified", &asset.last_modified());
     if let (true, Some(body)) = (plan.partial, plan.body) {
         builder = builder.content_range(body, asset.len);
     }
@@ -265,15 +345,19 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
 fn cached_or_open(
     state: &mut ConnState,
     ctx: &ServerContext,
-    path: ContentPath,
+    path: &ContentPath,
 ) -> Result<OpenAsset, StoreError> {
+    let key = path_key(&path);
     if let Some(cached) = &state.open_asset {
-        if cached.0 == path && ctx.store.still_current(&path, &cached.1) {
-            return Ok(cached.1.clone());
+        if cached.key == key && ctx.store.still_current(&path, &cached.asset) {
+            return Ok(cached.asset.clone());
         }
     }
     let asset = ctx.store.open_asset(&path)?;
-    state.open_asset = Some(Box::new((path, asset.clone())));
+    state.open_asset = Some(CachedAsset {
+        key,
+        asset: asset.clone(),
+    });
     Ok(asset)
 }
 
@@ -292,5 +376,31 @@ async fn write_all(state: &mut ConnState, ctx: &ServerContext, bytes: &[u8]) -> 
             ctx.metrics.timeout();
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn idle_connection_state_is_small() {
+        // The future of an idle connection is what every keep-alive connection costs in user
+        // space besides tokio's per-socket registration; keep it from growing unnoticed.
+        fn size_of_future<F: std::future::Future>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let ctx = std::sync::Arc::new(super::super::test_context());
+            let fut = super::serve_connection(client, ctx);
+            let size = size_of_future(&fut);
+            eprintln!("serve_connection future: {size} bytes");
+            assert!(size <= 512, "idle connection future grew to {size} bytes");
+        });
     }
 }

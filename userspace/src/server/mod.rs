@@ -187,3 +187,16 @@ async fn reject(stream: TcpStream, ctx: Arc<ServerContext>) {
     ctx.metrics.response(503);
     let _ = stream.try_write(&resp);
 }
+
+/// A context over an empty temporary directory, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_context() -> ServerContext {
+    let dir = std::env::temp_dir().join(format!("strata-ctx-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    ServerContext {
+        store: FileStore::open(&dir).expect("temp dir"),
+        body_path: BodyPath::Sendfile,
+        limits: Limits::default(),
+        metrics: ServerMetrics::new("test", crate::metrics::BodyPathLabel::Sendfile, None),
+    }
+}
