@@ -347,13 +347,13 @@ fn cached_or_open(
     ctx: &ServerContext,
     path: &ContentPath,
 ) -> Result<OpenAsset, StoreError> {
-    let key = path_key(&path);
+    let key = path_key(path);
     if let Some(cached) = &state.open_asset {
-        if cached.key == key && ctx.store.still_current(&path, &cached.asset) {
+        if cached.key == key && ctx.store.still_current(path, &cached.asset) {
             return Ok(cached.asset.clone());
         }
     }
-    let asset = ctx.store.open_asset(&path)?;
+    let asset = ctx.store.open_asset(path)?;
     state.open_asset = Some(CachedAsset {
         key,
         asset: asset.clone(),
