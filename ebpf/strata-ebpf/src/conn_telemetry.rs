@@ -18,7 +18,7 @@ mod program {
         maps::{Array, PerCpuArray},
         programs::SockOpsContext,
     };
-    use aya_log_ebpf::debug;
+    use aya_log_ebpf::{debug, info};
     use strata_common::{srtt_bucket, ConnCounters, ConnFilter};
 
     #[map(name = "CONN_FILTER")]
@@ -48,6 +48,13 @@ mod program {
         match ctx.op() {
             BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB => {
                 counters.established += 1;
+                if counters.established == 1 {
+                    // Once per CPU for the program's life: proves the log path without flooding it.
+                    info!(
+                        &ctx,
+                        "conn_telemetry: first client connection on port {} (this CPU)", port
+                    );
+                }
                 let flags = ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG;
                 if ctx.set_cb_flags(flags as i32).is_err() {
                     debug!(&ctx, "conn_telemetry: could not request state callbacks");
