@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{BodyPathMode, ConfigError, EbpfMode, ServeConfig};
+use crate::config::{BodyPathMode, ConfigError, EbpfMode, GuardSettings, ServeConfig, XdpModeSetting};
+use crate::kernel::xdp_guard::GuardList;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,12 +41,101 @@ pub struct StorageArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct EdgeArgs {
+    #[command(subcommand)]
+    pub command: Option<EdgeCommand>,
     /// Cache directory to serve [default: /var/lib/strata/edge-cache].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     #[command(flatten)]
     pub common: ServeArgs,
+    #[command(flatten)]
+    pub guard: GuardArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EdgeCommand {
+    /// Show or change a running edge's XDP guard (through its admin listener).
+    Guard(GuardCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct GuardCommand {
+    /// The edge's admin listener.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    pub admin: SocketAddr,
+    #[command(subcommand)]
+    pub action: GuardAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuardAction {
+    /// Print the guard's interface, mode, limits, lists and counters.
+    List,
+    /// Add a prefix (ADDR or ADDR/LEN) to the allow or block list.
+    Add { list: GuardList, prefix: String },
+    /// Remove a prefix from the allow or block list.
+    Del { list: GuardList, prefix: String },
+}
+
+/// The edge's XDP guard settings; each overrides the `[guard]` key of the same name.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// Attach the XDP guard to this interface (the client-facing one).
+    #[arg(long)]
+    pub guard_interface: Option<String>,
+    /// auto (native where the driver has it, else generic), native, generic.
+    #[arg(long, value_enum)]
+    pub guard_mode: Option<XdpModeSetting>,
+    /// Prefix always let through (repeatable; replaces the file's list).
+    #[arg(long)]
+    pub guard_allow: Vec<String>,
+    /// Prefix dropped (repeatable; replaces the file's list).
+    #[arg(long)]
+    pub guard_block: Vec<String>,
+    /// New TCP connections per second per source (0: no limit).
+    #[arg(long)]
+    pub guard_syn_rate: Option<u32>,
+    /// SYN burst per source.
+    #[arg(long)]
+    pub guard_syn_burst: Option<u32>,
+    /// Packets per second per source (0: no limit).
+    #[arg(long)]
+    pub guard_packet_rate: Option<u32>,
+    /// Packet burst per source.
+    #[arg(long)]
+    pub guard_packet_burst: Option<u32>,
+}
+
+impl GuardArgs {
+    /// Applies these flags over the configuration's `[guard]` section.
+    pub fn apply(&self, g: &mut GuardSettings) {
+        if let Some(v) = &self.guard_interface {
+            g.interface = v.clone();
+        }
+        if let Some(v) = self.guard_mode {
+            g.mode = v;
+        }
+        if !self.guard_allow.is_empty() {
+            g.allow = self.guard_allow.clone();
+        }
+        if !self.guard_block.is_empty() {
+            g.block = self.guard_block.clone();
+        }
+        if let Some(v) = self.guard_syn_rate {
+            g.syn_rate = v;
+        }
+        if let Some(v) = self.guard_syn_burst {
+            g.syn_burst = v;
+        }
+        if let Some(v) = self.guard_packet_rate {
+            g.packet_rate = v;
+        }
+        if let Some(v) = self.guard_packet_burst {
+            g.packet_burst = v;
+        }
+    }
 }
 
 /// Flags shared by the serving roles; each overrides the key of the same name in the TOML file.

@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
 use clap::Parser;
-use strata::cli::{Cli, Command, ServeArgs};
+use strata::cli::{Cli, Command, EdgeCommand, ServeArgs};
 use strata::config::ServeConfig;
 use strata::roles;
 use tracing_subscriber::EnvFilter;
@@ -18,7 +18,18 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Storage(a) => serve("storage", &a.common, ServeConfig::storage_defaults(), a.root),
-        Command::Edge(a) => serve("edge", &a.common, ServeConfig::edge_defaults(), a.cache_dir),
+        Command::Edge(a) => match &a.command {
+            Some(EdgeCommand::Guard(g)) => roles::guard_cli::run(g),
+            None => {
+                let mut defaults = ServeConfig::edge_defaults();
+                if let Some(path) = &a.common.config {
+                    defaults = ServeConfig::load(path, defaults).context("strata edge: configuration")?;
+                }
+                a.guard.apply(&mut defaults.guard);
+                let args = ServeArgs { config: None, ..a.common };
+                serve("edge", &args, defaults, a.cache_dir)
+            }
+        },
         Command::Pop(args) => runtime(0)?.block_on(roles::pop::run(args)),
     }
 }

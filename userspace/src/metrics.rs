@@ -14,7 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
-use crate::kernel::conn_telemetry::ConnTelemetry;
+use crate::kernel::KernelPrograms;
+use strata_common::guard_reason;
 
 /// The kernel path a response body took.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,11 +59,7 @@ pub struct ServerMetrics {
 
 impl ServerMetrics {
     /// Creates the registry for a server whose bodies use `body_path`.
-    pub fn new(
-        role: &str,
-        body_path: BodyPathLabel,
-        telemetry: Option<Arc<ConnTelemetry>>,
-    ) -> Arc<ServerMetrics> {
+    pub fn new(role: &str, body_path: BodyPathLabel, programs: KernelPrograms) -> Arc<ServerMetrics> {
         let mut registry = Registry::with_prefix("strata");
         let responses = Family::<StatusLabels, Counter>::default();
         let body_bytes = Family::<PathLabels, Counter>::default();
@@ -116,7 +113,7 @@ impl ServerMetrics {
         registry.register_collector(Box::new(ScrapeCollector {
             role: role.to_string(),
             body_path,
-            telemetry,
+            programs,
         }));
         Arc::new(ServerMetrics {
             registry,
@@ -183,7 +180,7 @@ impl ServerMetrics {
 struct ScrapeCollector {
     role: String,
     body_path: BodyPathLabel,
-    telemetry: Option<Arc<ConnTelemetry>>,
+    programs: KernelPrograms,
 }
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
@@ -226,14 +223,15 @@ impl Collector for ScrapeCollector {
             )?;
             info.encode(family.encode_family(&labels)?)?;
         }
-        let loaded = i64::from(self.telemetry.is_some());
+        self.encode_guard(&mut encoder)?;
+        let loaded = i64::from(self.programs.telemetry.is_some());
         gauge(
             &mut encoder,
             "ebpf_conn_telemetry_loaded",
             "1 if the sock_ops telemetry program is attached",
             loaded,
         )?;
-        if let Some(t) = &self.telemetry {
+        if let Some(t) = &self.programs.telemetry {
             match t.counters() {
                 Ok(c) => {
                     counter(
@@ -275,6 +273,46 @@ impl Collector for ScrapeCollector {
                 }
                 Err(e) => tracing::warn!(error = %e, "reading eBPF connection counters failed"),
             }
+        }
+        Ok(())
+    }
+}
+
+impl ScrapeCollector {
+    /// The XDP guard's state and its per-reason packet counters.
+    fn encode_guard(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(guard) = &self.programs.guard else {
+            return gauge(encoder, "xdp_guard_attached", "1 if the XDP guard is attached", 0);
+        };
+        let attached = ConstGauge::new(i64::from(guard.attached().is_some()));
+        let (interface, mode) = guard.attached().unwrap_or(("", ""));
+        let mut family = encoder.encode_descriptor(
+            "xdp_guard_attached",
+            "1 if the XDP guard is attached, with its interface and mode (native or generic)",
+            None,
+            attached.metric_type(),
+        )?;
+        attached.encode(family.encode_family(&[("interface", interface), ("mode", mode)])?)?;
+        match guard.counters() {
+            Ok(counts) => {
+                let mut family = encoder.encode_descriptor(
+                    "xdp_packets",
+                    "Packets seen by the XDP guard, by verdict and reason",
+                    None,
+                    prometheus_client::metrics::MetricType::Counter,
+                )?;
+                for (i, n) in counts.iter().enumerate() {
+                    let name = guard_reason::NAMES[i];
+                    let verdict = if name.starts_with("passed") {
+                        "pass"
+                    } else {
+                        "drop"
+                    };
+                    let c = ConstCounter::new(*n);
+                    c.encode(family.encode_family(&[("verdict", verdict), ("reason", name)])?)?;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading XDP guard counters failed"),
         }
         Ok(())
     }

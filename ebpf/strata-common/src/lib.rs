@@ -114,3 +114,120 @@ mod tests {
         assert_eq!(a.srtt_buckets[3], 8);
     }
 }
+
+/// Name of the XDP guard program and its maps.
+pub const XDP_GUARD_PROG: &str = "xdp_guard";
+pub const GUARD_ALLOW_V4_MAP: &str = "GUARD_ALLOW_V4";
+pub const GUARD_BLOCK_V4_MAP: &str = "GUARD_BLOCK_V4";
+pub const GUARD_ALLOW_V6_MAP: &str = "GUARD_ALLOW_V6";
+pub const GUARD_BLOCK_V6_MAP: &str = "GUARD_BLOCK_V6";
+pub const GUARD_CONFIG_MAP: &str = "GUARD_CONFIG";
+pub const GUARD_RATE_MAP: &str = "GUARD_RATE";
+pub const GUARD_COUNTERS_MAP: &str = "GUARD_COUNTERS";
+
+/// Capacity of each prefix list (LPM trie).
+pub const GUARD_PREFIXES_MAX: u32 = 65_536;
+/// Sources tracked for rate limiting at once; least recently seen are forgotten first.
+pub const GUARD_RATE_SOURCES_MAX: u32 = 131_072;
+
+/// What the guard did with a packet; the index of its per-CPU counter.
+pub mod guard_reason {
+    /// Passed: no rule matched and the source was within its rates.
+    pub const PASSED: u32 = 0;
+    /// Passed because the source is on the allowlist (skips every other check).
+    pub const PASSED_ALLOWLIST: u32 = 1;
+    /// Passed without inspection: not IPv4 or IPv6 (ARP, LLDP, ...).
+    pub const PASSED_NOT_IP: u32 = 2;
+    /// Dropped: source on the blocklist.
+    pub const DROPPED_BLOCKLIST: u32 = 3;
+    /// Dropped: source over its SYN (new connection) rate.
+    pub const DROPPED_SYN_RATE: u32 = 4;
+    /// Dropped: source over its packet rate.
+    pub const DROPPED_PACKET_RATE: u32 = 5;
+    /// Dropped: truncated or malformed Ethernet/IP/TCP header.
+    pub const DROPPED_MALFORMED: u32 = 6;
+    /// Number of reasons.
+    pub const COUNT: u32 = 7;
+    /// Metric label of each reason, by index.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "passed",
+        "passed_allowlist",
+        "passed_not_ip",
+        "blocklist",
+        "syn_rate",
+        "packet_rate",
+        "malformed",
+    ];
+}
+
+/// Rate limits of the guard, per source address. A rate of 0 disables that limit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq)]
+pub struct GuardConfig {
+    /// New TCP connections (SYN without ACK) per second, per source.
+    pub syn_rate: u32,
+    /// SYNs a source may send in a burst.
+    pub syn_burst: u32,
+    /// Packets per second, per source.
+    pub packet_rate: u32,
+    /// Packets a source may send in a burst.
+    pub packet_burst: u32,
+}
+
+/// Token buckets of one source, in thousandths of a token.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq)]
+pub struct RateState {
+    pub syn_milli: u64,
+    pub packet_milli: u64,
+    pub last_ns: u64,
+}
+
+/// A source address as a rate-map key: IPv6, or IPv4 mapped into ::ffff:0:0/96.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq, Hash)]
+pub struct SourceKey {
+    pub addr: [u8; 16],
+}
+
+/// Refills a token bucket (thousandths of a token) for `elapsed_ns` at `rate` per second, up to
+/// `burst` tokens. Shared by the eBPF program and its unit tests.
+#[inline(always)]
+pub fn refill(tokens_milli: u64, elapsed_ns: u64, rate: u32, burst: u32) -> u64 {
+    // Past ten seconds every bucket worth having is full; clamping and counting microseconds
+    // keep the product below 2^64 (1e7 us * 2^32 < 2^64).
+    let elapsed_us = if elapsed_ns > 10_000_000_000 {
+        10_000_000
+    } else {
+        elapsed_ns / 1000
+    };
+    let add = elapsed_us * rate as u64 / 1000;
+    let cap = burst as u64 * 1000;
+    let t = tokens_milli + add;
+    if t > cap {
+        cap
+    } else {
+        t
+    }
+}
+
+#[cfg(feature = "user")]
+mod user_guard {
+    // SAFETY: #[repr(C)], integers only, no padding (checked by bytemuck's Pod derive).
+    unsafe impl aya::Pod for super::GuardConfig {}
+    unsafe impl aya::Pod for super::RateState {}
+    unsafe impl aya::Pod for super::SourceKey {}
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn refill_adds_rate_times_time_up_to_burst() {
+        assert_eq!(refill(0, 1_000_000_000, 10, 100), 10_000);
+        assert_eq!(refill(0, 500_000_000, 10, 100), 5_000);
+        assert_eq!(refill(99_000, 1_000_000_000, 10, 100), 100_000);
+        assert_eq!(refill(0, u64::MAX, u32::MAX, 5), 5_000);
+    }
+}

@@ -6,3 +6,13 @@ pub mod conn_telemetry;
 pub mod ebpf_log;
 pub mod socket_opts;
 pub mod splice_worker;
+pub mod xdp_guard;
+
+use std::sync::Arc;
+
+/// The eBPF programs a server runs, shared with its metrics and admin API.
+#[derive(Clone, Debug, Default)]
+pub struct KernelPrograms {
+    pub telemetry: Option<Arc<conn_telemetry::ConnTelemetry>>,
+    pub guard: Option<Arc<xdp_guard::XdpGuard>>,
+}

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod connection;
+pub mod kernel_setup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,12 +13,11 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::config::{BodyPathMode, EbpfMode, Limits, ServeConfig};
+use crate::config::{Limits, ServeConfig};
 use crate::file_store::FileStore;
 use crate::http::response::error_response;
 use crate::kernel::body_path::BodyPath;
-use crate::kernel::conn_telemetry::ConnTelemetry;
-use crate::kernel::splice_worker::SplicePool;
+use crate::kernel::KernelPrograms;
 use crate::metrics::ServerMetrics;
 
 /// What every connection task of one server shares.
@@ -34,8 +34,8 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
-    // Dropping it detaches the eBPF program.
-    _telemetry: Option<Arc<ConnTelemetry>>,
+    // Dropping them detaches the eBPF programs.
+    _programs: KernelPrograms,
 }
 
 impl RunningServer {
@@ -50,48 +50,6 @@ impl RunningServer {
 /// Number of CPU cores, the default for worker counts.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-/// Chooses the body path: io_uring splice when possible, per the configured mode.
-fn choose_body_path(role: &str, mode: BodyPathMode, workers: usize) -> anyhow::Result<BodyPath> {
-    let workers = if workers == 0 { cores() } else { workers };
-    if mode == BodyPathMode::Sendfile {
-        tracing::info!(role, "body path: sendfile(2) (chosen by configuration)");
-        return Ok(BodyPath::Sendfile);
-    }
-    match SplicePool::start(workers) {
-        Ok(pool) => {
-            tracing::info!(
-                role,
-                workers = pool.workers(),
-                "body path: io_uring splice (file -> pipe -> socket)"
-            );
-            Ok(BodyPath::IoUringSplice(pool))
-        }
-        Err(e) if mode == BodyPathMode::Auto => {
-            tracing::warn!(role, error = %e, "io_uring splice unavailable; body path: sendfile(2) fallback");
-            Ok(BodyPath::Sendfile)
-        }
-        Err(e) => Err(e).context("body_path = io_uring was asked for but io_uring splice is unavailable"),
-    }
-}
-
-/// Loads the connection telemetry program per the configured mode.
-fn load_telemetry(role: &str, mode: EbpfMode, port: u16) -> anyhow::Result<Option<Arc<ConnTelemetry>>> {
-    if mode == EbpfMode::Off {
-        return Ok(None);
-    }
-    match ConnTelemetry::attach(port) {
-        Ok(t) => {
-            tracing::info!(role, cgroup = %t.cgroup().display(), port, "eBPF sock_ops conn_telemetry attached");
-            Ok(Some(Arc::new(t)))
-        }
-        Err(e) if mode == EbpfMode::Auto => {
-            tracing::warn!(role, error = %e, "eBPF connection telemetry unavailable; serving without it");
-            Ok(None)
-        }
-        Err(e) => Err(e).context("telemetry = required but the eBPF program could not be attached"),
-    }
 }
 
 /// Binds a listening socket with a backlog fit for many clients.
@@ -122,9 +80,13 @@ pub async fn start(
         FileStore::open(&cfg.root).with_context(|| format!("{role}: opening the directory it serves"))?;
     let listener = bind(cfg.listen).with_context(|| format!("{role}: client listener"))?;
     let local_addr = listener.local_addr()?;
-    let body_path = choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
-    let telemetry = load_telemetry(role, cfg.telemetry, local_addr.port())?;
-    let metrics = ServerMetrics::new(role, body_path.label(), telemetry.clone());
+    let body_path =
+        kernel_setup::choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
+    let programs = KernelPrograms {
+        telemetry: kernel_setup::load_telemetry(role, cfg.telemetry, local_addr.port())?,
+        guard: kernel_setup::load_guard(role, &cfg.guard)?,
+    };
+    let metrics = ServerMetrics::new(role, body_path.label(), programs.clone());
     let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
     let admin_addr = admin_listener.local_addr()?;
     let ctx = Arc::new(ServerContext {
@@ -135,13 +97,18 @@ pub async fn start(
     });
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
     let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
-    let admin = tokio::spawn(admin::serve(admin_listener, metrics, shutdown));
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        metrics,
+        programs.guard.clone(),
+        shutdown,
+    ));
     Ok(RunningServer {
         role,
         local_addr,
         admin_addr,
         tasks: vec![accept, admin],
-        _telemetry: telemetry,
+        _programs: programs,
     })
 }
 
@@ -197,6 +164,10 @@ pub(crate) fn test_context() -> ServerContext {
         store: FileStore::open(&dir).expect("temp dir"),
         body_path: BodyPath::Sendfile,
         limits: Limits::default(),
-        metrics: ServerMetrics::new("test", crate::metrics::BodyPathLabel::Sendfile, None),
+        metrics: ServerMetrics::new(
+            "test",
+            crate::metrics::BodyPathLabel::Sendfile,
+            KernelPrograms::default(),
+        ),
     }
 }

@@ -1,0 +1,97 @@
+//! Choosing and loading the kernel pieces a server runs on: the body path (io_uring splice or
+//! sendfile), the eBPF connection telemetry, and the XDP guard. Each says at start what it
+//! chose and, for a fallback, why.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use strata_common::GuardConfig;
+
+use crate::config::{BodyPathMode, EbpfMode, GuardSettings};
+use crate::kernel::body_path::BodyPath;
+use crate::kernel::conn_telemetry::ConnTelemetry;
+use crate::kernel::splice_worker::SplicePool;
+use crate::kernel::xdp_guard::{GuardList, Prefix, XdpGuard};
+
+use super::cores;
+
+/// Chooses the body path: io_uring splice when possible, per the configured mode.
+pub fn choose_body_path(role: &str, mode: BodyPathMode, workers: usize) -> anyhow::Result<BodyPath> {
+    let workers = if workers == 0 { cores() } else { workers };
+    if mode == BodyPathMode::Sendfile {
+        tracing::info!(role, "body path: sendfile(2) (chosen by configuration)");
+        return Ok(BodyPath::Sendfile);
+    }
+    match SplicePool::start(workers) {
+        Ok(pool) => {
+            tracing::info!(
+                role,
+                workers = pool.workers(),
+                "body path: io_uring splice (file -> pipe -> socket)"
+            );
+            Ok(BodyPath::IoUringSplice(pool))
+        }
+        Err(e) if mode == BodyPathMode::Auto => {
+            tracing::warn!(role, error = %e, "io_uring splice unavailable; body path: sendfile(2) fallback");
+            Ok(BodyPath::Sendfile)
+        }
+        Err(e) => Err(e).context("body_path = io_uring was asked for but io_uring splice is unavailable"),
+    }
+}
+
+/// Loads the connection telemetry program per the configured mode.
+pub fn load_telemetry(role: &str, mode: EbpfMode, port: u16) -> anyhow::Result<Option<Arc<ConnTelemetry>>> {
+    if mode == EbpfMode::Off {
+        return Ok(None);
+    }
+    match ConnTelemetry::attach(port) {
+        Ok(t) => {
+            tracing::info!(role, cgroup = %t.cgroup().display(), port, "eBPF sock_ops conn_telemetry attached");
+            Ok(Some(Arc::new(t)))
+        }
+        Err(e) if mode == EbpfMode::Auto => {
+            tracing::warn!(role, error = %e, "eBPF connection telemetry unavailable; serving without it");
+            Ok(None)
+        }
+        Err(e) => Err(e).context("telemetry = required but the eBPF program could not be attached"),
+    }
+}
+
+/// Loads and attaches the XDP guard when an interface is configured; its lists and limits come
+/// from the configuration. A configured guard that cannot attach stops the start-up.
+pub fn load_guard(role: &str, settings: &GuardSettings) -> anyhow::Result<Option<Arc<XdpGuard>>> {
+    if settings.interface.is_empty() {
+        return Ok(None);
+    }
+    let interface = settings.interface.as_str();
+    let mut guard =
+        XdpGuard::load().context("guard.interface is set but the XDP guard could not be loaded")?;
+    guard.set_limits(GuardConfig {
+        syn_rate: settings.syn_rate,
+        syn_burst: settings.syn_burst.max(settings.syn_rate.min(1)),
+        packet_rate: settings.packet_rate,
+        packet_burst: settings.packet_burst.max(settings.packet_rate.min(1)),
+    })?;
+    for (list, prefixes) in [
+        (GuardList::Allow, &settings.allow),
+        (GuardList::Block, &settings.block),
+    ] {
+        for text in prefixes {
+            let prefix =
+                Prefix::parse(text).with_context(|| format!("guard.{list:?} entry").to_lowercase())?;
+            guard.add(list, prefix)?;
+        }
+    }
+    let mode = guard.attach(interface, settings.mode)?;
+    tracing::info!(
+        role,
+        interface,
+        mode,
+        syn_rate = settings.syn_rate,
+        packet_rate = settings.packet_rate,
+        allow = settings.allow.len(),
+        block = settings.block.len(),
+        "XDP guard attached ({mode} mode)"
+    );
+    Ok(Some(Arc::new(guard)))
+}
