@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod netns;
+
 /// The strata binary under test: $STRATA_BIN (set by `cargo xtask test`) or target/{release,debug}.
 pub fn strata_bin() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,6 +105,8 @@ pub struct Strata {
     /// Every other server the process started (pop): role → (addr, admin).
     pub servers: Vec<(String, SocketAddr, SocketAddr)>,
     log: Arc<Mutex<Vec<String>>>,
+    /// The network namespace the process runs in, if not the test's own.
+    netns: Option<String>,
 }
 
 impl Strata {
@@ -133,7 +137,34 @@ impl Strata {
 
     /// Starts `strata ARGS` and waits for `servers` "serving" log lines.
     pub fn start(args: &[&str], servers: usize) -> Strata {
-        let mut child = Command::new(strata_bin())
+        Strata::start_in(None, args, servers)
+    }
+
+    /// Starts `strata ARGS` inside network namespace `netns` (with `ip netns exec`).
+    pub fn start_in(netns: Option<&str>, args: &[&str], servers: usize) -> Strata {
+        let mut cmd = Command::new(strata_bin());
+        let mut netns_file = None;
+        if let Some(ns) = netns {
+            // Enter only the network namespace (not `ip netns exec`, which also remounts /sys
+            // and so hides the cgroup v2 hierarchy the sock_ops program attaches to).
+            let path = format!("/var/run/netns/{ns}");
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            // SAFETY: pre_exec runs in the forked child before exec; setns is async-signal-safe.
+            unsafe {
+                use std::os::fd::AsRawFd;
+                use std::os::unix::process::CommandExt;
+                let fd = file.as_raw_fd();
+                cmd.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            // The namespace file must stay open until the child has forked.
+            netns_file = Some(file);
+        }
+        let mut child = cmd
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -188,12 +219,14 @@ impl Strata {
             found.push((role, field("local_addr"), field("admin_addr")));
         }
         let (_, addr, admin) = found[0].clone();
+        drop(netns_file);
         Strata {
             child,
             addr,
             admin,
             servers: found,
             log,
+            netns: netns.map(String::from),
         }
     }
 
@@ -214,7 +247,11 @@ impl Strata {
 
     /// The Prometheus text from /metrics.
     pub fn metrics(&self) -> String {
-        let resp = get(self.admin, "/metrics", &[]);
+        let admin = self.admin;
+        let resp = match &self.netns {
+            Some(ns) => netns::in_netns(ns, move || get(admin, "/metrics", &[])),
+            None => get(admin, "/metrics", &[]),
+        };
         assert_eq!(resp.status, 200, "GET /metrics");
         String::from_utf8(resp.body).expect("utf-8 metrics")
     }
@@ -222,6 +259,12 @@ impl Strata {
     /// The value of one sample (`name{labels}` exactly as exposed), or 0 if absent.
     pub fn metric(&self, sample: &str) -> f64 {
         metric_value(&self.metrics(), sample)
+    }
+
+    /// Kills the process with SIGKILL (a crash) and waits for it.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.

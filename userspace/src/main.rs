@@ -26,7 +26,10 @@ fn main() -> anyhow::Result<()> {
                     defaults = ServeConfig::load(path, defaults).context("strata edge: configuration")?;
                 }
                 a.guard.apply(&mut defaults.guard);
-                let args = ServeArgs { config: None, ..a.common };
+                let args = ServeArgs {
+                    config: None,
+                    ..a.common
+                };
                 serve("edge", &args, defaults, a.cache_dir)
             }
         },

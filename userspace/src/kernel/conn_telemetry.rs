@@ -32,7 +32,10 @@ pub enum TelemetryError {
     Program(#[from] aya::programs::ProgramError),
     #[error("eBPF map: {0}")]
     Map(#[from] aya::maps::MapError),
-    #[error("no cgroup v2 hierarchy found in /proc/self/mountinfo; sock_ops needs one")]
+    #[error(
+        "no cgroup v2 hierarchy in /proc/self/mountinfo; sock_ops needs one (note: `ip netns exec` remounts /sys \
+         and hides it; enter the namespace with `nsenter --net=/var/run/netns/NAME` instead)"
+    )]
     NoCgroup2,
     #[error("opening cgroup {path}: {source}")]
     Cgroup { path: PathBuf, source: std::io::Error },

@@ -34,7 +34,10 @@ pub fn run(cmd: &GuardCommand) -> anyhow::Result<()> {
 }
 
 fn target(list: &str, prefix: &str) -> String {
-    format!("/guard/{list}?prefix={}", utf8_percent_encode(prefix, NON_ALPHANUMERIC))
+    format!(
+        "/guard/{list}?prefix={}",
+        utf8_percent_encode(prefix, NON_ALPHANUMERIC)
+    )
 }
 
 /// One HTTP/1.1 request with `Connection: close`; returns the status and the body.
@@ -42,12 +45,18 @@ fn request(admin: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, 
     let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
         .with_context(|| format!("connecting to the edge's admin listener {admin}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(head.as_bytes()).with_context(|| format!("sending to {admin}"))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes())
+        .with_context(|| format!("sending to {admin}"))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).with_context(|| format!("reading the answer from {admin}"))?;
+    s.read_to_end(&mut raw)
+        .with_context(|| format!("reading the answer from {admin}"))?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("the admin listener's answer has no head")?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("the admin listener's answer has no head")?;
     let status = head
         .split_whitespace()
         .nth(1)
