@@ -256,6 +256,16 @@ impl Strata {
         String::from_utf8(resp.body).expect("utf-8 metrics")
     }
 
+    /// GET `path` on the admin listener (from inside the server's namespace if it has one).
+    pub fn admin_get(&self, path: &str) -> Response {
+        let admin = self.admin;
+        let path = path.to_string();
+        match &self.netns {
+            Some(ns) => netns::in_netns(ns, move || get(admin, &path, &[])),
+            None => get(admin, &path, &[]),
+        }
+    }
+
     /// The value of one sample (`name{labels}` exactly as exposed), or 0 if absent.
     pub fn metric(&self, sample: &str) -> f64 {
         metric_value(&self.metrics(), sample)

@@ -104,6 +104,38 @@ impl Lan {
         format!("{}h{c}", self.tag)
     }
 
+    /// Adds `cidr` to interface `ifname` in namespace `ns`.
+    pub fn add_addr(&self, ns: &str, ifname: &str, cidr: &str) {
+        ip(&["-n", ns, "addr", "add", cidr, "dev", ifname]);
+    }
+
+    /// Shapes the bridge's link toward client `c` (the client's download direction) to `rate`
+    /// with tc tbf.
+    pub fn shape_download(&self, c: usize, rate: &str) {
+        let port = format!("{}p{}", self.tag, c + 1);
+        let out = Command::new("tc")
+            .args([
+                "-n",
+                &self.switch_ns,
+                "qdisc",
+                "add",
+                "dev",
+                &port,
+                "root",
+                "tbf",
+                "rate",
+                rate,
+            ])
+            .args(["burst", "32kb", "latency", "400ms"])
+            .output()
+            .expect("tc (iproute2) is installed");
+        assert!(
+            out.status.success(),
+            "tc tbf: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Adds a second address to client `c` (for a blocked and an allowed source on one host).
     pub fn add_client_addr(&self, c: usize, host: u8) -> Ipv4Addr {
         let a = Ipv4Addr::new(198, 18, self.subnet, host);

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use crate::kernel::KernelPrograms;
-use strata_common::guard_reason;
+use strata_common::{guard_reason, ConnCounters, RATE_BUCKET_BOUNDS_BPS, SRTT_BUCKET_BOUNDS_US};
 
 /// The kernel path a response body took.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -234,6 +234,7 @@ impl Collector for ScrapeCollector {
         if let Some(t) = &self.programs.telemetry {
             match t.counters() {
                 Ok(c) => {
+                    encode_conn_histograms(&mut encoder, &c)?;
                     counter(
                         &mut encoder,
                         "tcp_established",
@@ -316,4 +317,38 @@ impl ScrapeCollector {
         }
         Ok(())
     }
+}
+
+/// Histogram buckets as prometheus-client encodes them: per-bucket counts (it accumulates) and
+/// upper bounds, the last being f64::MAX (written as +Inf).
+fn buckets(counts: &[u64], bounds: impl Iterator<Item = f64>) -> Vec<(f64, u64)> {
+    counts
+        .iter()
+        .zip(bounds)
+        .enumerate()
+        .map(|(i, (c, b))| (if i + 1 == counts.len() { f64::MAX } else { b }, *c))
+        .collect()
+}
+
+/// The RTT and delivery-rate histograms of closed client connections.
+fn encode_conn_histograms(encoder: &mut DescriptorEncoder, c: &ConnCounters) -> Result<(), std::fmt::Error> {
+    let srtt = buckets(
+        &c.srtt_buckets,
+        SRTT_BUCKET_BOUNDS_US.iter().map(|us| f64::from(*us) / 1e6),
+    );
+    let mut m = encoder.encode_descriptor(
+        "tcp_srtt_seconds",
+        "Smoothed RTT of client connections at close (eBPF sock_ops)",
+        None,
+        prometheus_client::metrics::MetricType::Histogram,
+    )?;
+    m.encode_histogram::<()>(c.srtt_us_sum as f64 / 1e6, c.closed, &srtt, None)?;
+    let rate = buckets(&c.rate_buckets, RATE_BUCKET_BOUNDS_BPS.iter().map(|b| *b as f64));
+    let mut m = encoder.encode_descriptor(
+        "tcp_delivery_rate_bytes_per_second",
+        "Bytes acknowledged per second of lifetime, per client connection (eBPF sock_ops)",
+        None,
+        prometheus_client::metrics::MetricType::Histogram,
+    )?;
+    m.encode_histogram::<()>(c.rate_sum as f64, c.closed, &rate, None)
 }

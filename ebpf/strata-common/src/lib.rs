@@ -10,6 +10,70 @@ use bytemuck::{Pod, Zeroable};
 pub const CONN_COUNTERS_MAP: &str = "CONN_COUNTERS";
 /// Name of the array whose slot 0 holds the [`ConnFilter`] the telemetry program applies.
 pub const CONN_FILTER_MAP: &str = "CONN_FILTER";
+/// Name of the LRU hash of per-prefix connection statistics ([`PrefixKey`] → [`PrefixStats`]).
+pub const CONN_PREFIXES_MAP: &str = "CONN_PREFIXES";
+/// Name of the LRU hash of connection start times, by socket cookie.
+pub const CONN_START_MAP: &str = "CONN_START";
+/// Client prefixes (and later upstream servers) tracked at once.
+pub const CONN_PREFIXES_MAX: u32 = 65_536;
+
+/// Number of buckets in the delivery-rate histograms.
+pub const RATE_BUCKETS: usize = 8;
+/// Upper bounds of the delivery-rate buckets, in bytes per second (1, 8, 40, 100 Mbit/s,
+/// 1, 10, 40 Gbit/s, unbounded).
+pub const RATE_BUCKET_BOUNDS_BPS: [u64; RATE_BUCKETS] = [
+    125_000,
+    1_000_000,
+    5_000_000,
+    12_500_000,
+    125_000_000,
+    1_250_000_000,
+    5_000_000_000,
+    u64::MAX,
+];
+
+/// Index of the delivery-rate bucket for `bytes_per_sec`.
+pub fn rate_bucket(bytes_per_sec: u64) -> usize {
+    let mut i = 0;
+    while i < RATE_BUCKETS - 1 {
+        if bytes_per_sec < RATE_BUCKET_BOUNDS_BPS[i] {
+            return i;
+        }
+        i += 1;
+    }
+    RATE_BUCKETS - 1
+}
+
+/// What a [`PrefixKey`] aggregates.
+pub mod prefix_kind {
+    /// Client connections, by /24 (IPv4) or /48 (IPv6) of the client's address.
+    pub const CLIENT: u32 = 0;
+}
+
+/// Key of the per-prefix statistics: the masked address (IPv4 mapped into ::ffff:0:0/96).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq, Hash)]
+pub struct PrefixKey {
+    pub addr: [u8; 16],
+    pub kind: u32,
+    pub _reserved: u32,
+}
+
+/// Statistics of the connections of one prefix, summed at each connection's close.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq)]
+pub struct PrefixStats {
+    pub connections: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub srtt_us_sum: u64,
+    pub retrans: u64,
+    /// Sum of connection lifetimes, microseconds (delivery rate = bytes_acked / this).
+    pub duration_us_sum: u64,
+    pub srtt_buckets: [u64; SRTT_BUCKETS],
+    pub rate_buckets: [u64; RATE_BUCKETS],
+}
+
 /// Name of the sock_ops program that counts the edge's client connections.
 pub const CONN_TELEMETRY_PROG: &str = "conn_telemetry";
 
@@ -47,6 +111,11 @@ pub struct ConnCounters {
     pub retrans: u64,
     /// Histogram of smoothed RTT at close; see [`SRTT_BUCKET_BOUNDS_US`].
     pub srtt_buckets: [u64; SRTT_BUCKETS],
+    /// Histogram of per-connection delivery rate (bytes acked / lifetime); see
+    /// [`RATE_BUCKET_BOUNDS_BPS`].
+    pub rate_buckets: [u64; RATE_BUCKETS],
+    /// Sum of per-connection delivery rates, bytes per second.
+    pub rate_sum: u64,
 }
 
 impl ConnCounters {
@@ -58,7 +127,11 @@ impl ConnCounters {
         self.bytes_received += other.bytes_received;
         self.srtt_us_sum += other.srtt_us_sum;
         self.retrans += other.retrans;
+        self.rate_sum += other.rate_sum;
         for (mine, theirs) in self.srtt_buckets.iter_mut().zip(other.srtt_buckets.iter()) {
+            *mine += *theirs;
+        }
+        for (mine, theirs) in self.rate_buckets.iter_mut().zip(other.rate_buckets.iter()) {
             *mine += *theirs;
         }
     }
@@ -82,6 +155,8 @@ mod user {
     // bytemuck's Pod derive above).
     unsafe impl aya::Pod for super::ConnFilter {}
     unsafe impl aya::Pod for super::ConnCounters {}
+    unsafe impl aya::Pod for super::PrefixKey {}
+    unsafe impl aya::Pod for super::PrefixStats {}
 }
 
 #[cfg(test)]

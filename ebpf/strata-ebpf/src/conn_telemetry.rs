@@ -1,9 +1,12 @@
 //! sock_ops program: per-connection byte and latency counters for the edge's client sockets.
 //!
 //! Attached to the edge's cgroup. For every connection accepted on the port named in
-//! `CONN_FILTER` it asks the kernel for state-change callbacks; when the connection reaches
-//! TCP_CLOSE it adds the connection's acknowledged bytes, received bytes, smoothed RTT and
-//! retransmits into the per-CPU `CONN_COUNTERS`, which userspace exports in /metrics.
+//! `CONN_FILTER` it notes the start time (by socket cookie) and asks the kernel for
+//! state-change callbacks; when the connection reaches TCP_CLOSE it adds the connection's
+//! acknowledged and received bytes, smoothed RTT, retransmits and delivery rate (bytes acked
+//! over its lifetime) into the per-CPU `CONN_COUNTERS` (exported in /metrics) and into
+//! `CONN_PREFIXES`, keyed by the client's /24 (IPv4) or /48 (IPv6), which the director and the
+//! network map read.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -14,18 +17,69 @@ mod program {
             BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
             BPF_TCP_CLOSE,
         },
+        helpers::{bpf_get_socket_cookie, bpf_ktime_get_ns},
         macros::{map, sock_ops},
-        maps::{Array, PerCpuArray},
+        maps::{Array, LruHashMap, PerCpuArray},
         programs::SockOpsContext,
+        EbpfContext,
     };
     use aya_log_ebpf::{debug, info};
-    use strata_common::{srtt_bucket, ConnCounters, ConnFilter};
+    use strata_common::{
+        prefix_kind, rate_bucket, srtt_bucket, ConnCounters, ConnFilter, PrefixKey, PrefixStats,
+        CONN_PREFIXES_MAX,
+    };
 
     #[map(name = "CONN_FILTER")]
     static CONN_FILTER: Array<ConnFilter> = Array::with_max_entries(1, 0);
 
     #[map(name = "CONN_COUNTERS")]
     static CONN_COUNTERS: PerCpuArray<ConnCounters> = PerCpuArray::with_max_entries(1, 0);
+
+    #[map(name = "CONN_PREFIXES")]
+    static CONN_PREFIXES: LruHashMap<PrefixKey, PrefixStats> =
+        LruHashMap::with_max_entries(CONN_PREFIXES_MAX, 0);
+
+    #[map(name = "CONN_START")]
+    static CONN_START: LruHashMap<u64, u64> = LruHashMap::with_max_entries(CONN_PREFIXES_MAX, 0);
+
+    const AF_INET: u32 = 2;
+    const AF_INET6: u32 = 10;
+
+    /// The client's /24 (IPv4, mapped into ::ffff:0:0/96) or /48 (IPv6).
+    fn client_prefix(ctx: &SockOpsContext) -> PrefixKey {
+        let mut key = PrefixKey {
+            addr: [0; 16],
+            kind: prefix_kind::CLIENT,
+            _reserved: 0,
+        };
+        let v4 = |key: &mut PrefixKey, ip: u32| {
+            let b = ip.to_ne_bytes();
+            key.addr[10] = 0xff;
+            key.addr[11] = 0xff;
+            key.addr[12] = b[0];
+            key.addr[13] = b[1];
+            key.addr[14] = b[2];
+        };
+        if ctx.family() == AF_INET {
+            v4(&mut key, ctx.remote_ip4());
+        } else if ctx.family() == AF_INET6 {
+            let w = ctx.remote_ip6();
+            let mapped = w[0] == 0 && w[1] == 0 && w[2].to_ne_bytes() == [0, 0, 0xff, 0xff];
+            if mapped {
+                v4(&mut key, w[3]);
+            } else {
+                let a = w[0].to_ne_bytes();
+                let b = w[1].to_ne_bytes();
+                key.addr[0] = a[0];
+                key.addr[1] = a[1];
+                key.addr[2] = a[2];
+                key.addr[3] = a[3];
+                key.addr[4] = b[0];
+                key.addr[5] = b[1];
+            }
+        }
+        key
+    }
 
     /// sock_ops programs report success through the return value; 1 means "handled".
     const SOCK_OPS_OK: u32 = 1;
@@ -48,6 +102,9 @@ mod program {
         match ctx.op() {
             BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB => {
                 counters.established += 1;
+                // SAFETY: helpers with no preconditions; the context is the kernel's.
+                let (cookie, now) = unsafe { (bpf_get_socket_cookie(ctx.as_ptr()), bpf_ktime_get_ns()) };
+                let _ = CONN_START.insert(&cookie, &now, 0);
                 if counters.established == 1 {
                     // Once per CPU for the program's life: proves the log path without flooding it.
                     info!(
@@ -72,14 +129,55 @@ mod program {
                     )
                 };
                 let srtt_us = srtt8 >> 3;
+                // SAFETY: helpers with no preconditions; the context is the kernel's.
+                let (cookie, now) = unsafe { (bpf_get_socket_cookie(ctx.as_ptr()), bpf_ktime_get_ns()) };
+                let mut duration_us = 0u64;
+                // SAFETY: the value is a plain u64 copied out at once.
+                if let Some(start) = unsafe { CONN_START.get(&cookie) } {
+                    duration_us = now.saturating_sub(*start) / 1000;
+                }
+                let _ = CONN_START.remove(&cookie);
+                let rate = if duration_us > 0 {
+                    acked * 1_000_000 / duration_us
+                } else {
+                    0
+                };
                 counters.closed += 1;
                 counters.bytes_acked += acked;
                 counters.bytes_received += received;
                 counters.srtt_us_sum += srtt_us as u64;
                 counters.retrans += retrans as u64;
-                let bucket = srtt_bucket(srtt_us);
-                if let Some(slot) = counters.srtt_buckets.get_mut(bucket) {
+                counters.rate_sum += rate;
+                if let Some(slot) = counters.srtt_buckets.get_mut(srtt_bucket(srtt_us)) {
                     *slot += 1;
+                }
+                if let Some(slot) = counters.rate_buckets.get_mut(rate_bucket(rate)) {
+                    *slot += 1;
+                }
+                let key = client_prefix(&ctx);
+                let stats = match CONN_PREFIXES.get_ptr_mut(&key) {
+                    Some(p) => Some(p),
+                    None => {
+                        let _ = CONN_PREFIXES.insert(&key, &PrefixStats::default(), 0);
+                        CONN_PREFIXES.get_ptr_mut(&key)
+                    }
+                };
+                if let Some(p) = stats {
+                    // SAFETY: points into this prefix's map entry; racing closes on other CPUs
+                    // may lose an increment, never corrupt memory.
+                    let p = unsafe { &mut *p };
+                    p.connections += 1;
+                    p.bytes_acked += acked;
+                    p.bytes_received += received;
+                    p.srtt_us_sum += srtt_us as u64;
+                    p.retrans += retrans as u64;
+                    p.duration_us_sum += duration_us;
+                    if let Some(slot) = p.srtt_buckets.get_mut(srtt_bucket(srtt_us)) {
+                        *slot += 1;
+                    }
+                    if let Some(slot) = p.rate_buckets.get_mut(rate_bucket(rate)) {
+                        *slot += 1;
+                    }
                 }
                 if retrans > 0 {
                     debug!(

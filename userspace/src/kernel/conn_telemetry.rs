@@ -8,10 +8,15 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aya::maps::{Array, MapData, PerCpuArray};
+use std::net::{IpAddr, Ipv6Addr};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
 use aya::programs::{CgroupAttachMode, SockOps};
 use aya::Ebpf;
-use strata_common::{ConnCounters, ConnFilter, CONN_COUNTERS_MAP, CONN_FILTER_MAP, CONN_TELEMETRY_PROG};
+use strata_common::{
+    ConnCounters, ConnFilter, PrefixKey, PrefixStats, CONN_COUNTERS_MAP, CONN_FILTER_MAP, CONN_PREFIXES_MAP,
+    CONN_TELEMETRY_PROG,
+};
 use thiserror::Error;
 
 use super::ebpf_log;
@@ -44,6 +49,7 @@ pub enum TelemetryError {
 /// The attached program and its counter map.
 pub struct ConnTelemetry {
     counters: Mutex<PerCpuArray<MapData, ConnCounters>>,
+    prefixes: Mutex<BpfHashMap<MapData, PrefixKey, PrefixStats>>,
     cgroup: PathBuf,
     // Keeps the program and its bpf_link alive; dropping it detaches.
     _ebpf: Ebpf,
@@ -97,8 +103,13 @@ impl ConnTelemetry {
             .take_map(CONN_COUNTERS_MAP)
             .ok_or(TelemetryError::Missing(CONN_COUNTERS_MAP))?;
         let counters = PerCpuArray::try_from(map)?;
+        let map = ebpf
+            .take_map(CONN_PREFIXES_MAP)
+            .ok_or(TelemetryError::Missing(CONN_PREFIXES_MAP))?;
+        let prefixes = BpfHashMap::try_from(map)?;
         Ok(ConnTelemetry {
             counters: Mutex::new(counters),
+            prefixes: Mutex::new(prefixes),
             cgroup,
             _ebpf: ebpf,
         })
@@ -121,6 +132,60 @@ impl ConnTelemetry {
             total.add(c);
         }
         Ok(total)
+    }
+}
+
+/// Statistics of one client prefix, as the director and the network map read them.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PrefixReport {
+    /// The prefix: `a.b.c.0/24` or `x:y:z::/48`.
+    pub prefix: String,
+    pub connections: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub retransmits: u64,
+    /// Mean smoothed RTT at close, microseconds.
+    pub srtt_us_mean: u64,
+    /// Bytes acknowledged per second of connection lifetime.
+    pub delivery_rate_bps: u64,
+}
+
+impl PrefixReport {
+    fn new(key: &PrefixKey, s: &PrefixStats) -> PrefixReport {
+        let v6 = Ipv6Addr::from(key.addr);
+        let prefix = match v6.to_ipv4_mapped() {
+            Some(v4) => format!("{v4}/24"),
+            None => format!("{}/48", IpAddr::V6(v6)),
+        };
+        PrefixReport {
+            prefix,
+            connections: s.connections,
+            bytes_acked: s.bytes_acked,
+            bytes_received: s.bytes_received,
+            retransmits: s.retrans,
+            srtt_us_mean: s.srtt_us_sum.checked_div(s.connections).unwrap_or(0),
+            delivery_rate_bps: (s.bytes_acked * 1_000_000)
+                .checked_div(s.duration_us_sum)
+                .unwrap_or(0),
+        }
+    }
+}
+
+impl ConnTelemetry {
+    /// Per-prefix statistics of closed client connections (the director's and network map's
+    /// view of how each client network is doing).
+    pub fn prefix_reports(&self) -> Result<Vec<PrefixReport>, TelemetryError> {
+        let map = self
+            .prefixes
+            .lock()
+            .map_err(|_| TelemetryError::Missing(CONN_PREFIXES_MAP))?;
+        let mut out = Vec::new();
+        for entry in map.iter() {
+            let (key, stats) = entry?;
+            out.push(PrefixReport::new(&key, &stats));
+        }
+        out.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+        Ok(out)
     }
 }
 

@@ -2,7 +2,11 @@
 //! guard, `/guard` to read and change its lists at run time:
 //!
 //! - `GET /guard` — JSON: interface, mode, limits, allow and block lists, counters;
-//! - `POST /guard/{allow|block}?prefix=P` — add a prefix; `DELETE` the same — remove it.
+//! - `POST /guard/{allow|block}?prefix=P` — add a prefix; `DELETE` the same — remove it;
+//!
+//! and with the eBPF connection telemetry, `/telemetry/prefixes`: per client /24 (/48)
+//! connections, bytes, mean smoothed RTT and delivery rate, as JSON (the director's and the
+//! network map's input).
 
 use std::sync::Arc;
 
@@ -16,20 +20,23 @@ use strata_common::guard_reason;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::kernel::conn_telemetry::ConnTelemetry;
 use crate::kernel::xdp_guard::{GuardList, Prefix, XdpGuard};
+use crate::kernel::KernelPrograms;
 use crate::metrics::ServerMetrics;
 
 #[derive(Clone)]
 struct AdminState {
     metrics: Arc<ServerMetrics>,
     guard: Option<Arc<XdpGuard>>,
+    telemetry: Option<Arc<ConnTelemetry>>,
 }
 
 /// Serves the admin endpoints until shutdown.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<ServerMetrics>,
-    guard: Option<Arc<XdpGuard>>,
+    programs: KernelPrograms,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
@@ -37,8 +44,13 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/guard", get(guard_show))
         .route("/guard/{list}", post(guard_add).delete(guard_remove))
+        .route("/telemetry/prefixes", get(telemetry_prefixes))
         .fallback(not_found)
-        .with_state(AdminState { metrics, guard });
+        .with_state(AdminState {
+            metrics,
+            guard: programs.guard,
+            telemetry: programs.telemetry,
+        });
     let stop = async move {
         let _ = shutdown.changed().await;
     };
@@ -64,7 +76,7 @@ async fn healthz() -> &'static str {
 async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        "404 admin endpoints are /metrics, /healthz and /guard\n",
+        "404 admin endpoints are /metrics, /healthz, /guard and /telemetry/prefixes\n",
     )
 }
 
@@ -196,4 +208,17 @@ async fn guard_remove(
         ),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+async fn telemetry_prefixes(State(state): State<AdminState>) -> Result<Response, AdminError> {
+    let telemetry = state.telemetry.as_ref().ok_or_else(|| {
+        AdminError(
+            StatusCode::NOT_FOUND,
+            "no eBPF connection telemetry on this server (telemetry = off?)".into(),
+        )
+    })?;
+    let reports = telemetry
+        .prefix_reports()
+        .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(reports).into_response())
 }

@@ -97,12 +97,7 @@ pub async fn start(
     });
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
     let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
-    let admin = tokio::spawn(admin::serve(
-        admin_listener,
-        metrics,
-        programs.guard.clone(),
-        shutdown,
-    ));
+    let admin = tokio::spawn(admin::serve(admin_listener, metrics, programs.clone(), shutdown));
     Ok(RunningServer {
         role,
         local_addr,
