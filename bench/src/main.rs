@@ -1,7 +1,26 @@
-//! strata's benchmark harness: load generator, peers (nginx, HAProxy), physical-limit probe and
-//! report. Not built yet — it is issue 6; until then this binary says so and fails.
+//! strata's benchmark harness. Today: `bench load`, a keep-alive HTTP/1.1 load generator that
+//! reports requests/s and Gbit/s and verifies every body's length. The scenarios, peers (nginx,
+//! HAProxy), physical-limit probe and report of issue 6 build on it.
 
-fn main() {
-    eprintln!("the benchmark harness is not built yet (issue 6: `cargo xtask bench`)");
-    std::process::exit(2);
+mod load;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bench", about = "strata benchmark harness")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Keep-alive load against one URL for a fixed time.
+    Load(load::LoadArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Load(args) => load::run(&args),
+    }
 }
