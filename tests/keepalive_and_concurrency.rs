@@ -96,3 +96,73 @@ fn five_hundred_concurrent_connections_each_get_their_own_asset() {
     }
     assert!(server.metric("strata_connections_total") >= 500.0);
 }
+
+#[test]
+fn quiet_keep_alive_connections_are_parked_resumed_and_timed_out() {
+    let dir = TempDir::new("park");
+    let data = pattern(5, 10_000);
+    dir.write("acme/c/seg.m4s", &data);
+    let server = Strata::edge(dir.path(), &["--park-after", "100ms", "--idle-timeout", "2s"]);
+    let mut conns = Vec::new();
+    for _ in 0..20 {
+        let mut s = connect(server.addr);
+        s.write_all(request("GET", "/acme/c/seg.m4s", &[]).as_bytes())
+            .expect("write");
+        assert_eq!(read_response(&mut s, &mut Vec::new(), false).body, data);
+        conns.push(s);
+    }
+    // Wait (as long as it takes) until every quiet connection has been handed to the parker.
+    while server.metric("strata_connections_parked") < 20.0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.metric("strata_connections_open"),
+        20.0,
+        "parked connections still count as open"
+    );
+    // A parked connection is resumed by its next request, cached asset and all.
+    for s in conns.iter_mut().take(10) {
+        s.write_all(request("GET", "/acme/c/seg.m4s", &[("Range", "bytes=10-19")]).as_bytes())
+            .expect("write");
+        let r = read_response(s, &mut Vec::new(), false);
+        assert_eq!((r.status, r.body.as_slice()), (206, &data[10..20]));
+    }
+    // Past the idle timeout the parker closes them: the client sees EOF.
+    for s in conns.iter_mut() {
+        assert!(
+            closed_by_server(s),
+            "parked connection closed at its idle timeout"
+        );
+    }
+    while server.metric("strata_connections_open") > 0.0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(server.metric("strata_connections_parked"), 0.0);
+}
+
+#[test]
+fn many_keep_alive_viewers_of_one_asset_share_one_file_descriptor() {
+    let dir = TempDir::new("sharedfd");
+    let data = pattern(6, 64 * 1024);
+    dir.write("acme/c/seg.m4s", &data);
+    let server = Strata::edge(dir.path(), &[]);
+    let before = server.metric("strata_process_open_fds");
+    let mut conns = Vec::new();
+    for _ in 0..300 {
+        let mut s = connect(server.addr);
+        s.write_all(request("GET", "/acme/c/seg.m4s", &[]).as_bytes())
+            .expect("write");
+        assert_eq!(read_response(&mut s, &mut Vec::new(), false).body, data);
+        conns.push(s);
+    }
+    let after = server.metric("strata_process_open_fds");
+    // One socket per viewer plus a handful (the shared file, pooled pipes); not two per viewer.
+    assert!(
+        after - before < 300.0 + 40.0,
+        "fds grew from {before} to {after} for 300 viewers"
+    );
+    assert!(
+        after - before >= 300.0,
+        "every viewer's socket is still open ({before} -> {after})"
+    );
+}

@@ -168,6 +168,9 @@ pub struct ServeArgs {
     /// Time a keep-alive connection may sit idle (e.g. 60s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub idle_timeout: Option<Duration>,
+    /// Quiet time after which a keep-alive connection is parked (e.g. 2s; 0 = never).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub park_after: Option<Duration>,
     /// Time a client may accept no bytes mid-response (e.g. 30s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub send_stall_timeout: Option<Duration>,
@@ -234,6 +237,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.idle_timeout {
             cfg.limits.idle_timeout = v;
+        }
+        if let Some(v) = self.park_after {
+            cfg.limits.park_after = v;
         }
         if let Some(v) = self.send_stall_timeout {
             cfg.limits.send_stall_timeout = v;

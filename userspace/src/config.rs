@@ -103,10 +103,15 @@ pub struct Limits {
     /// Time a keep-alive connection may wait for its next request.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Time after which a quiet keep-alive connection is parked (leaves its task for a shared
+    /// epoll set, costing a few hundred bytes); 0 never parks.
+    #[serde(with = "humantime_serde")]
+    pub park_after: Duration,
     /// Time a client may take no bytes while a response is being sent.
     #[serde(with = "humantime_serde")]
     pub send_stall_timeout: Duration,
-    /// Most client connections open at once; more are answered 503 and closed.
+    /// Most client connections open at once; more are answered 503 and closed. 0: derived
+    /// from the open-file limit (the limit less 1024 descriptors for files, pipes and maps).
     pub max_connections: usize,
     /// Largest request head accepted; larger answers 431.
     pub max_header_bytes: usize,
@@ -117,8 +122,9 @@ impl Default for Limits {
         Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            park_after: Duration::from_secs(2),
             send_stall_timeout: Duration::from_secs(30),
-            max_connections: 19_000,
+            max_connections: 0,
             max_header_bytes: 16 * 1024,
         }
     }
@@ -202,9 +208,6 @@ impl ServeConfig {
                 reason: reason.to_string(),
             })
         };
-        if self.limits.max_connections == 0 {
-            return invalid("limits.max_connections", "must be at least 1");
-        }
         if self.limits.max_header_bytes < 256 {
             return invalid("limits.max_header_bytes", "must be at least 256");
         }
@@ -282,7 +285,7 @@ mod tests {
     #[test]
     fn zero_limits_are_rejected() {
         let mut c = ServeConfig::edge_defaults();
-        c.limits.max_connections = 0;
+        c.limits.idle_timeout = Duration::ZERO;
         assert!(c.validate().is_err());
     }
 }

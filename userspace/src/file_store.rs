@@ -5,10 +5,11 @@
 //! would lead outside the root. Each open file carries the validators the HTTP layer needs
 //! (length, strong ETag, Last-Modified) computed once from `fstat`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -36,7 +37,23 @@ pub enum StoreError {
 pub struct FileStore {
     root: OwnedFd,
     root_path: PathBuf,
+    /// Files open anywhere in the process, shared: ten thousand viewers of one asset hold one
+    /// descriptor, not ten thousand (the fd limit is the edge's scarcest resource).
+    shared: Mutex<HashMap<String, SharedFile>>,
 }
+
+/// A shared open file: weak, so the last connection to drop it closes the descriptor.
+#[derive(Debug)]
+struct SharedFile {
+    file: Weak<File>,
+    len: u64,
+    dev: u64,
+    ino: u64,
+    mtime: SystemTime,
+}
+
+/// Dead entries are swept from the shared-file table when it grows past this.
+const SHARED_SWEEP_AT: usize = 4096;
 
 /// An open asset and the identity its HTTP validators derive from. Kept small (no strings):
 /// a keep-alive connection holds one for as long as it lives.
@@ -81,6 +98,7 @@ impl FileStore {
         Ok(FileStore {
             root: fd,
             root_path: root.to_path_buf(),
+            shared: Mutex::new(HashMap::new()),
         })
     }
 
@@ -92,6 +110,45 @@ impl FileStore {
     /// Opens a content asset for reading, refusing anything that resolves outside the root.
     pub fn open_asset(&self, path: &ContentPath) -> Result<OpenAsset, StoreError> {
         let rel = path.relative();
+        if let Some(asset) = self.shared_asset(&rel, path) {
+            return Ok(asset);
+        }
+        let asset = self.open_new(&rel)?;
+        if let Ok(mut shared) = self.shared.lock() {
+            if shared.len() >= SHARED_SWEEP_AT {
+                shared.retain(|_, f| f.file.strong_count() > 0);
+            }
+            let entry = SharedFile {
+                file: Arc::downgrade(&asset.file),
+                len: asset.len,
+                dev: asset.dev,
+                ino: asset.ino,
+                mtime: asset.mtime,
+            };
+            shared.insert(rel, entry);
+        }
+        Ok(asset)
+    }
+
+    /// The file another connection has open for `rel`, if it is still what the path names.
+    fn shared_asset(&self, rel: &str, path: &ContentPath) -> Option<OpenAsset> {
+        let asset = {
+            let shared = self.shared.lock().ok()?;
+            let f = shared.get(rel)?;
+            OpenAsset {
+                file: f.file.upgrade()?,
+                len: f.len,
+                dev: f.dev,
+                ino: f.ino,
+                mtime: f.mtime,
+            }
+        };
+        self.still_current(path, &asset).then_some(asset)
+    }
+
+    /// Opens `rel` beneath the root.
+    fn open_new(&self, rel: &str) -> Result<OpenAsset, StoreError> {
+        let rel = rel.to_string();
         let how = OpenHow::new()
             .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
             .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);

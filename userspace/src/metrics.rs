@@ -55,6 +55,7 @@ pub struct ServerMetrics {
     connections_rejected: Counter,
     timeouts: Counter,
     send_waits: Counter,
+    parked: Gauge,
 }
 
 impl ServerMetrics {
@@ -69,6 +70,7 @@ impl ServerMetrics {
         let connections_rejected = Counter::default();
         let timeouts = Counter::default();
         let send_waits = Counter::default();
+        let parked = Gauge::default();
         registry.register(
             "http_responses",
             "HTTP responses sent, by status code",
@@ -101,6 +103,11 @@ impl ServerMetrics {
             timeouts.clone(),
         );
         registry.register(
+            "connections_parked",
+            "Idle keep-alive connections held by the idle parker (no task of their own)",
+            parked.clone(),
+        );
+        registry.register(
             "send_waits",
             "Times a body send found the client socket full and waited for room (slow clients)",
             send_waits.clone(),
@@ -125,6 +132,7 @@ impl ServerMetrics {
             connections_rejected,
             timeouts,
             send_waits,
+            parked,
         })
     }
 
@@ -155,6 +163,11 @@ impl ServerMetrics {
 
     pub fn connection_rejected(&self) {
         self.connections_rejected.inc();
+    }
+
+    /// One more (+1) or one fewer (-1) parked connection.
+    pub fn parked(&self, delta: i64) {
+        self.parked.inc_by(delta);
     }
 
     pub fn send_wait(&self) {

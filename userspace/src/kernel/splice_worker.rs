@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 /// Bytes a splice pipe is asked to hold (F_SETPIPE_SZ); the largest chunk one job moves.
 pub const PIPE_CAPACITY: u32 = 1 << 20;
 /// Idle pipes kept for reuse.
-const MAX_IDLE_PIPES: usize = 512;
+const MAX_IDLE_PIPES: usize = 64;
 /// Submission queue entries per worker ring.
 const RING_ENTRIES: u32 = 256;
 /// user_data of the eventfd read that wakes a worker.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod connection;
+pub mod idle_parker;
 pub mod kernel_setup;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use crate::http::response::error_response;
 use crate::kernel::body_path::BodyPath;
 use crate::kernel::KernelPrograms;
 use crate::metrics::ServerMetrics;
+use idle_parker::IdleParker;
 
 /// What every connection task of one server shares.
 pub struct ServerContext {
@@ -26,6 +28,8 @@ pub struct ServerContext {
     pub body_path: BodyPath,
     pub limits: Limits,
     pub metrics: Arc<ServerMetrics>,
+    /// Holds keep-alive connections idle past `limits.park_after` (None: they keep their task).
+    pub parker: Option<Arc<IdleParker>>,
 }
 
 /// A started server.
@@ -69,6 +73,49 @@ fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("listening on {addr}"))
 }
 
+/// Raises the soft open-file limit to the hard one and returns it.
+fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// `max_connections`, resolving 0 to what the open-file limit allows.
+fn effective_max_connections(role: &str, configured: usize) -> usize {
+    let nofile = raise_nofile_limit();
+    let fit = nofile.saturating_sub(1024).max(64) as usize;
+    if configured == 0 {
+        tracing::info!(
+            role,
+            open_file_limit = nofile,
+            max_connections = fit,
+            "max_connections from the open-file limit"
+        );
+        return fit;
+    }
+    if configured > fit {
+        tracing::warn!(role, open_file_limit = nofile, max_connections = configured, "max_connections is above what the open-file limit allows; expect accept errors (EMFILE) near the top");
+    }
+    configured
+}
+
 /// Starts a storage or edge server; returns once it is listening.
 pub async fn start(
     role: &'static str,
@@ -89,12 +136,26 @@ pub async fn start(
     let metrics = ServerMetrics::new(role, body_path.label(), programs.clone());
     let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
     let admin_addr = admin_listener.local_addr()?;
+    let parker = if cfg.limits.park_after.is_zero() {
+        None
+    } else {
+        IdleParker::new()
+            .map_err(|e| tracing::warn!(role, error = %e, "idle parker unavailable"))
+            .ok()
+    };
+    let mut limits = cfg.limits.clone();
+    limits.max_connections = effective_max_connections(role, limits.max_connections);
     let ctx = Arc::new(ServerContext {
         store,
         body_path,
-        limits: cfg.limits.clone(),
+        limits,
         metrics: metrics.clone(),
+        parker: parker.clone(),
     });
+    if let Some(p) = &parker {
+        p.run_on(tokio::runtime::Handle::current(), &ctx)
+            .context("starting the idle parker thread")?;
+    }
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
     let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
     let admin = tokio::spawn(admin::serve(admin_listener, metrics, programs.clone(), shutdown));
@@ -109,6 +170,7 @@ pub async fn start(
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
+    tracing::debug!(max_connections = ctx.limits.max_connections, "accepting");
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -129,13 +191,8 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>, mut shutdow
             tokio::spawn(reject(stream, ctx.clone()));
             continue;
         };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            ctx.metrics.connection_opened();
-            connection::serve_connection(stream, ctx.clone()).await;
-            ctx.metrics.connection_closed();
-            drop(permit);
-        });
+        let slot = connection::ConnSlot::new(permit, ctx.metrics.clone());
+        tokio::spawn(connection::serve_connection(stream, ctx.clone(), slot, None));
     }
 }
 
@@ -164,5 +221,6 @@ pub(crate) fn test_context() -> ServerContext {
             crate::metrics::BodyPathLabel::Sendfile,
             KernelPrograms::default(),
         ),
+        parker: None,
     }
 }

@@ -1,0 +1,169 @@
+//! Parks keep-alive connections that stay idle, so that thousands of quiet viewers cost a few
+//! hundred bytes each instead of a tokio task and I/O registration apiece.
+//!
+//! A connection idle for `park_after` leaves tokio (`into_std`) and its task ends; the parker
+//! keeps the socket, its open asset and its connection slot in a slab and watches it with its
+//! own epoll instance (EPOLLONESHOT). When the client sends its next request (or closes), the
+//! parker hands the socket back to the runtime as a new connection task; when the idle timeout
+//! passes first, it closes it. One thread, one epoll fd, whatever the number of parked sockets.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use super::connection::{serve_connection, CachedAsset, ConnSlot};
+use super::ServerContext;
+
+/// Longest the parker sleeps between idle-timeout sweeps.
+const SWEEP: Duration = Duration::from_millis(500);
+
+struct Parked {
+    stream: std::net::TcpStream,
+    asset: Option<CachedAsset>,
+    slot: ConnSlot,
+    deadline: Instant,
+}
+
+/// The parked connections of one server.
+pub struct IdleParker {
+    epoll: OwnedFd,
+    parked: Mutex<Slab<Parked>>,
+}
+
+impl IdleParker {
+    /// Creates the parker; `run_on` starts its thread once the server context exists.
+    pub fn new() -> io::Result<Arc<IdleParker>> {
+        // SAFETY: epoll_create1 returns a new descriptor or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is new and owned only here.
+        Ok(Arc::new(IdleParker {
+            epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+            parked: Mutex::new(Slab::new()),
+        }))
+    }
+
+    /// Starts the parker's thread, which resumes connections on `runtime` and stops when the
+    /// server context is gone.
+    pub fn run_on(
+        self: &Arc<Self>,
+        runtime: tokio::runtime::Handle,
+        ctx: &Arc<ServerContext>,
+    ) -> io::Result<()> {
+        let worker = self.clone();
+        let ctx = Arc::downgrade(ctx);
+        std::thread::Builder::new()
+            .name("idle-parker".into())
+            .spawn(move || worker.run(runtime, ctx))?;
+        Ok(())
+    }
+
+    /// Number of connections parked now.
+    pub fn len(&self) -> usize {
+        self.parked.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    /// True if nothing is parked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Parks an idle connection until it becomes readable or `deadline` passes.
+    pub fn park(
+        &self,
+        stream: std::net::TcpStream,
+        asset: Option<CachedAsset>,
+        slot: ConnSlot,
+        deadline: Instant,
+    ) {
+        let fd = stream.as_raw_fd();
+        slot.metrics().parked(1);
+        let Ok(mut parked) = self.parked.lock() else {
+            return;
+        };
+        let key = parked.insert(Parked {
+            stream,
+            asset,
+            slot,
+            deadline,
+        });
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
+            u64: key as u64,
+        };
+        // SAFETY: valid epoll fd, socket fd and event pointer.
+        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            // Cannot watch it: close it rather than leak it.
+            tracing::warn!(error = %io::Error::last_os_error(), "parking an idle connection failed; closing it");
+            let p = parked.remove(key);
+            p.slot.metrics().parked(-1);
+        }
+    }
+
+    fn take(&self, key: usize) -> Option<Parked> {
+        let mut parked = self.parked.lock().ok()?;
+        let p = parked.try_remove(key)?;
+        p.slot.metrics().parked(-1);
+        // SAFETY: valid fds; the event pointer may be null for EPOLL_CTL_DEL.
+        unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                p.stream.as_raw_fd(),
+                std::ptr::null_mut(),
+            )
+        };
+        Some(p)
+    }
+
+    fn run(self: Arc<Self>, runtime: tokio::runtime::Handle, ctx: std::sync::Weak<ServerContext>) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        let mut next_sweep = Instant::now() + SWEEP;
+        loop {
+            let Some(ctx) = ctx.upgrade() else { return };
+            // SAFETY: the buffer holds events.len() entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    SWEEP.as_millis() as i32,
+                )
+            };
+            for ev in events.iter().take(n.max(0) as usize) {
+                let Some(p) = self.take(ev.u64 as usize) else {
+                    continue;
+                };
+                let ctx = ctx.clone();
+                runtime.spawn(async move {
+                    match tokio::net::TcpStream::from_std(p.stream) {
+                        Ok(stream) => serve_connection(stream, ctx, p.slot, p.asset).await,
+                        Err(e) => tracing::warn!(error = %e, "resuming a parked connection failed"),
+                    }
+                });
+            }
+            let now = Instant::now();
+            if now >= next_sweep {
+                next_sweep = now + SWEEP;
+                let expired: Vec<usize> = match self.parked.lock() {
+                    Ok(parked) => parked
+                        .iter()
+                        .filter(|(_, p)| p.deadline <= now)
+                        .map(|(k, _)| k)
+                        .collect(),
+                    Err(_) => return,
+                };
+                for key in expired {
+                    if self.take(key).is_some() {
+                        ctx.metrics.timeout();
+                    }
+                }
+            }
+        }
+    }
+}
