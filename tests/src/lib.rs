@@ -187,14 +187,21 @@ impl Strata {
         });
         let mut found = Vec::new();
         while found.len() < servers {
-            let line = match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(l) => l,
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "strata {args:?} did not start; log: {:?}",
-                        log.lock().expect("log").clone()
-                    );
+            let started = std::time::Instant::now();
+            let line = loop {
+                match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(l) => break l,
+                    Err(_) => {
+                        let exited = child.try_wait().ok().flatten();
+                        if exited.is_some() || started.elapsed() > Duration::from_secs(120) {
+                            let _ = child.kill();
+                            std::thread::sleep(Duration::from_millis(100));
+                            panic!(
+                                "strata {args:?} did not start ({exited:?}); log: {:?}",
+                                log.lock().expect("log").clone()
+                            );
+                        }
+                    }
                 }
             };
             if line.contains("Error") && !line.contains(" serving ") {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{BodyPathMode, ConfigError, EbpfMode, GuardSettings, ServeConfig, XdpModeSetting};
+use crate::config::{
+    BodyPathMode, ConfigError, EbpfMode, GuardSettings, MissPolicy, ServeConfig, XdpModeSetting,
+};
 use crate::kernel::xdp_guard::GuardList;
 
 #[derive(Debug, Parser)]
@@ -26,7 +28,7 @@ pub enum Command {
     /// One server of a storage cluster: serves {root}/{tenant}/{content_id}/{asset}.
     Storage(StorageArgs),
     /// A streaming edge: serves its cache directory zero-copy (io_uring splice).
-    Edge(EdgeArgs),
+    Edge(Box<EdgeArgs>),
     /// A whole point of presence on loopback (one storage server, one edge) with demo content.
     Pop(PopArgs),
 }
@@ -52,6 +54,38 @@ pub struct EdgeArgs {
     pub common: ServeArgs,
     #[command(flatten)]
     pub guard: GuardArgs,
+    #[command(flatten)]
+    pub lookup: LookupArgs,
+}
+
+/// Where misses go: the static name lookup and the miss policy.
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// A storage cluster: NAME=ADDR[,ADDR...] (repeatable).
+    #[arg(long = "cluster")]
+    pub clusters: Vec<String>,
+    /// A tenant's clusters: TENANT=HOME_CLUSTER[,REPLICA_CLUSTER...] (repeatable).
+    #[arg(long = "tenant")]
+    pub tenants: Vec<String>,
+    /// On a miss: proxy (fetch from the storage tier), redirect (302), or error (404).
+    #[arg(long, value_enum)]
+    pub miss: Option<MissPolicy>,
+}
+
+impl LookupArgs {
+    /// Applies these flags over the configuration (flags add to the file's clusters/tenants).
+    pub fn apply(&self, cfg: &mut ServeConfig) -> Result<(), crate::name_lookup::LookupError> {
+        for c in &self.clusters {
+            cfg.lookup.add_cluster_flag(c)?;
+        }
+        for t in &self.tenants {
+            cfg.lookup.add_tenant_flag(t)?;
+        }
+        if let Some(m) = self.miss {
+            cfg.miss = m;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]

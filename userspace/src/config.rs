@@ -46,6 +46,19 @@ pub enum EbpfMode {
     Off,
 }
 
+/// What an edge does when an asset is not in its cache (the seed's SRV_PROXY flag).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum MissPolicy {
+    /// Fetch it from the storage tier and relay it.
+    Proxy,
+    /// Answer 302 to a storage server that holds it.
+    Redirect,
+    /// Answer 404.
+    #[default]
+    Error,
+}
+
 /// How the XDP guard attaches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -153,6 +166,12 @@ pub struct ServeConfig {
     pub limits: Limits,
     pub data_path: DataPath,
     pub guard: GuardSettings,
+    /// Edge only: what to do on a miss.
+    pub miss: MissPolicy,
+    /// Edge only: where content lives (tenants → clusters → storage servers).
+    pub lookup: crate::name_lookup::StaticLookupConfig,
+    /// Edge only: the storage-tier connection pool.
+    pub upstream: crate::upstream::pool::UpstreamSettings,
 }
 
 impl ServeConfig {
@@ -166,6 +185,9 @@ impl ServeConfig {
             limits: Limits::default(),
             data_path: DataPath::default(),
             guard: GuardSettings::default(),
+            miss: MissPolicy::Error,
+            lookup: Default::default(),
+            upstream: Default::default(),
         }
     }
 
@@ -176,6 +198,7 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9080)),
             telemetry: EbpfMode::Auto,
+            miss: MissPolicy::Proxy,
             ..ServeConfig::storage_defaults()
         }
     }
@@ -202,6 +225,12 @@ impl ServeConfig {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) = self.lookup.validate() {
+            return Err(ConfigError::Invalid {
+                key: "lookup",
+                reason: e.to_string(),
+            });
+        }
         let invalid = |key, reason: &str| {
             Err(ConfigError::Invalid {
                 key,

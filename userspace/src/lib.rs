@@ -8,5 +8,7 @@ pub mod file_store;
 pub mod http;
 pub mod kernel;
 pub mod metrics;
+pub mod name_lookup;
 pub mod roles;
 pub mod server;
+pub mod upstream;

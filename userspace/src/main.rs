@@ -18,14 +18,17 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Storage(a) => serve("storage", &a.common, ServeConfig::storage_defaults(), a.root),
-        Command::Edge(a) => match &a.command {
-            Some(EdgeCommand::Guard(g)) => roles::guard_cli::run(g),
+        Command::Edge(a) => match a.command {
+            Some(EdgeCommand::Guard(ref g)) => roles::guard_cli::run(g),
             None => {
                 let mut defaults = ServeConfig::edge_defaults();
                 if let Some(path) = &a.common.config {
                     defaults = ServeConfig::load(path, defaults).context("strata edge: configuration")?;
                 }
                 a.guard.apply(&mut defaults.guard);
+                a.lookup
+                    .apply(&mut defaults)
+                    .context("strata edge: --cluster/--tenant")?;
                 let args = ServeArgs {
                     config: None,
                     ..a.common

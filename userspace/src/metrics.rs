@@ -22,6 +22,8 @@ use strata_common::{guard_reason, ConnCounters, RATE_BUCKET_BOUNDS_BPS, SRTT_BUC
 pub enum BodyPathLabel {
     IoUringSplice,
     Sendfile,
+    /// Proxied miss, body copied through userspace (the last fallback).
+    ProxyCopy,
 }
 
 impl BodyPathLabel {
@@ -29,6 +31,7 @@ impl BodyPathLabel {
         match self {
             BodyPathLabel::IoUringSplice => "io_uring_splice",
             BodyPathLabel::Sendfile => "sendfile",
+            BodyPathLabel::ProxyCopy => "proxy_copy",
         }
     }
 }
@@ -36,6 +39,11 @@ impl BodyPathLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,6 +64,8 @@ pub struct ServerMetrics {
     timeouts: Counter,
     send_waits: Counter,
     parked: Gauge,
+    misses: Counter,
+    upstream_errors: Family<ServerLabels, Counter>,
 }
 
 impl ServerMetrics {
@@ -71,6 +81,8 @@ impl ServerMetrics {
         let timeouts = Counter::default();
         let send_waits = Counter::default();
         let parked = Gauge::default();
+        let misses = Counter::default();
+        let upstream_errors = Family::<ServerLabels, Counter>::default();
         registry.register(
             "http_responses",
             "HTTP responses sent, by status code",
@@ -103,6 +115,16 @@ impl ServerMetrics {
             timeouts.clone(),
         );
         registry.register(
+            "misses",
+            "Requests for assets not in the local store",
+            misses.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Failed attempts against a storage server (connect, timeout, 5xx, bad head), by server",
+            upstream_errors.clone(),
+        );
+        registry.register(
             "connections_parked",
             "Idle keep-alive connections held by the idle parker (no task of their own)",
             parked.clone(),
@@ -113,7 +135,11 @@ impl ServerMetrics {
             send_waits.clone(),
         );
         // Make both paths visible from the first scrape, so a dashboard can tell 0 from absent.
-        for path in [BodyPathLabel::IoUringSplice, BodyPathLabel::Sendfile] {
+        for path in [
+            BodyPathLabel::IoUringSplice,
+            BodyPathLabel::Sendfile,
+            BodyPathLabel::ProxyCopy,
+        ] {
             let _ = body_bytes.get_or_create(&PathLabels { path: path.as_str() });
             let _ = bodies.get_or_create(&PathLabels { path: path.as_str() });
         }
@@ -133,6 +159,8 @@ impl ServerMetrics {
             timeouts,
             send_waits,
             parked,
+            misses,
+            upstream_errors,
         })
     }
 
@@ -163,6 +191,18 @@ impl ServerMetrics {
 
     pub fn connection_rejected(&self) {
         self.connections_rejected.inc();
+    }
+
+    pub fn miss(&self) {
+        self.misses.inc();
+    }
+
+    pub fn upstream_error(&self, server: std::net::SocketAddr) {
+        self.upstream_errors
+            .get_or_create(&ServerLabels {
+                server: server.to_string(),
+            })
+            .inc();
     }
 
     /// One more (+1) or one fewer (-1) parked connection.

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::ServerContext;
+use crate::config::MissPolicy;
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
 use crate::http::content_path::{ContentPath, PathError};
 use crate::http::file_plan::{plan_file_response, PlanError, Validators};
@@ -25,6 +26,7 @@ use crate::http::response::{error_response, HeadBuilder};
 use crate::kernel::body_path::{send_range, BodyError};
 use crate::kernel::socket_opts::set_cork;
 use crate::metrics::ServerMetrics;
+use crate::upstream::proxy::{proxy, ProxyResult};
 
 /// Read-ahead window hinted at the start of every body.
 const READ_AHEAD: u64 = 4 << 20;
@@ -318,7 +320,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     let ctype = content_type(&path.asset);
     let asset = match cached_or_open(state, ctx, &path) {
         Ok(a) => a,
-        Err(StoreError::NotFound(p)) => return Answer::Error(404, format!("no such asset {p}"), vec![]),
+        Err(StoreError::NotFound(p)) => return miss(state, ctx, head, &path, p).await,
         Err(e @ StoreError::Forbidden(_)) => return Answer::Error(403, e.to_string(), vec![]),
         Err(e) => {
             tracing::error!(error = %e, "opening asset failed");
@@ -396,6 +398,59 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             }
             Answer::Done(false)
         }
+    }
+}
+
+/// An asset the store does not hold: proxy it, redirect to a storage server, or 404, as the
+/// miss policy says.
+async fn miss(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    head: &RequestHead,
+    path: &ContentPath,
+    shown: String,
+) -> Answer {
+    let not_found = || Answer::Error(404, format!("no such asset {shown}"), vec![]);
+    let (MissPolicy::Proxy | MissPolicy::Redirect, Some(lookup)) = (ctx.miss, &ctx.lookup) else {
+        return not_found();
+    };
+    ctx.metrics.miss();
+    let clusters = lookup.locate(path);
+    if clusters.is_empty() {
+        return Answer::Error(
+            404,
+            format!(
+                "no such asset {shown} (tenant {} unknown to this edge)",
+                path.tenant
+            ),
+            vec![],
+        );
+    }
+    let servers = ctx.upstream.order(&clusters);
+    if ctx.miss == MissPolicy::Redirect {
+        let Some(server) = servers.first() else {
+            return not_found();
+        };
+        let query = head.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+        let location = format!("http://{server}{}{query}", head.path);
+        return Answer::Error(
+            302,
+            format!("asset is at {location}"),
+            vec![("Location", location)],
+        );
+    }
+    match proxy(
+        &mut state.stream,
+        head,
+        &servers,
+        &ctx.upstream,
+        &ctx.metrics,
+        ctx.limits.send_stall_timeout,
+    )
+    .await
+    {
+        ProxyResult::Sent { keep_alive } => Answer::Done(keep_alive),
+        ProxyResult::Failed { status, message } => Answer::Error(status, message, vec![]),
     }
 }
 

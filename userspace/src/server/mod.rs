@@ -14,12 +14,14 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::config::{Limits, ServeConfig};
+use crate::config::{Limits, MissPolicy, ServeConfig};
 use crate::file_store::FileStore;
 use crate::http::response::error_response;
 use crate::kernel::body_path::BodyPath;
 use crate::kernel::KernelPrograms;
 use crate::metrics::ServerMetrics;
+use crate::name_lookup::{NameLookup, StaticLookup};
+use crate::upstream::pool::UpstreamPool;
 use idle_parker::IdleParker;
 
 /// What every connection task of one server shares.
@@ -30,6 +32,10 @@ pub struct ServerContext {
     pub metrics: Arc<ServerMetrics>,
     /// Holds keep-alive connections idle past `limits.park_after` (None: they keep their task).
     pub parker: Option<Arc<IdleParker>>,
+    /// What to do when an asset is not in the store (edge), and where to look for it.
+    pub miss: MissPolicy,
+    pub lookup: Option<Arc<dyn NameLookup>>,
+    pub upstream: Arc<UpstreamPool>,
 }
 
 /// A started server.
@@ -151,6 +157,16 @@ pub async fn start(
         limits,
         metrics: metrics.clone(),
         parker: parker.clone(),
+        miss: cfg.miss,
+        lookup: if cfg.lookup.tenants.is_empty() {
+            None
+        } else {
+            Some(
+                Arc::new(StaticLookup::new(cfg.lookup.clone()).context("lookup configuration")?)
+                    as Arc<dyn NameLookup>,
+            )
+        },
+        upstream: Arc::new(UpstreamPool::new(cfg.upstream.clone())),
     });
     if let Some(p) = &parker {
         p.run_on(tokio::runtime::Handle::current(), &ctx)
@@ -222,5 +238,8 @@ pub(crate) fn test_context() -> ServerContext {
             KernelPrograms::default(),
         ),
         parker: None,
+        miss: MissPolicy::Error,
+        lookup: None,
+        upstream: Arc::new(UpstreamPool::new(Default::default())),
     }
 }

@@ -1,0 +1,217 @@
+//! Misses through the edge's reverse proxy (copy path, on loopback): byte-exact relays with
+//! the client's range carried upstream, pooled upstream connections, failover and its limits,
+//! the miss policies, and upstream faults that must never look like complete responses.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+
+use strata_tests::*;
+
+fn edge_for(storage: &[SocketAddr], extra: &[&str]) -> (TempDir, Strata) {
+    let cache = TempDir::new("proxy-cache");
+    let cluster = format!(
+        "home={}",
+        storage
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut args = vec!["--cluster", &cluster, "--tenant", "acme=home"];
+    if !extra.contains(&"--miss") {
+        args.extend(["--miss", "proxy"]);
+    }
+    args.extend_from_slice(extra);
+    let edge = Strata::edge(cache.path(), &args);
+    (cache, edge)
+}
+
+/// A port nothing listens on.
+fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+#[test]
+fn misses_are_relayed_byte_exact_with_the_clients_range() {
+    let store = TempDir::new("proxy-store");
+    let data = pattern(41, 3 << 20);
+    store.write("acme/c/v.mp4", &data);
+    let storage = Strata::storage(store.path(), &[]);
+    let (_cache, edge) = edge_for(&[storage.addr], &[]);
+    let whole = get(edge.addr, "/acme/c/v.mp4", &[]);
+    assert_eq!((whole.status, checksum(&whole.body)), (200, checksum(&data)));
+    assert!(whole.header("ETag").is_some() && whole.header("Last-Modified").is_some());
+    let r = get(edge.addr, "/acme/c/v.mp4", &[("Range", "bytes=1000-1999")]);
+    assert_eq!((r.status, r.body.as_slice()), (206, &data[1000..2000]));
+    assert_eq!(
+        r.header("Content-Range"),
+        Some(format!("bytes 1000-1999/{}", data.len()).as_str())
+    );
+    let q = get(edge.addr, "/acme/c/v.mp4?bytes=5-14", &[]);
+    assert_eq!((q.status, q.body.as_slice()), (200, &data[5..15]));
+    assert_eq!(
+        get(edge.addr, "/acme/c/v.mp4", &[("Range", "bytes=9999999-")]).status,
+        416
+    );
+    assert_eq!(get(edge.addr, "/acme/c/missing.mp4", &[]).status, 404);
+    // The storage server was asked for 1,000 bytes, not the whole file.
+    let sent = storage.metric("strata_body_bytes_total{path=\"io_uring_splice\"}");
+    assert_eq!(
+        sent,
+        (data.len() + 1000 + 10) as f64,
+        "storage sent exactly what the clients asked for"
+    );
+    assert!(edge.metric("strata_misses_total") >= 5.0);
+}
+
+#[test]
+fn one_pooled_upstream_connection_serves_sequential_misses() {
+    let store = TempDir::new("proxy-pool");
+    let data = pattern(42, 20_000);
+    store.write("acme/c/seg.m4s", &data);
+    let storage = Strata::storage(store.path(), &[]);
+    let (_cache, edge) = edge_for(&[storage.addr], &[]);
+    let mut s = connect(edge.addr);
+    let mut buf = Vec::new();
+    for i in 0..1000 {
+        s.write_all(request("GET", "/acme/c/seg.m4s", &[]).as_bytes())
+            .expect("write");
+        let r = read_response(&mut s, &mut buf, false);
+        assert_eq!((r.status, r.body.len()), (200, data.len()), "request {i}");
+    }
+    assert_eq!(
+        storage.metric("strata_connections_total"),
+        1.0,
+        "one upstream connection, reused 1000 times"
+    );
+}
+
+#[test]
+fn failover_to_a_replica_and_502_when_every_server_is_down() {
+    let store = TempDir::new("proxy-failover");
+    let data = pattern(43, 10_000);
+    store.write("acme/c/v.mp4", &data);
+    let replica = Strata::storage(store.path(), &[]);
+    let dead = dead_addr();
+    let cache = TempDir::new("proxy-failover-cache");
+    let home = format!("home={dead}");
+    let repl = format!("repl={}", replica.addr);
+    let edge = Strata::edge(
+        cache.path(),
+        &[
+            "--cluster",
+            &home,
+            "--cluster",
+            &repl,
+            "--tenant",
+            "acme=home,repl",
+        ],
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            get(edge.addr, "/acme/c/v.mp4", &[]).body,
+            data,
+            "served by the replica"
+        );
+    }
+    assert!(edge.metric(&format!("strata_upstream_errors_total{{server=\"{dead}\"}}")) >= 1.0);
+    drop(replica);
+    let r = get(edge.addr, "/acme/c/v.mp4", &[]);
+    assert_eq!(r.status, 502);
+    assert!(
+        r.text().contains("no storage server could serve /acme/c/v.mp4"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn redirect_and_error_miss_policies() {
+    let store = TempDir::new("proxy-policy");
+    store.write("acme/c/v.mp4", &pattern(44, 100));
+    let storage = Strata::storage(store.path(), &[]);
+    let (_c1, redirecting) = edge_for(&[storage.addr], &["--miss", "redirect"]);
+    let r = get(redirecting.addr, "/acme/c/v.mp4?bytes=0-9", &[]);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("http://{}/acme/c/v.mp4?bytes=0-9", storage.addr).as_str())
+    );
+    let (_c2, strict) = edge_for(&[storage.addr], &["--miss", "error"]);
+    assert_eq!(get(strict.addr, "/acme/c/v.mp4", &[]).status, 404);
+}
+
+/// A fake storage server that answers every request with `response` and then closes.
+fn fake_upstream(response: Vec<u8>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { return };
+            let mut req = [0u8; 4096];
+            let _ = c.read(&mut req);
+            let _ = c.write_all(&response);
+        }
+    });
+    addr
+}
+
+#[test]
+fn upstream_dying_mid_body_closes_the_client_connection() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec();
+    resp.extend_from_slice(&[7u8; 5000]);
+    let up = fake_upstream(resp);
+    let (_cache, edge) = edge_for(&[up], &[]);
+    let mut s = connect(edge.addr);
+    s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
+        .expect("write");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head relayed")
+        + 4;
+    assert!(String::from_utf8_lossy(&got[..head_end]).contains("Content-Length: 1000000"));
+    assert_eq!(
+        got.len() - head_end,
+        5000,
+        "the client got the bytes that existed, then EOF: short, never complete"
+    );
+    assert_eq!(
+        get(edge.addr, "/healthz-is-not-content", &[]).status,
+        404,
+        "the edge keeps serving"
+    );
+}
+
+#[test]
+fn bytes_past_the_announced_length_never_reach_the_client() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789".to_vec();
+    resp.extend_from_slice(b"SMUGGLED-BYTES");
+    let up = fake_upstream(resp);
+    let (_cache, edge) = edge_for(&[up], &[]);
+    let mut s = connect(edge.addr);
+    let mut buf = Vec::new();
+    for _ in 0..3 {
+        s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
+            .expect("write");
+        let r = read_response(&mut s, &mut buf, false);
+        assert_eq!(r.body, b"0123456789");
+    }
+    assert!(
+        buf.is_empty(),
+        "nothing after the body: {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+}
+
+#[test]
+fn upstream_5xx_fails_over_and_is_relayed_when_nothing_else_answers() {
+    let up = fake_upstream(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec());
+    let (_cache, edge) = edge_for(&[up], &[]);
+    let r = get(edge.addr, "/acme/c/v.mp4", &[]);
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("answered 503"), "{}", r.text());
+}
