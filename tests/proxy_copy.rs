@@ -215,3 +215,57 @@ fn upstream_5xx_fails_over_and_is_relayed_when_nothing_else_answers() {
     assert_eq!(r.status, 502);
     assert!(r.text().contains("answered 503"), "{}", r.text());
 }
+
+#[test]
+fn storage_tier_connections_are_measured_per_server() {
+    if !kernel_features_or_skip("storage_tier_connections_are_measured_per_server") {
+        return;
+    }
+    let store = TempDir::new("proxy-telemetry");
+    let data = pattern(45, 1 << 20);
+    store.write("acme/c/v.mp4", &data);
+    let a = Strata::storage(store.path(), &[]);
+    let b = Strata::storage(store.path(), &[]);
+    // No idle upstream connections: each proxied request opens and closes its own, so the
+    // per-server byte counts (added at close) are complete when the test reads them.
+    let conf = TempDir::new("proxy-telemetry-conf");
+    let toml = conf.write("edge.toml", b"[upstream]\nmax_idle_per_server = 0\n");
+    let (_cache, edge) = edge_for(&[a.addr, b.addr], &["--config", toml.to_str().expect("utf-8")]);
+    for _ in 0..4 {
+        assert_eq!(
+            checksum(&get(edge.addr, "/acme/c/v.mp4", &[]).body),
+            checksum(&data)
+        );
+    }
+    let field = |entry: &str, name: &str| -> u64 {
+        let at = entry.find(&format!("\"{name}\":")).expect("field") + name.len() + 3;
+        entry[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .expect("number")
+    };
+    for server in [a.addr, b.addr] {
+        let entry = loop {
+            let json = edge.admin_get("/telemetry/prefixes").text();
+            let key = format!("\"kind\":\"upstream\",\"prefix\":\"{server}\"");
+            if let Some(start) = json.find(&key) {
+                let entry = json[start..].split('}').next().expect("object").to_string();
+                if field(&entry, "bytes_received") >= 2 * data.len() as u64 {
+                    break entry;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert_eq!(
+            field(&entry, "connections"),
+            2,
+            "{server}: round robin gave it 2 of 4: {entry}"
+        );
+        assert!(
+            field(&entry, "bytes_received") < 2 * data.len() as u64 + 2048,
+            "{entry}"
+        );
+    }
+}

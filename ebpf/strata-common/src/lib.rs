@@ -48,7 +48,13 @@ pub fn rate_bucket(bytes_per_sec: u64) -> usize {
 pub mod prefix_kind {
     /// Client connections, by /24 (IPv4) or /48 (IPv6) of the client's address.
     pub const CLIENT: u32 = 0;
+    /// Storage-tier connections the edge opened, by server address and port.
+    pub const UPSTREAM: u32 = 1;
 }
+
+/// Name of the hash of storage servers ([`PrefixKey`] of kind UPSTREAM → 1) whose connections
+/// the telemetry program measures.
+pub const UPSTREAM_SERVERS_MAP: &str = "UPSTREAM_SERVERS";
 
 /// Key of the per-prefix statistics: the masked address (IPv4 mapped into ::ffff:0:0/96).
 #[repr(C)]
@@ -56,10 +62,13 @@ pub mod prefix_kind {
 pub struct PrefixKey {
     pub addr: [u8; 16],
     pub kind: u32,
-    pub _reserved: u32,
+    /// The server's port (host order) for UPSTREAM keys; 0 for CLIENT keys.
+    pub port: u32,
 }
 
-/// Statistics of the connections of one prefix, summed at each connection's close.
+/// Statistics of the connections of one prefix (or upstream server). Client connections are
+/// added at close; upstream connections count themselves and their handshake RTT when
+/// established (pooled connections live long) and add bytes, retransmits and lifetime at close.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable, PartialEq, Eq)]
 pub struct PrefixStats {

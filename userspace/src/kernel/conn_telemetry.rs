@@ -8,14 +8,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray};
 use aya::programs::{CgroupAttachMode, SockOps};
 use aya::Ebpf;
 use strata_common::{
-    ConnCounters, ConnFilter, PrefixKey, PrefixStats, CONN_COUNTERS_MAP, CONN_FILTER_MAP, CONN_PREFIXES_MAP,
-    CONN_TELEMETRY_PROG,
+    prefix_kind, ConnCounters, ConnFilter, PrefixKey, PrefixStats, CONN_COUNTERS_MAP, CONN_FILTER_MAP,
+    CONN_PREFIXES_MAP, CONN_TELEMETRY_PROG, UPSTREAM_SERVERS_MAP,
 };
 use thiserror::Error;
 
@@ -64,9 +64,10 @@ impl std::fmt::Debug for ConnTelemetry {
 }
 
 impl ConnTelemetry {
-    /// Loads the program, points it at `port` and attaches it to this process's cgroup.
-    /// Must run inside a tokio runtime (the aya-log reader is a task).
-    pub fn attach(port: u16) -> Result<ConnTelemetry, TelemetryError> {
+    /// Loads the program, points it at `port` (client connections) and `upstreams` (storage
+    /// servers), and attaches it to this process's cgroup. Must run inside a tokio runtime (the
+    /// aya-log reader is a task).
+    pub fn attach(port: u16, upstreams: &[SocketAddr]) -> Result<ConnTelemetry, TelemetryError> {
         if PROGRAM.is_empty() {
             return Err(TelemetryError::NotBuilt);
         }
@@ -85,6 +86,15 @@ impl ConnTelemetry {
                 },
                 0,
             )?;
+        }
+        {
+            let map = ebpf
+                .map_mut(UPSTREAM_SERVERS_MAP)
+                .ok_or(TelemetryError::Missing(UPSTREAM_SERVERS_MAP))?;
+            let mut servers: BpfHashMap<_, PrefixKey, u8> = BpfHashMap::try_from(map)?;
+            for server in upstreams {
+                servers.insert(upstream_key(*server), 1, 0)?;
+            }
         }
         let cgroup = own_cgroup2_dir()?;
         let cgroup_file = File::open(&cgroup).map_err(|source| TelemetryError::Cgroup {
@@ -135,10 +145,26 @@ impl ConnTelemetry {
     }
 }
 
-/// Statistics of one client prefix, as the director and the network map read them.
+/// The map key of a storage server.
+fn upstream_key(server: SocketAddr) -> PrefixKey {
+    let addr = match server.ip() {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    };
+    PrefixKey {
+        addr,
+        kind: prefix_kind::UPSTREAM,
+        port: u32::from(server.port()),
+    }
+}
+
+/// Statistics of one client prefix or storage server, as the director and the network map
+/// read them.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PrefixReport {
-    /// The prefix: `a.b.c.0/24` or `x:y:z::/48`.
+    /// "client" (a /24 or /48 of clients) or "upstream" (one storage server).
+    pub kind: &'static str,
+    /// `a.b.c.0/24` or `x:y:z::/48` for clients; `addr:port` for storage servers.
     pub prefix: String,
     pub connections: u64,
     pub bytes_acked: u64,
@@ -153,11 +179,18 @@ pub struct PrefixReport {
 impl PrefixReport {
     fn new(key: &PrefixKey, s: &PrefixStats) -> PrefixReport {
         let v6 = Ipv6Addr::from(key.addr);
-        let prefix = match v6.to_ipv4_mapped() {
-            Some(v4) => format!("{v4}/24"),
-            None => format!("{}/48", IpAddr::V6(v6)),
+        let ip = match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        };
+        let upstream = key.kind == prefix_kind::UPSTREAM;
+        let prefix = match (upstream, ip) {
+            (true, ip) => SocketAddr::new(ip, key.port as u16).to_string(),
+            (false, IpAddr::V4(a)) => format!("{a}/24"),
+            (false, IpAddr::V6(a)) => format!("{a}/48"),
         };
         PrefixReport {
+            kind: if upstream { "upstream" } else { "client" },
             prefix,
             connections: s.connections,
             bytes_acked: s.bytes_acked,

@@ -40,11 +40,16 @@ pub fn choose_body_path(role: &str, mode: BodyPathMode, workers: usize) -> anyho
 }
 
 /// Loads the connection telemetry program per the configured mode.
-pub fn load_telemetry(role: &str, mode: EbpfMode, port: u16) -> anyhow::Result<Option<Arc<ConnTelemetry>>> {
+pub fn load_telemetry(
+    role: &str,
+    mode: EbpfMode,
+    port: u16,
+    upstreams: &[std::net::SocketAddr],
+) -> anyhow::Result<Option<Arc<ConnTelemetry>>> {
     if mode == EbpfMode::Off {
         return Ok(None);
     }
-    match ConnTelemetry::attach(port) {
+    match ConnTelemetry::attach(port, upstreams) {
         Ok(t) => {
             tracing::info!(role, cgroup = %t.cgroup().display(), port, "eBPF sock_ops conn_telemetry attached");
             Ok(Some(Arc::new(t)))

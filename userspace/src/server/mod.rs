@@ -136,7 +136,12 @@ pub async fn start(
     let body_path =
         kernel_setup::choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
     let programs = KernelPrograms {
-        telemetry: kernel_setup::load_telemetry(role, cfg.telemetry, local_addr.port())?,
+        telemetry: kernel_setup::load_telemetry(
+            role,
+            cfg.telemetry,
+            local_addr.port(),
+            &cfg.lookup.all_servers(),
+        )?,
         guard: kernel_setup::load_guard(role, &cfg.guard)?,
     };
     let metrics = ServerMetrics::new(role, body_path.label(), programs.clone());
