@@ -70,6 +70,9 @@ pub struct LookupArgs {
     /// On a miss: proxy (fetch from the storage tier), redirect (302), or error (404).
     #[arg(long, value_enum)]
     pub miss: Option<MissPolicy>,
+    /// How proxied bodies move: splice (socket → pipe → socket) or copy.
+    #[arg(long, value_enum)]
+    pub proxy_path: Option<crate::upstream::body_relay::ProxyPath>,
 }
 
 impl LookupArgs {
@@ -83,6 +86,9 @@ impl LookupArgs {
         }
         if let Some(m) = self.miss {
             cfg.miss = m;
+        }
+        if let Some(p) = self.proxy_path {
+            cfg.upstream.proxy_path = p;
         }
         Ok(())
     }

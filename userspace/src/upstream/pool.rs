@@ -29,6 +29,8 @@ pub struct UpstreamSettings {
     /// How long an ejected server is skipped before it is tried again.
     #[serde(with = "humantime_serde")]
     pub eject_for: Duration,
+    /// How proxied bodies move: splice (default) or copy.
+    pub proxy_path: super::body_relay::ProxyPath,
 }
 
 impl Default for UpstreamSettings {
@@ -39,6 +41,7 @@ impl Default for UpstreamSettings {
             max_idle_per_server: 64,
             eject_after_failures: 3,
             eject_for: Duration::from_secs(10),
+            proxy_path: Default::default(),
         }
     }
 }

@@ -14,10 +14,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::body_relay::{has_pending_bytes, relay, RelayError};
 use super::pool::UpstreamPool;
 use crate::http::request::{Method, RequestHead};
 use crate::http::response::HeadBuilder;
-use crate::metrics::{BodyPathLabel, ServerMetrics};
+use crate::metrics::ServerMetrics;
 
 /// Largest upstream response head accepted.
 const MAX_UPSTREAM_HEAD: usize = 16 * 1024;
@@ -215,7 +216,8 @@ async fn attempt(
     if rest.len() > first {
         clean = false; // extra bytes past the announced length: never forwarded, never reused
     }
-    metrics.body_started(BodyPathLabel::ProxyCopy);
+    let path = pool.settings().proxy_path;
+    metrics.body_started(path.label());
     if first > 0 {
         if tokio::time::timeout(stall, client.write_all(&rest[..first]))
             .await
@@ -223,29 +225,21 @@ async fn attempt(
         {
             return Err(Attempt::Broken);
         }
-        metrics.body_bytes(BodyPathLabel::ProxyCopy, first as u64);
+        metrics.body_bytes(path.label(), first as u64);
     }
-    let mut left = len - first as u64;
-    let mut buf = vec![0u8; (left as usize).clamp(1, 256 * 1024)];
-    while left > 0 {
-        let want = (left as usize).min(buf.len());
-        let n = match tokio::time::timeout(timeout, up.read(&mut buf[..want])).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
+    let left = len - first as u64;
+    if let Err(e) = relay(path, &mut up, client, left, timeout, stall, metrics).await {
+        match e {
+            RelayError::UpstreamEnded { .. } | RelayError::UpstreamStalled(_) | RelayError::Upstream(_) => {
                 pool.failure(server);
-                tracing::warn!(%server, missing = left, "upstream ended mid-body; closing the client connection");
-                return Err(Attempt::Broken);
+                tracing::warn!(%server, error = %e, "upstream failed mid-body; closing the client connection");
             }
-            Ok(Ok(n)) => n,
-        };
-        if tokio::time::timeout(stall, client.write_all(&buf[..n]))
-            .await
-            .map_or(true, |r| r.is_err())
-        {
-            // The client went away mid-body: the upstream connection is not reusable either.
-            return Err(Attempt::Broken);
+            _ => tracing::debug!(%server, error = %e, "client left mid-body; upstream connection dropped"),
         }
-        metrics.body_bytes(BodyPathLabel::ProxyCopy, n as u64);
-        left -= n as u64;
+        return Err(Attempt::Broken);
+    }
+    if has_pending_bytes(&up) {
+        clean = false; // it sent past the announced length
     }
     pool.success(server);
     if clean && !upstream_head.close {

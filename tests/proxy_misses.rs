@@ -1,4 +1,5 @@
-//! Misses through the edge's reverse proxy (copy path, on loopback): byte-exact relays with
+//! Misses through the edge's reverse proxy (on loopback), each check run with the splice(2)
+//! and the copy body paths: byte-exact relays with
 //! the client's range carried upstream, pooled upstream connections, failover and its limits,
 //! the miss policies, and upstream faults that must never look like complete responses.
 
@@ -7,7 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use strata_tests::*;
 
-fn edge_for(storage: &[SocketAddr], extra: &[&str]) -> (TempDir, Strata) {
+fn edge_for(path: &str, storage: &[SocketAddr], extra: &[&str]) -> (TempDir, Strata) {
     let cache = TempDir::new("proxy-cache");
     let cluster = format!(
         "home={}",
@@ -17,7 +18,14 @@ fn edge_for(storage: &[SocketAddr], extra: &[&str]) -> (TempDir, Strata) {
             .collect::<Vec<_>>()
             .join(",")
     );
-    let mut args = vec!["--cluster", &cluster, "--tenant", "acme=home"];
+    let mut args = vec![
+        "--cluster",
+        &cluster,
+        "--tenant",
+        "acme=home",
+        "--proxy-path",
+        path,
+    ];
     if !extra.contains(&"--miss") {
         args.extend(["--miss", "proxy"]);
     }
@@ -32,13 +40,12 @@ fn dead_addr() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
-#[test]
-fn misses_are_relayed_byte_exact_with_the_clients_range() {
+fn misses_are_relayed_byte_exact_with_the_clients_range(path: &str) {
     let store = TempDir::new("proxy-store");
     let data = pattern(41, 3 << 20);
     store.write("acme/c/v.mp4", &data);
     let storage = Strata::storage(store.path(), &[]);
-    let (_cache, edge) = edge_for(&[storage.addr], &[]);
+    let (_cache, edge) = edge_for(path, &[storage.addr], &[]);
     let whole = get(edge.addr, "/acme/c/v.mp4", &[]);
     assert_eq!((whole.status, checksum(&whole.body)), (200, checksum(&data)));
     assert!(whole.header("ETag").is_some() && whole.header("Last-Modified").is_some());
@@ -63,15 +70,19 @@ fn misses_are_relayed_byte_exact_with_the_clients_range() {
         "storage sent exactly what the clients asked for"
     );
     assert!(edge.metric("strata_misses_total") >= 5.0);
+    let moved = edge.metric(&format!("strata_body_bytes_total{{path=\"proxy_{path}\"}}"));
+    assert!(
+        moved >= (data.len() + 1010) as f64,
+        "bodies went through the {path} path ({moved})"
+    );
 }
 
-#[test]
-fn one_pooled_upstream_connection_serves_sequential_misses() {
+fn one_pooled_upstream_connection_serves_sequential_misses(path: &str) {
     let store = TempDir::new("proxy-pool");
     let data = pattern(42, 20_000);
     store.write("acme/c/seg.m4s", &data);
     let storage = Strata::storage(store.path(), &[]);
-    let (_cache, edge) = edge_for(&[storage.addr], &[]);
+    let (_cache, edge) = edge_for(path, &[storage.addr], &[]);
     let mut s = connect(edge.addr);
     let mut buf = Vec::new();
     for i in 0..1000 {
@@ -87,8 +98,7 @@ fn one_pooled_upstream_connection_serves_sequential_misses() {
     );
 }
 
-#[test]
-fn failover_to_a_replica_and_502_when_every_server_is_down() {
+fn failover_to_a_replica_and_502_when_every_server_is_down(path: &str) {
     let store = TempDir::new("proxy-failover");
     let data = pattern(43, 10_000);
     store.write("acme/c/v.mp4", &data);
@@ -106,6 +116,8 @@ fn failover_to_a_replica_and_502_when_every_server_is_down() {
             &repl,
             "--tenant",
             "acme=home,repl",
+            "--proxy-path",
+            path,
         ],
     );
     for _ in 0..5 {
@@ -126,19 +138,18 @@ fn failover_to_a_replica_and_502_when_every_server_is_down() {
     );
 }
 
-#[test]
-fn redirect_and_error_miss_policies() {
+fn redirect_and_error_miss_policies(path: &str) {
     let store = TempDir::new("proxy-policy");
     store.write("acme/c/v.mp4", &pattern(44, 100));
     let storage = Strata::storage(store.path(), &[]);
-    let (_c1, redirecting) = edge_for(&[storage.addr], &["--miss", "redirect"]);
+    let (_c1, redirecting) = edge_for(path, &[storage.addr], &["--miss", "redirect"]);
     let r = get(redirecting.addr, "/acme/c/v.mp4?bytes=0-9", &[]);
     assert_eq!(r.status, 302);
     assert_eq!(
         r.header("Location"),
         Some(format!("http://{}/acme/c/v.mp4?bytes=0-9", storage.addr).as_str())
     );
-    let (_c2, strict) = edge_for(&[storage.addr], &["--miss", "error"]);
+    let (_c2, strict) = edge_for(path, &[storage.addr], &["--miss", "error"]);
     assert_eq!(get(strict.addr, "/acme/c/v.mp4", &[]).status, 404);
 }
 
@@ -157,12 +168,11 @@ fn fake_upstream(response: Vec<u8>) -> SocketAddr {
     addr
 }
 
-#[test]
-fn upstream_dying_mid_body_closes_the_client_connection() {
+fn upstream_dying_mid_body_closes_the_client_connection(path: &str) {
     let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec();
     resp.extend_from_slice(&[7u8; 5000]);
     let up = fake_upstream(resp);
-    let (_cache, edge) = edge_for(&[up], &[]);
+    let (_cache, edge) = edge_for(path, &[up], &[]);
     let mut s = connect(edge.addr);
     s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
         .expect("write");
@@ -186,12 +196,11 @@ fn upstream_dying_mid_body_closes_the_client_connection() {
     );
 }
 
-#[test]
-fn bytes_past_the_announced_length_never_reach_the_client() {
+fn bytes_past_the_announced_length_never_reach_the_client(path: &str) {
     let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789".to_vec();
     resp.extend_from_slice(b"SMUGGLED-BYTES");
     let up = fake_upstream(resp);
-    let (_cache, edge) = edge_for(&[up], &[]);
+    let (_cache, edge) = edge_for(path, &[up], &[]);
     let mut s = connect(edge.addr);
     let mut buf = Vec::new();
     for _ in 0..3 {
@@ -207,17 +216,15 @@ fn bytes_past_the_announced_length_never_reach_the_client() {
     );
 }
 
-#[test]
-fn upstream_5xx_fails_over_and_is_relayed_when_nothing_else_answers() {
+fn upstream_5xx_fails_over_and_is_relayed_when_nothing_else_answers(path: &str) {
     let up = fake_upstream(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec());
-    let (_cache, edge) = edge_for(&[up], &[]);
+    let (_cache, edge) = edge_for(path, &[up], &[]);
     let r = get(edge.addr, "/acme/c/v.mp4", &[]);
     assert_eq!(r.status, 502);
     assert!(r.text().contains("answered 503"), "{}", r.text());
 }
 
-#[test]
-fn storage_tier_connections_are_measured_per_server() {
+fn storage_tier_connections_are_measured_per_server(path: &str) {
     if !kernel_features_or_skip("storage_tier_connections_are_measured_per_server") {
         return;
     }
@@ -230,7 +237,11 @@ fn storage_tier_connections_are_measured_per_server() {
     // per-server byte counts (added at close) are complete when the test reads them.
     let conf = TempDir::new("proxy-telemetry-conf");
     let toml = conf.write("edge.toml", b"[upstream]\nmax_idle_per_server = 0\n");
-    let (_cache, edge) = edge_for(&[a.addr, b.addr], &["--config", toml.to_str().expect("utf-8")]);
+    let (_cache, edge) = edge_for(
+        path,
+        &[a.addr, b.addr],
+        &["--config", toml.to_str().expect("utf-8")],
+    );
     for _ in 0..4 {
         assert_eq!(
             checksum(&get(edge.addr, "/acme/c/v.mp4", &[]).body),
@@ -269,3 +280,32 @@ fn storage_tier_connections_are_measured_per_server() {
         );
     }
 }
+
+/// Runs each check once per proxy body path.
+macro_rules! on_both_paths {
+    ($($check:ident),* $(,)?) => {
+        $(
+            mod $check {
+                #[test]
+                fn splice() {
+                    super::$check("splice");
+                }
+                #[test]
+                fn copy() {
+                    super::$check("copy");
+                }
+            }
+        )*
+    };
+}
+
+on_both_paths!(
+    misses_are_relayed_byte_exact_with_the_clients_range,
+    one_pooled_upstream_connection_serves_sequential_misses,
+    failover_to_a_replica_and_502_when_every_server_is_down,
+    redirect_and_error_miss_policies,
+    upstream_dying_mid_body_closes_the_client_connection,
+    bytes_past_the_announced_length_never_reach_the_client,
+    upstream_5xx_fails_over_and_is_relayed_when_nothing_else_answers,
+    storage_tier_connections_are_measured_per_server
+);

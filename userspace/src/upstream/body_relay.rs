@@ -1,0 +1,226 @@
+//! Moves exactly `len` body bytes from a storage server's socket to the client's: through a
+//! pipe with splice(2) (the bytes never enter userspace), or by copying (the last fallback).
+//!
+//! Both read at most `len` bytes from the upstream socket, so bytes past the announced length
+//! stay there (and the connection is not pooled); both report an upstream that ends early, so
+//! the client's connection is closed rather than left looking complete.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+
+use crate::metrics::{BodyPathLabel, ServerMetrics};
+
+/// How proxied bodies move.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyPath {
+    /// splice(2) through a pipe: no copy through userspace.
+    #[default]
+    Splice,
+    /// read/write through a userspace buffer.
+    Copy,
+}
+
+impl ProxyPath {
+    pub fn label(self) -> BodyPathLabel {
+        match self {
+            ProxyPath::Splice => BodyPathLabel::ProxySplice,
+            ProxyPath::Copy => BodyPathLabel::ProxyCopy,
+        }
+    }
+}
+
+/// Why a body relay stopped short.
+#[derive(Debug, Error)]
+pub enum RelayError {
+    #[error("the storage server ended the body {missing} bytes early")]
+    UpstreamEnded { missing: u64 },
+    #[error("the storage server sent nothing for {0:?}")]
+    UpstreamStalled(Duration),
+    #[error("the client took nothing for {0:?}")]
+    ClientStalled(Duration),
+    #[error("client socket: {0}")]
+    Client(io::Error),
+    #[error("upstream socket: {0}")]
+    Upstream(io::Error),
+    #[error("creating a pipe: {0}")]
+    Pipe(io::Error),
+}
+
+/// Relays `len` bytes from `up` to `client` by `path`.
+pub async fn relay(
+    path: ProxyPath,
+    up: &mut TcpStream,
+    client: &mut TcpStream,
+    len: u64,
+    upstream_timeout: Duration,
+    stall: Duration,
+    metrics: &ServerMetrics,
+) -> Result<(), RelayError> {
+    match path {
+        ProxyPath::Copy => copy(up, client, len, upstream_timeout, stall, metrics).await,
+        ProxyPath::Splice => splice(up, client, len, upstream_timeout, stall, metrics).await,
+    }
+}
+
+async fn copy(
+    up: &mut TcpStream,
+    client: &mut TcpStream,
+    len: u64,
+    upstream_timeout: Duration,
+    stall: Duration,
+    metrics: &ServerMetrics,
+) -> Result<(), RelayError> {
+    let mut left = len;
+    let mut buf = vec![0u8; (left as usize).clamp(1, 256 * 1024)];
+    while left > 0 {
+        let want = (left as usize).min(buf.len());
+        let n = match tokio::time::timeout(upstream_timeout, up.read(&mut buf[..want])).await {
+            Err(_) => return Err(RelayError::UpstreamStalled(upstream_timeout)),
+            Ok(Err(e)) => return Err(RelayError::Upstream(e)),
+            Ok(Ok(0)) => return Err(RelayError::UpstreamEnded { missing: left }),
+            Ok(Ok(n)) => n,
+        };
+        match tokio::time::timeout(stall, client.write_all(&buf[..n])).await {
+            Err(_) => return Err(RelayError::ClientStalled(stall)),
+            Ok(Err(e)) => return Err(RelayError::Client(e)),
+            Ok(Ok(())) => {}
+        }
+        metrics.body_bytes(BodyPathLabel::ProxyCopy, n as u64);
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// A non-blocking pipe, sized up to 1 MiB.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: u64,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: pipe2 writes two descriptors into the array on success.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors are new and owned only here.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: F_SETPIPE_SZ takes an int; failure leaves the default size.
+        let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+        Ok(Pipe {
+            read,
+            write,
+            capacity: if size > 0 { size as u64 } else { 64 * 1024 },
+        })
+    }
+}
+
+/// One non-blocking splice(2) between two descriptors.
+fn splice_once(from: RawFd, to: RawFd, len: u64) -> io::Result<u64> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    // SAFETY: plain syscall on descriptors the caller keeps open; null offsets (sockets, pipes).
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len as usize,
+            flags,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as u64)
+    }
+}
+
+async fn splice(
+    up: &mut TcpStream,
+    client: &mut TcpStream,
+    len: u64,
+    upstream_timeout: Duration,
+    stall: Duration,
+    metrics: &ServerMetrics,
+) -> Result<(), RelayError> {
+    let pipe = Pipe::new().map_err(RelayError::Pipe)?;
+    let (up_fd, client_fd) = (up.as_raw_fd(), client.as_raw_fd());
+    let (pipe_r, pipe_w) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
+    let mut left = len;
+    let mut in_pipe = 0u64;
+    while left > 0 || in_pipe > 0 {
+        // Fill: wait for the upstream only when the pipe is empty (else drain first).
+        if left > 0 && in_pipe < pipe.capacity {
+            let want = left.min(pipe.capacity - in_pipe);
+            loop {
+                match up.try_io(Interest::READABLE, || splice_once(up_fd, pipe_w, want)) {
+                    Ok(0) => return Err(RelayError::UpstreamEnded { missing: left }),
+                    Ok(n) => {
+                        left -= n;
+                        in_pipe += n;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if in_pipe > 0 {
+                            break;
+                        }
+                        match tokio::time::timeout(upstream_timeout, up.readable()).await {
+                            Err(_) => return Err(RelayError::UpstreamStalled(upstream_timeout)),
+                            Ok(Err(e)) => return Err(RelayError::Upstream(e)),
+                            Ok(Ok(())) => {}
+                        }
+                    }
+                    Err(e) => return Err(RelayError::Upstream(e)),
+                }
+            }
+        }
+        // Drain whatever the pipe holds into the client.
+        while in_pipe > 0 {
+            match client.try_io(Interest::WRITABLE, || splice_once(pipe_r, client_fd, in_pipe)) {
+                Ok(n) => {
+                    in_pipe -= n;
+                    metrics.body_bytes(BodyPathLabel::ProxySplice, n);
+                    if left > 0 {
+                        break; // refill while the client digests
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if left > 0 && in_pipe < pipe.capacity {
+                        // Both sides may be blocked: wait for whichever can move first.
+                        tokio::select! {
+                            r = up.readable() => r.map_err(RelayError::Upstream)?,
+                            r = client.writable() => r.map_err(RelayError::Client)?,
+                            _ = tokio::time::sleep(stall) => return Err(RelayError::ClientStalled(stall)),
+                        }
+                        break;
+                    }
+                    match tokio::time::timeout(stall, client.writable()).await {
+                        Err(_) => return Err(RelayError::ClientStalled(stall)),
+                        Ok(Err(e)) => return Err(RelayError::Client(e)),
+                        Ok(Ok(())) => {}
+                    }
+                }
+                Err(e) => return Err(RelayError::Client(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True if the socket has unread bytes waiting (an upstream that sent past its body).
+pub fn has_pending_bytes(s: &TcpStream) -> bool {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes an int.
+    let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &mut n) };
+    rc != 0 || n > 0
+}
