@@ -174,11 +174,7 @@ async fn splice(
                         if in_pipe > 0 {
                             break;
                         }
-                        match tokio::time::timeout(upstream_timeout, up.readable()).await {
-                            Err(_) => return Err(RelayError::UpstreamStalled(upstream_timeout)),
-                            Ok(Err(e)) => return Err(RelayError::Upstream(e)),
-                            Ok(Ok(())) => {}
-                        }
+                        upstream_readable(up, upstream_timeout).await?;
                     }
                     Err(e) => return Err(RelayError::Upstream(e)),
                 }
@@ -204,17 +200,29 @@ async fn splice(
                         }
                         break;
                     }
-                    match tokio::time::timeout(stall, client.writable()).await {
-                        Err(_) => return Err(RelayError::ClientStalled(stall)),
-                        Ok(Err(e)) => return Err(RelayError::Client(e)),
-                        Ok(Ok(())) => {}
-                    }
+                    client_writable(client, stall).await?;
                 }
                 Err(e) => return Err(RelayError::Client(e)),
             }
         }
     }
     Ok(())
+}
+
+/// Waits until the storage server's socket has bytes, at most `limit`.
+async fn upstream_readable(up: &TcpStream, limit: Duration) -> Result<(), RelayError> {
+    match tokio::time::timeout(limit, up.readable()).await {
+        Err(_) => Err(RelayError::UpstreamStalled(limit)),
+        Ok(r) => r.map_err(RelayError::Upstream),
+    }
+}
+
+/// Waits until the client's socket has room, at most `limit`.
+async fn client_writable(client: &TcpStream, limit: Duration) -> Result<(), RelayError> {
+    match tokio::time::timeout(limit, client.writable()).await {
+        Err(_) => Err(RelayError::ClientStalled(limit)),
+        Ok(r) => r.map_err(RelayError::Client),
+    }
 }
 
 /// True if the socket has unread bytes waiting (an upstream that sent past its body).
