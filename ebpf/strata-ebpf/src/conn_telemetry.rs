@@ -13,6 +13,10 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+#[path = "program_boilerplate.rs"]
+mod program_boilerplate;
+
+#[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{
         bindings::{
@@ -291,15 +295,6 @@ mod program {
             *slot += 1;
         }
     }
-
-    #[panic_handler]
-    fn panic(_info: &core::panic::PanicInfo) -> ! {
-        loop {}
-    }
-
-    #[unsafe(link_section = "license")]
-    #[unsafe(no_mangle)]
-    static LICENSE: [u8; 4] = *b"GPL\0";
 }
 
 #[cfg(not(target_arch = "bpf"))]

@@ -112,7 +112,7 @@ async fn splice_range(
     let mut in_pipe: u64 = 0;
     while unread > 0 || in_pipe > 0 {
         let fill = if in_pipe == 0 {
-            unread.min(u64::from(pipe.capacity())) as u32
+            unread.min(u64::from(pipe.capacity)) as u32
         } else {
             0
         };

@@ -4,6 +4,7 @@
 pub mod body_path;
 pub mod conn_telemetry;
 pub mod ebpf_log;
+pub mod pipe;
 pub mod socket_opts;
 pub mod splice_worker;
 pub mod xdp_guard;

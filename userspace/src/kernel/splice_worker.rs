@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -21,8 +21,8 @@ use slab::Slab;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-/// Bytes a splice pipe is asked to hold (F_SETPIPE_SZ); the largest chunk one job moves.
-pub const PIPE_CAPACITY: u32 = 1 << 20;
+use super::pipe::Pipe;
+
 /// Idle pipes kept for reuse.
 const MAX_IDLE_PIPES: usize = 64;
 /// Submission queue entries per worker ring.
@@ -43,44 +43,9 @@ pub enum SpliceError {
     WorkerGone(usize),
 }
 
-/// A pipe used as the in-kernel buffer between file and socket.
-#[derive(Debug)]
-pub struct SplicePipe {
-    read: OwnedFd,
-    write: OwnedFd,
-    capacity: u32,
-}
-
-impl SplicePipe {
-    fn new() -> Result<SplicePipe, SpliceError> {
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: pipe2 writes two descriptors into the array on success.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(SpliceError::Pipe(io::Error::last_os_error()));
-        }
-        // SAFETY: both descriptors were just created and are owned by nobody else.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: F_SETPIPE_SZ takes an int size; failure leaves the default size in place.
-        let size = unsafe {
-            libc::fcntl(
-                write.as_raw_fd(),
-                libc::F_SETPIPE_SZ,
-                PIPE_CAPACITY as libc::c_int,
-            )
-        };
-        let capacity = if size > 0 { size as u32 } else { 64 * 1024 };
-        Ok(SplicePipe {
-            read,
-            write,
-            capacity,
-        })
-    }
-
-    /// How many bytes one fill may put into this pipe.
-    pub fn capacity(&self) -> u32 {
-        self.capacity
-    }
-}
+/// A pipe used as the in-kernel buffer between file and socket (blocking ends: the io-wq
+/// thread that fills it never finds it full).
+pub type SplicePipe = Pipe;
 
 /// One step of a body transfer.
 pub struct SpliceJob {
@@ -167,7 +132,7 @@ impl SplicePool {
         if let Some(p) = self.idle_pipes.lock().ok().and_then(|mut v| v.pop()) {
             return Ok(p);
         }
-        SplicePipe::new()
+        Pipe::new(false).map_err(SpliceError::Pipe)
     }
 
     /// Returns a pipe that is known to be empty.

@@ -213,14 +213,13 @@ async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<Fir
         }
     };
     let keep_alive = head.keep_alive;
-    let bytes = match answer(state, ctx, &head).await {
+    let (status, bytes) = match answer(state, ctx, &head).await {
         Answer::Done(ok) => return ok && keep_alive,
         Answer::Error(status, message, extra) => {
             let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            error_response(status, &message, keep_alive, &extra)
+            (status, error_response(status, &message, keep_alive, &extra))
         }
     };
-    let status = status_of(&bytes);
     respond(state, ctx, status, bytes).await && keep_alive
 }
 
@@ -293,14 +292,6 @@ enum Answer {
     Done(bool),
     /// An error response to send: status, one-line message, extra headers.
     Error(u16, String, Vec<(&'static str, String)>),
-}
-
-fn status_of(response: &[u8]) -> u16 {
-    response
-        .get(9..12)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) -> Answer {

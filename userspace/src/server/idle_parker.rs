@@ -63,16 +63,6 @@ impl IdleParker {
         Ok(())
     }
 
-    /// Number of connections parked now.
-    pub fn len(&self) -> usize {
-        self.parked.lock().map(|p| p.len()).unwrap_or(0)
-    }
-
-    /// True if nothing is parked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Parks an idle connection until it becomes readable or `deadline` passes.
     pub fn park(
         &self,

@@ -6,7 +6,7 @@
 //! the client's connection is closed rather than left looking complete.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
+use crate::kernel::pipe::Pipe;
 use crate::metrics::{BodyPathLabel, ServerMetrics};
 
 /// How proxied bodies move.
@@ -98,32 +99,6 @@ async fn copy(
     Ok(())
 }
 
-/// A non-blocking pipe, sized up to 1 MiB.
-struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
-    capacity: u64,
-}
-
-impl Pipe {
-    fn new() -> io::Result<Pipe> {
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: pipe2 writes two descriptors into the array on success.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both descriptors are new and owned only here.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: F_SETPIPE_SZ takes an int; failure leaves the default size.
-        let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
-        Ok(Pipe {
-            read,
-            write,
-            capacity: if size > 0 { size as u64 } else { 64 * 1024 },
-        })
-    }
-}
-
 /// One non-blocking splice(2) between two descriptors.
 fn splice_once(from: RawFd, to: RawFd, len: u64) -> io::Result<u64> {
     let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
@@ -153,15 +128,16 @@ async fn splice(
     stall: Duration,
     metrics: &ServerMetrics,
 ) -> Result<(), RelayError> {
-    let pipe = Pipe::new().map_err(RelayError::Pipe)?;
+    let pipe = Pipe::new(true).map_err(RelayError::Pipe)?;
+    let capacity = u64::from(pipe.capacity);
     let (up_fd, client_fd) = (up.as_raw_fd(), client.as_raw_fd());
     let (pipe_r, pipe_w) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
     let mut left = len;
     let mut in_pipe = 0u64;
     while left > 0 || in_pipe > 0 {
         // Fill: wait for the upstream only when the pipe is empty (else drain first).
-        if left > 0 && in_pipe < pipe.capacity {
-            let want = left.min(pipe.capacity - in_pipe);
+        if left > 0 && in_pipe < capacity {
+            let want = left.min(capacity - in_pipe);
             loop {
                 match up.try_io(Interest::READABLE, || splice_once(up_fd, pipe_w, want)) {
                     Ok(0) => return Err(RelayError::UpstreamEnded { missing: left }),
@@ -191,7 +167,7 @@ async fn splice(
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if left > 0 && in_pipe < pipe.capacity {
+                    if left > 0 && in_pipe < capacity {
                         // Both sides may be blocked: wait for whichever can move first.
                         tokio::select! {
                             r = up.readable() => r.map_err(RelayError::Upstream)?,
