@@ -6,6 +6,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
+mod body_splice;
+pub use body_splice::*;
+
 /// Name of the per-CPU array that holds one [`ConnCounters`] per CPU.
 pub const CONN_COUNTERS_MAP: &str = "CONN_COUNTERS";
 /// Name of the array whose slot 0 holds the [`ConnFilter`] the telemetry program applies.
@@ -166,6 +169,9 @@ mod user {
     unsafe impl aya::Pod for super::ConnCounters {}
     unsafe impl aya::Pod for super::PrefixKey {}
     unsafe impl aya::Pod for super::PrefixStats {}
+    unsafe impl aya::Pod for super::SpliceFlow {}
+    unsafe impl aya::Pod for super::SpliceEvent {}
+    unsafe impl aya::Pod for super::SpliceCounters {}
 }
 
 #[cfg(test)]

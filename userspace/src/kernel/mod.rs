@@ -6,6 +6,7 @@ pub mod conn_telemetry;
 pub mod ebpf_log;
 pub mod pipe;
 pub mod socket_opts;
+pub mod sockmap_splice;
 pub mod splice_worker;
 pub mod xdp_guard;
 
