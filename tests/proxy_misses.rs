@@ -1,5 +1,5 @@
-//! Misses through the edge's reverse proxy (on loopback), each check run with the splice(2)
-//! and the copy body paths: byte-exact relays with
+//! Misses through the edge's reverse proxy (on loopback), each check run with the sockmap,
+//! splice(2) and copy body paths: byte-exact relays with
 //! the client's range carried upstream, pooled upstream connections, failover and its limits,
 //! the miss policies, and upstream faults that must never look like complete responses.
 
@@ -282,10 +282,14 @@ fn storage_tier_connections_are_measured_per_server(path: &str) {
 }
 
 /// Runs each check once per proxy body path.
-macro_rules! on_both_paths {
+macro_rules! on_every_path {
     ($($check:ident),* $(,)?) => {
         $(
             mod $check {
+                #[test]
+                fn sockmap() {
+                    super::$check("sockmap");
+                }
                 #[test]
                 fn splice() {
                     super::$check("splice");
@@ -299,7 +303,7 @@ macro_rules! on_both_paths {
     };
 }
 
-on_both_paths!(
+on_every_path!(
     misses_are_relayed_byte_exact_with_the_clients_range,
     one_pooled_upstream_connection_serves_sequential_misses,
     failover_to_a_replica_and_502_when_every_server_is_down,

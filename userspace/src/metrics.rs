@@ -22,6 +22,8 @@ use strata_common::{guard_reason, ConnCounters, RATE_BUCKET_BOUNDS_BPS, SRTT_BUC
 pub enum BodyPathLabel {
     IoUringSplice,
     Sendfile,
+    /// Proxied miss, body moved socket → socket by the sockmap programs.
+    ProxySockmap,
     /// Proxied miss, body moved socket → pipe → socket with splice(2).
     ProxySplice,
     /// Proxied miss, body copied through userspace (the last fallback).
@@ -33,6 +35,7 @@ impl BodyPathLabel {
         match self {
             BodyPathLabel::IoUringSplice => "io_uring_splice",
             BodyPathLabel::Sendfile => "sendfile",
+            BodyPathLabel::ProxySockmap => "proxy_sockmap",
             BodyPathLabel::ProxySplice => "proxy_splice",
             BodyPathLabel::ProxyCopy => "proxy_copy",
         }

@@ -96,7 +96,8 @@ impl SockmapSplice {
         }
         let mut ebpf = Ebpf::load(PROGRAM)?;
         ebpf_log::forward(&mut ebpf, SPLICE_VERDICT_PROG);
-        let take = |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(SpliceError::Missing(name));
+        let take =
+            |ebpf: &mut Ebpf, name: &'static str| ebpf.take_map(name).ok_or(SpliceError::Missing(name));
         let upstreams: SockHash<MapData, u64> = take(&mut ebpf, SPLICE_UPSTREAMS_MAP)?.try_into()?;
         let clients: SockHash<MapData, u64> = take(&mut ebpf, SPLICE_CLIENTS_MAP)?.try_into()?;
         let flows: BpfHashMap<MapData, u64, SpliceFlow> = take(&mut ebpf, SPLICE_FLOWS_MAP)?.try_into()?;
@@ -136,7 +137,11 @@ impl SockmapSplice {
     /// Makes `client` a redirect target (once per socket; again is a no-op) and returns its key.
     pub fn add_client(&self, client: &impl AsRawFd) -> Result<u64, SpliceError> {
         let cookie = socket_cookie(client).map_err(socket_err("SO_COOKIE of the client"))?;
-        match self.maps().clients.insert(cookie, client.as_raw_fd(), BPF_NOEXIST) {
+        match self
+            .maps()
+            .clients
+            .insert(cookie, client.as_raw_fd(), BPF_NOEXIST)
+        {
             Ok(()) => Ok(cookie),
             Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {
                 Ok(cookie)
@@ -147,7 +152,12 @@ impl SockmapSplice {
 
     /// Starts moving `len` bytes from `upstream` to the client registered as `client_cookie`.
     /// Bytes already queued on the upstream socket are the first ones moved.
-    pub fn begin(&self, upstream: &impl AsRawFd, client_cookie: u64, len: u64) -> Result<ActiveFlow<'_>, SpliceError> {
+    pub fn begin(
+        &self,
+        upstream: &impl AsRawFd,
+        client_cookie: u64,
+        len: u64,
+    ) -> Result<ActiveFlow<'_>, SpliceError> {
         let cookie = socket_cookie(upstream).map_err(socket_err("SO_COOKIE of the upstream"))?;
         let notify = Arc::new(Notify::new());
         self.waiters
@@ -204,7 +214,9 @@ impl SockmapSplice {
     pub fn release(&self, len: u64) {
         let _ = self
             .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| Some(now.saturating_sub(len)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                Some(now.saturating_sub(len))
+            });
     }
 
     /// Bytes reserved now.

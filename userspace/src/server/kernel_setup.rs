@@ -10,8 +10,10 @@ use strata_common::GuardConfig;
 use crate::config::{BodyPathMode, EbpfMode, GuardSettings};
 use crate::kernel::body_path::BodyPath;
 use crate::kernel::conn_telemetry::ConnTelemetry;
+use crate::kernel::sockmap_splice::SockmapSplice;
 use crate::kernel::splice_worker::SplicePool;
 use crate::kernel::xdp_guard::{GuardList, Prefix, XdpGuard};
+use crate::upstream::body_relay::ProxyPath;
 
 use super::cores;
 
@@ -99,4 +101,45 @@ pub fn load_guard(role: &str, settings: &GuardSettings) -> anyhow::Result<Option
         "XDP guard attached ({mode} mode)"
     );
     Ok(Some(Arc::new(guard)))
+}
+
+/// Chooses how proxied bodies move: `auto` loads the sockmap programs and runs the capability
+/// probe (a few bytes through them between two loopback connections), falling back to splice;
+/// `sockmap` asked for explicitly must pass the probe or the start fails.
+pub async fn choose_proxy_path(
+    role: &str,
+    mode: ProxyPath,
+) -> anyhow::Result<(ProxyPath, Option<Arc<SockmapSplice>>)> {
+    match mode {
+        ProxyPath::Splice | ProxyPath::Copy => {
+            tracing::info!(role, path = ?mode, "proxy body path chosen by configuration");
+            return Ok((mode, None));
+        }
+        ProxyPath::Auto | ProxyPath::Sockmap => {}
+    }
+    let probed = match SockmapSplice::load() {
+        Ok(splice) => {
+            let probe = splice.clone();
+            match tokio::task::spawn_blocking(move || probe.probe()).await {
+                Ok(Ok(())) => Ok(splice),
+                Ok(Err(e)) => Err(anyhow::Error::new(e)),
+                Err(e) => Err(anyhow::anyhow!("probe task: {e}")),
+            }
+        }
+        Err(e) => Err(anyhow::Error::new(e)),
+    };
+    match probed {
+        Ok(splice) => {
+            tracing::info!(
+                role,
+                "proxy body path: sockmap (sk_skb parser + verdict, socket -> socket in the kernel)"
+            );
+            Ok((ProxyPath::Sockmap, Some(splice)))
+        }
+        Err(e) if mode == ProxyPath::Auto => {
+            tracing::warn!(role, error = %e, "sockmap splice unavailable; proxy body path: splice(2) fallback");
+            Ok((ProxyPath::Splice, None))
+        }
+        Err(e) => Err(e.context("proxy_path = sockmap was asked for but the sockmap programs failed")),
+    }
 }

@@ -154,6 +154,17 @@ pub async fn start(
             .map_err(|e| tracing::warn!(role, error = %e, "idle parker unavailable"))
             .ok()
     };
+    let mut upstream_settings = cfg.upstream.clone();
+    let mut sockmap = None;
+    if cfg.miss == MissPolicy::Proxy && !cfg.lookup.tenants.is_empty() {
+        let (path, splice) = kernel_setup::choose_proxy_path(role, cfg.upstream.proxy_path).await?;
+        upstream_settings.proxy_path = path;
+        sockmap = splice;
+    }
+    let mut upstream = UpstreamPool::new(upstream_settings);
+    if let Some(s) = &sockmap {
+        upstream = upstream.with_sockmap(s.clone());
+    }
     let mut limits = cfg.limits.clone();
     limits.max_connections = effective_max_connections(role, limits.max_connections);
     let ctx = Arc::new(ServerContext {
@@ -171,7 +182,7 @@ pub async fn start(
                     as Arc<dyn NameLookup>,
             )
         },
-        upstream: Arc::new(UpstreamPool::new(cfg.upstream.clone())),
+        upstream: Arc::new(upstream),
     });
     if let Some(p) = &parker {
         p.run_on(tokio::runtime::Handle::current(), &ctx)

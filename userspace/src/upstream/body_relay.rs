@@ -21,8 +21,12 @@ use crate::metrics::{BodyPathLabel, ServerMetrics};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ProxyPath {
-    /// splice(2) through a pipe: no copy through userspace.
+    /// The best path the capability probe at start finds: sockmap, else splice.
     #[default]
+    Auto,
+    /// The kernel moves bytes socket to socket (sk_skb programs on a SOCKHASH).
+    Sockmap,
+    /// splice(2) through a pipe: no copy through userspace.
     Splice,
     /// read/write through a userspace buffer.
     Copy,
@@ -31,7 +35,8 @@ pub enum ProxyPath {
 impl ProxyPath {
     pub fn label(self) -> BodyPathLabel {
         match self {
-            ProxyPath::Splice => BodyPathLabel::ProxySplice,
+            ProxyPath::Sockmap => BodyPathLabel::ProxySockmap,
+            ProxyPath::Auto | ProxyPath::Splice => BodyPathLabel::ProxySplice,
             ProxyPath::Copy => BodyPathLabel::ProxyCopy,
         }
     }
@@ -52,6 +57,10 @@ pub enum RelayError {
     Upstream(io::Error),
     #[error("creating a pipe: {0}")]
     Pipe(io::Error),
+    /// The kernel would not take the upstream socket into the sockmap (it is no longer
+    /// established: the server already closed). Nothing moved; another path can serve.
+    #[error("sockmap refused the upstream socket: {0}")]
+    SockmapRefused(String),
 }
 
 /// Relays `len` bytes from `up` to `client` by `path`.
@@ -66,7 +75,10 @@ pub async fn relay(
 ) -> Result<(), RelayError> {
     match path {
         ProxyPath::Copy => copy(up, client, len, upstream_timeout, stall, metrics).await,
-        ProxyPath::Splice => splice(up, client, len, upstream_timeout, stall, metrics).await,
+        // The sockmap path moves pieces itself (proxy.rs); a whole body handed here splices.
+        ProxyPath::Auto | ProxyPath::Sockmap | ProxyPath::Splice => {
+            splice(up, client, len, upstream_timeout, stall, metrics).await
+        }
     }
 }
 

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
+use crate::kernel::sockmap_splice::SockmapSplice;
 use crate::name_lookup::ClusterServers;
 
 /// How the edge talks to the storage tier.
@@ -29,8 +30,18 @@ pub struct UpstreamSettings {
     /// How long an ejected server is skipped before it is tried again.
     #[serde(with = "humantime_serde")]
     pub eject_for: Duration,
-    /// How proxied bodies move: splice (default) or copy.
+    /// How proxied bodies move: auto (default: sockmap if the probe passes, else splice),
+    /// sockmap, splice or copy.
     pub proxy_path: super::body_relay::ProxyPath,
+    /// Sockmap path: bytes in flight toward one client (granted to the kernel, not yet in the
+    /// client's socket); bodies are fetched in pieces of this size.
+    pub max_in_flight_per_client: u64,
+    /// Sockmap path: bytes in flight toward all clients; a piece over it moves by splice.
+    pub max_in_flight_total: u64,
+    /// Sockmap path: a client whose piece takes longer than this to enter its socket gets the
+    /// rest of its body by splice (whose pipe holds less).
+    #[serde(with = "humantime_serde")]
+    pub lag_after: Duration,
 }
 
 impl Default for UpstreamSettings {
@@ -42,6 +53,9 @@ impl Default for UpstreamSettings {
             eject_after_failures: 3,
             eject_for: Duration::from_secs(10),
             proxy_path: Default::default(),
+            max_in_flight_per_client: 4 << 20,
+            max_in_flight_total: 256 << 20,
+            lag_after: Duration::from_millis(250),
         }
     }
 }
@@ -56,6 +70,7 @@ struct ServerState {
 /// The pool of upstream connections of one edge.
 pub struct UpstreamPool {
     settings: UpstreamSettings,
+    sockmap: Option<Arc<SockmapSplice>>,
     servers: Mutex<HashMap<SocketAddr, ServerState>>,
     next: AtomicUsize,
 }
@@ -64,6 +79,7 @@ impl UpstreamPool {
     pub fn new(settings: UpstreamSettings) -> UpstreamPool {
         UpstreamPool {
             settings,
+            sockmap: None,
             servers: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(0),
         }
@@ -71,6 +87,19 @@ impl UpstreamPool {
 
     pub fn settings(&self) -> &UpstreamSettings {
         &self.settings
+    }
+
+    /// Uses the loaded sockmap programs for bodies (the settings' path must say sockmap).
+    pub fn with_sockmap(mut self, splice: Arc<SockmapSplice>) -> UpstreamPool {
+        self.sockmap = Some(splice);
+        self
+    }
+
+    /// The sockmap programs, when bodies move by sockmap.
+    pub fn sockmap(&self) -> Option<&Arc<SockmapSplice>> {
+        self.sockmap
+            .as_ref()
+            .filter(|_| self.settings.proxy_path == super::body_relay::ProxyPath::Sockmap)
     }
 
     /// The order to try servers in: each cluster's servers rotated round-robin, home cluster
