@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod netns;
+pub mod tiers;
 
 /// The strata binary under test: $STRATA_BIN (set by `cargo xtask test`) or target/{release,debug}.
 pub fn strata_bin() -> PathBuf {
@@ -245,6 +246,11 @@ impl Strata {
             .find(|s| s.0 == role)
             .unwrap_or_else(|| panic!("no {role} server"));
         (s.1, s.2)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Lines the process has logged so far.

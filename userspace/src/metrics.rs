@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use crate::kernel::KernelPrograms;
+use crate::upstream::pool::UpstreamPool;
 use strata_common::{guard_reason, ConnCounters, RATE_BUCKET_BOUNDS_BPS, SRTT_BUCKET_BOUNDS_US};
 
 /// The kernel path a response body took.
@@ -76,7 +77,12 @@ pub struct ServerMetrics {
 
 impl ServerMetrics {
     /// Creates the registry for a server whose bodies use `body_path`.
-    pub fn new(role: &str, body_path: BodyPathLabel, programs: KernelPrograms) -> Arc<ServerMetrics> {
+    pub fn new(
+        role: &str,
+        body_path: BodyPathLabel,
+        programs: KernelPrograms,
+        pool: Option<Arc<UpstreamPool>>,
+    ) -> Arc<ServerMetrics> {
         let mut registry = Registry::with_prefix("strata");
         let responses = Family::<StatusLabels, Counter>::default();
         let body_bytes = Family::<PathLabels, Counter>::default();
@@ -144,6 +150,8 @@ impl ServerMetrics {
         for path in [
             BodyPathLabel::IoUringSplice,
             BodyPathLabel::Sendfile,
+            BodyPathLabel::ProxySockmap,
+            BodyPathLabel::ProxySplice,
             BodyPathLabel::ProxyCopy,
         ] {
             let _ = body_bytes.get_or_create(&PathLabels { path: path.as_str() });
@@ -153,6 +161,7 @@ impl ServerMetrics {
             role: role.to_string(),
             body_path,
             programs,
+            pool,
         }));
         Arc::new(ServerMetrics {
             registry,
@@ -240,6 +249,7 @@ struct ScrapeCollector {
     role: String,
     body_path: BodyPathLabel,
     programs: KernelPrograms,
+    pool: Option<Arc<UpstreamPool>>,
 }
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
@@ -283,6 +293,7 @@ impl Collector for ScrapeCollector {
             info.encode(family.encode_family(&labels)?)?;
         }
         self.encode_guard(&mut encoder)?;
+        self.encode_proxy(&mut encoder)?;
         let loaded = i64::from(self.programs.telemetry.is_some());
         gauge(
             &mut encoder,
@@ -339,6 +350,58 @@ impl Collector for ScrapeCollector {
 }
 
 impl ScrapeCollector {
+    /// The upstream pool's size and the sockmap programs' totals.
+    fn encode_proxy(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(pool) = &self.pool {
+            gauge(
+                encoder,
+                "upstream_idle_connections",
+                "Idle keep-alive connections to storage servers in the pool",
+                pool.idle_total() as i64,
+            )?;
+        }
+        gauge(
+            encoder,
+            "sockmap_loaded",
+            "1 if proxied bodies move through the sockmap programs",
+            i64::from(self.programs.splice.is_some()),
+        )?;
+        let Some(splice) = &self.programs.splice else {
+            return Ok(());
+        };
+        let c = splice.counters();
+        counter(
+            encoder,
+            "sockmap_redirected_bytes",
+            "Body bytes the sk_skb verdict redirected from storage sockets to client sockets",
+            c.redirected_bytes,
+        )?;
+        counter(
+            encoder,
+            "sockmap_messages",
+            "Messages (of at most 64 KiB) the stream parser cut and the verdict redirected",
+            c.messages,
+        )?;
+        counter(
+            encoder,
+            "sockmap_excess_bytes",
+            "Bytes storage servers sent past the announced body, dropped in the kernel",
+            c.excess_bytes,
+        )?;
+        counter(
+            encoder,
+            "sockmap_redirect_failures",
+            "Redirects the kernel refused (client socket gone)",
+            c.redirect_failures,
+        )?;
+        gauge(
+            encoder,
+            "sockmap_in_flight_bytes",
+            "Bytes granted to sockmap flows and not yet in the client sockets",
+            splice.in_flight() as i64,
+        )
+    }
+
     /// The XDP guard's state and its per-reason packet counters.
     fn encode_guard(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(guard) = &self.programs.guard else {

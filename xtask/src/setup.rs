@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _};
 use crate::shell::{exec, output};
 
 /// Debian packages the tests and the POP use.
-pub const DEBIAN_PACKAGES: &[&str] = &["curl", "iproute2", "procps"];
+pub const DEBIAN_PACKAGES: &[&str] = &["curl", "iproute2", "procps", "strace"];
 
 /// Runs every setup step, saying what it does.
 pub fn run_all(verbose: bool) -> anyhow::Result<()> {

@@ -17,4 +17,6 @@ use std::sync::Arc;
 pub struct KernelPrograms {
     pub telemetry: Option<Arc<conn_telemetry::ConnTelemetry>>,
     pub guard: Option<Arc<xdp_guard::XdpGuard>>,
+    /// The sockmap body splice, when misses are proxied by it.
+    pub splice: Option<Arc<sockmap_splice::SockmapSplice>>,
 }

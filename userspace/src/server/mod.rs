@@ -135,25 +135,6 @@ pub async fn start(
     let local_addr = listener.local_addr()?;
     let body_path =
         kernel_setup::choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
-    let programs = KernelPrograms {
-        telemetry: kernel_setup::load_telemetry(
-            role,
-            cfg.telemetry,
-            local_addr.port(),
-            &cfg.lookup.all_servers(),
-        )?,
-        guard: kernel_setup::load_guard(role, &cfg.guard)?,
-    };
-    let metrics = ServerMetrics::new(role, body_path.label(), programs.clone());
-    let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
-    let admin_addr = admin_listener.local_addr()?;
-    let parker = if cfg.limits.park_after.is_zero() {
-        None
-    } else {
-        IdleParker::new()
-            .map_err(|e| tracing::warn!(role, error = %e, "idle parker unavailable"))
-            .ok()
-    };
     let mut upstream_settings = cfg.upstream.clone();
     let mut sockmap = None;
     if cfg.miss == MissPolicy::Proxy && !cfg.lookup.tenants.is_empty() {
@@ -165,6 +146,27 @@ pub async fn start(
     if let Some(s) = &sockmap {
         upstream = upstream.with_sockmap(s.clone());
     }
+    let upstream = Arc::new(upstream);
+    let programs = KernelPrograms {
+        telemetry: kernel_setup::load_telemetry(
+            role,
+            cfg.telemetry,
+            local_addr.port(),
+            &cfg.lookup.all_servers(),
+        )?,
+        guard: kernel_setup::load_guard(role, &cfg.guard)?,
+        splice: sockmap,
+    };
+    let metrics = ServerMetrics::new(role, body_path.label(), programs.clone(), Some(upstream.clone()));
+    let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let parker = if cfg.limits.park_after.is_zero() {
+        None
+    } else {
+        IdleParker::new()
+            .map_err(|e| tracing::warn!(role, error = %e, "idle parker unavailable"))
+            .ok()
+    };
     let mut limits = cfg.limits.clone();
     limits.max_connections = effective_max_connections(role, limits.max_connections);
     let ctx = Arc::new(ServerContext {
@@ -182,7 +184,7 @@ pub async fn start(
                     as Arc<dyn NameLookup>,
             )
         },
-        upstream: Arc::new(upstream),
+        upstream,
     });
     if let Some(p) = &parker {
         p.run_on(tokio::runtime::Handle::current(), &ctx)
@@ -252,6 +254,7 @@ pub(crate) fn test_context() -> ServerContext {
             "test",
             crate::metrics::BodyPathLabel::Sendfile,
             KernelPrograms::default(),
+            None,
         ),
         parker: None,
         miss: MissPolicy::Error,

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::socket_watch::{SocketWatch, Want};
 use crate::kernel::pipe::Pipe;
 use crate::metrics::{BodyPathLabel, ServerMetrics};
 
@@ -144,14 +145,19 @@ async fn splice(
     let capacity = u64::from(pipe.capacity);
     let (up_fd, client_fd) = (up.as_raw_fd(), client.as_raw_fd());
     let (pipe_r, pipe_w) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
+    let up_watch = SocketWatch::new(up).map_err(RelayError::Upstream)?;
+    let client_watch = SocketWatch::new(client).map_err(RelayError::Client)?;
     let mut left = len;
     let mut in_pipe = 0u64;
+    // The syscalls run directly, not gated by tokio's readiness: over veth, tokio was seen
+    // holding a socket "not readable" while poll(2) said POLLIN, which stalled the relay.
+    // The waits ask the kernel (SocketWatch).
     while left > 0 || in_pipe > 0 {
         // Fill: wait for the upstream only when the pipe is empty (else drain first).
         if left > 0 && in_pipe < capacity {
             let want = left.min(capacity - in_pipe);
             loop {
-                match up.try_io(Interest::READABLE, || splice_once(up_fd, pipe_w, want)) {
+                match splice_once(up_fd, pipe_w, want) {
                     Ok(0) => return Err(RelayError::UpstreamEnded { missing: left }),
                     Ok(n) => {
                         left -= n;
@@ -162,7 +168,13 @@ async fn splice(
                         if in_pipe > 0 {
                             break;
                         }
-                        upstream_readable(up, upstream_timeout).await?;
+                        if !up_watch
+                            .wait(Want::Readable, upstream_timeout)
+                            .await
+                            .map_err(RelayError::Upstream)?
+                        {
+                            return Err(RelayError::UpstreamStalled(upstream_timeout));
+                        }
                     }
                     Err(e) => return Err(RelayError::Upstream(e)),
                 }
@@ -170,7 +182,7 @@ async fn splice(
         }
         // Drain whatever the pipe holds into the client.
         while in_pipe > 0 {
-            match client.try_io(Interest::WRITABLE, || splice_once(pipe_r, client_fd, in_pipe)) {
+            match splice_once(pipe_r, client_fd, in_pipe) {
                 Ok(n) => {
                     in_pipe -= n;
                     metrics.body_bytes(BodyPathLabel::ProxySplice, n);
@@ -181,36 +193,28 @@ async fn splice(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if left > 0 && in_pipe < capacity {
                         // Both sides may be blocked: wait for whichever can move first.
-                        tokio::select! {
-                            r = up.readable() => r.map_err(RelayError::Upstream)?,
-                            r = client.writable() => r.map_err(RelayError::Client)?,
-                            _ = tokio::time::sleep(stall) => return Err(RelayError::ClientStalled(stall)),
+                        let moved = tokio::select! {
+                            r = up_watch.wait(Want::Readable, stall) => r.map_err(RelayError::Upstream)?,
+                            r = client_watch.wait(Want::Writable, stall) => r.map_err(RelayError::Client)?,
+                        };
+                        if !moved {
+                            return Err(RelayError::ClientStalled(stall));
                         }
                         break;
                     }
-                    client_writable(client, stall).await?;
+                    if !client_watch
+                        .wait(Want::Writable, stall)
+                        .await
+                        .map_err(RelayError::Client)?
+                    {
+                        return Err(RelayError::ClientStalled(stall));
+                    }
                 }
                 Err(e) => return Err(RelayError::Client(e)),
             }
         }
     }
     Ok(())
-}
-
-/// Waits until the storage server's socket has bytes, at most `limit`.
-async fn upstream_readable(up: &TcpStream, limit: Duration) -> Result<(), RelayError> {
-    match tokio::time::timeout(limit, up.readable()).await {
-        Err(_) => Err(RelayError::UpstreamStalled(limit)),
-        Ok(r) => r.map_err(RelayError::Upstream),
-    }
-}
-
-/// Waits until the client's socket has room, at most `limit`.
-async fn client_writable(client: &TcpStream, limit: Duration) -> Result<(), RelayError> {
-    match tokio::time::timeout(limit, client.writable()).await {
-        Err(_) => Err(RelayError::ClientStalled(limit)),
-        Ok(r) => r.map_err(RelayError::Client),
-    }
 }
 
 /// True if the socket has unread bytes waiting (an upstream that sent past its body).

@@ -4,5 +4,6 @@
 pub mod body_relay;
 pub mod pool;
 pub mod proxy;
+pub mod socket_watch;
 pub mod sockmap_relay;
 pub mod upstream_head;

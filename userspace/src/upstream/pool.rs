@@ -75,6 +75,15 @@ pub struct UpstreamPool {
     next: AtomicUsize,
 }
 
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool")
+            .field("settings", &self.settings)
+            .field("idle", &self.idle_total())
+            .finish()
+    }
+}
+
 impl UpstreamPool {
     pub fn new(settings: UpstreamSettings) -> UpstreamPool {
         UpstreamPool {
@@ -163,6 +172,14 @@ impl UpstreamPool {
             .lock()
             .ok()
             .and_then(|m| m.get(&addr).map(|s| s.idle.len()))
+            .unwrap_or(0)
+    }
+
+    /// Idle connections held for all servers.
+    pub fn idle_total(&self) -> usize {
+        self.servers
+            .lock()
+            .map(|m| m.values().map(|s| s.idle.len()).sum())
             .unwrap_or(0)
     }
 

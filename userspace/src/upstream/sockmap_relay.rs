@@ -11,10 +11,10 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::body_relay::RelayError;
+use super::socket_watch::{SocketWatch, Want};
 use crate::kernel::socket_opts::{peer_gone, written_bytes};
 use crate::kernel::sockmap_splice::SockmapSplice;
 use crate::metrics::{BodyPathLabel, ServerMetrics};
@@ -69,6 +69,7 @@ pub async fn spend(
     let flow = splice
         .begin(&*up, client_cookie, len)
         .map_err(|e| RelayError::SockmapRefused(e.to_string()))?;
+    let up_watch = SocketWatch::new(up).map_err(RelayError::Upstream)?;
     let mut last_budget = len;
     let mut last_progress = Instant::now();
     let mut closed_at: Option<Instant> = None;
@@ -103,13 +104,8 @@ pub async fn spend(
         }
         tokio::select! {
             _ = flow.event() => {}
-            r = up.ready(Interest::READABLE), if closed_at.is_none() => {
-                // The programs consume the data; readiness here means a close or an error
-                // (checked above on the next turn). Clear it so it does not spin.
-                if r.is_ok() && !peer_gone(&*up) {
-                    let _ = up.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
-                }
-            }
+            // The programs consume the data, so "readable" here means a close or an error.
+            _ = up_watch.wait(Want::Readable, FAULT_CHECK), if closed_at.is_none() => {}
             _ = tokio::time::sleep(FAULT_CHECK) => {}
         }
     }

@@ -1,0 +1,286 @@
+//! Misses through the edge across real links: storage servers, the edge and the viewers each in
+//! their own network namespace. The edge proxies by the sockmap programs (the default; the
+//! start-up probe must pass, `--proxy-path sockmap` makes it a hard requirement) unless a test
+//! says otherwise; the byte-exact and fault checks also run on the splice and copy paths.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use strata_tests::netns::in_netns;
+use strata_tests::tiers::Tiers;
+use strata_tests::*;
+
+/// A GET on a fresh connection from the viewers' namespace.
+fn view(tiers: &Tiers, path: &str, headers: &[(&str, &str)]) -> Response {
+    let edge = tiers.edge_addr();
+    let path = path.to_string();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tiers.as_viewer(move || {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        get(edge, &path, &h)
+    })
+}
+
+fn body_bytes(edge: &Strata, path: &str) -> f64 {
+    edge.metric(&format!("strata_body_bytes_total{{path=\"{path}\"}}"))
+}
+
+fn byte_exact_whole_assets_ranges_and_pipelining(path: &str) {
+    let tiers = Tiers::new(1);
+    let store = TempDir::new("pn-store");
+    let small = pattern(1, 300 * 1024);
+    let big = pattern(2, 10 << 20); // three pieces of 4 MiB on the sockmap path
+    store.write("acme/c/small.mp4", &small);
+    store.write("acme/c/big.mp4", &big);
+    let _storage = tiers.start_storage(0, store.path());
+    let cache = TempDir::new("pn-cache");
+    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    for (name, data) in [("small", &small), ("big", &big)] {
+        let r = view(&tiers, &format!("/acme/c/{name}.mp4"), &[]);
+        assert_eq!((r.status, r.body.len()), (200, data.len()), "{name}");
+        assert_eq!(checksum(&r.body), checksum(data), "{name}");
+        assert_eq!(r.header("Content-Length"), Some(data.len().to_string().as_str()));
+        assert!(r.header("Content-Range").is_none());
+    }
+    // Ranges inside one piece, across piece boundaries, open-ended, past the end, suffix.
+    let n = big.len();
+    for (range, first, last) in [
+        ("bytes=0-0".to_string(), 0, 0),
+        ("bytes=4194000-4195000".to_string(), 4_194_000, 4_195_000),
+        (format!("bytes={}-", n - 5_000_000), n - 5_000_000, n - 1),
+        (format!("bytes=100-{}", n + 500), 100, n - 1),
+        ("bytes=-70000".to_string(), n - 70_000, n - 1),
+    ] {
+        let r = view(&tiers, "/acme/c/big.mp4", &[("Range", &range)]);
+        assert_eq!(r.status, 206, "{range}");
+        assert_eq!(
+            r.header("Content-Range"),
+            Some(format!("bytes {first}-{last}/{n}").as_str()),
+            "{range}"
+        );
+        assert_eq!(checksum(&r.body), checksum(&big[first..=last]), "{range}");
+    }
+    // Pipelined requests on one connection: each response exact, in order.
+    let edge_addr = tiers.edge_addr();
+    let (big2, small2) = (big.clone(), small.clone());
+    tiers.as_viewer(move || {
+        let mut s = connect(edge_addr);
+        let mut all = String::new();
+        for (p, range) in [
+            ("/acme/c/big.mp4", "bytes=1-5000000"),
+            ("/acme/c/small.mp4", "bytes=0-99"),
+            ("/acme/c/big.mp4", "bytes=8000000-"),
+        ] {
+            all.push_str(&request("GET", p, &[("Range", range)]));
+        }
+        all.push_str(&request("HEAD", "/acme/c/big.mp4", &[]));
+        s.write_all(all.as_bytes()).expect("write");
+        let mut buf = Vec::new();
+        let a = read_response(&mut s, &mut buf, false);
+        assert_eq!(checksum(&a.body), checksum(&big2[1..=5_000_000]));
+        let b = read_response(&mut s, &mut buf, false);
+        assert_eq!(b.body, &small2[..100]);
+        let c = read_response(&mut s, &mut buf, false);
+        assert_eq!(checksum(&c.body), checksum(&big2[8_000_000..]));
+        let h = read_response(&mut s, &mut buf, true);
+        assert_eq!(h.header("Content-Length"), Some(big2.len().to_string().as_str()));
+    });
+    let label = format!("proxy_{path}");
+    assert!(body_bytes(&edge, &label) > 0.0, "bytes counted on {label}");
+    if path == "sockmap" {
+        assert_eq!(body_bytes(&edge, "proxy_copy"), 0.0, "no copy on the sockmap path");
+        assert!(edge.metric("strata_sockmap_redirected_bytes_total") >= (small.len() + 2 * big.len()) as f64);
+        assert_eq!(edge.metric("strata_sockmap_in_flight_bytes"), 0.0);
+    }
+}
+
+fn upstream_errors_are_relayed_with_their_status(path: &str) {
+    let tiers = Tiers::new(1);
+    let store = TempDir::new("pn-store");
+    let data = pattern(3, 1000);
+    store.write("acme/c/a.mp4", &data);
+    let _storage = tiers.start_storage(0, store.path());
+    let cache = TempDir::new("pn-cache");
+    let _edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let missing = view(&tiers, "/acme/c/none.mp4", &[]);
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("none.mp4"), "{}", missing.text());
+    let past = view(&tiers, "/acme/c/a.mp4", &[("Range", "bytes=5000-6000")]);
+    assert_eq!(past.status, 416);
+    assert_eq!(past.header("Content-Range"), Some("bytes */1000"));
+}
+
+/// A storage stand-in in namespace `ns` on `addr`: each connection gets `respond(request
+/// number)`, then stays open for `linger` before closing.
+fn scripted_storage(ns: &str, addr: SocketAddr, linger: Duration, respond: fn(usize) -> Vec<u8>) {
+    let listener = in_netns(ns, move || TcpListener::bind(addr).expect("bind scripted storage"));
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut c) = conn else { return };
+            std::thread::spawn(move || {
+                let mut req = [0u8; 4096];
+                let _ = c.read(&mut req);
+                let _ = c.write_all(&respond(i));
+                std::thread::sleep(linger);
+            });
+        }
+    });
+}
+
+fn upstream_dying_mid_body_never_looks_complete(path: &str) {
+    let tiers = Tiers::new(1);
+    // 1 MiB of a 3 MiB body, then the connection stays open a moment and closes.
+    scripted_storage(tiers.storage_ns(0), tiers.storage_addr(0), Duration::from_millis(400), |_| {
+        let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 3145728\r\n\r\n".to_vec();
+        r.extend_from_slice(&[9u8; 1 << 20]);
+        r
+    });
+    let cache = TempDir::new("pn-cache");
+    cache.write("acme/local/a.mp4", b"still serving");
+    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let edge_addr = tiers.edge_addr();
+    let got = tiers.as_viewer(move || {
+        let mut s = connect(edge_addr);
+        s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
+            .expect("write");
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    });
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head relayed")
+        + 4;
+    assert!(String::from_utf8_lossy(&got[..head_end]).contains("Content-Length: 3145728"));
+    assert_eq!(
+        got.len() - head_end,
+        1 << 20,
+        "the bytes that existed, then EOF: short, never complete"
+    );
+    let r = view(&tiers, "/acme/local/a.mp4", &[]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"still serving"[..]), "the edge keeps serving");
+    drop(edge);
+}
+
+fn bytes_past_the_announced_length_never_reach_the_client(path: &str) {
+    let tiers = Tiers::new(1);
+    // The connection stays open after the extra bytes, so the sockmap path sees them arrive.
+    scripted_storage(tiers.storage_ns(0), tiers.storage_addr(0), Duration::from_secs(2), |i| {
+        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: \"e{i}\"\r\n\r\n0123456789").into_bytes();
+        r.extend_from_slice(b"SMUGGLED-BYTES");
+        r
+    });
+    let cache = TempDir::new("pn-cache");
+    let _edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let edge_addr = tiers.edge_addr();
+    tiers.as_viewer(move || {
+        let mut s = connect(edge_addr);
+        let mut buf = Vec::new();
+        for _ in 0..3 {
+            s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
+                .expect("write");
+            let r = read_response(&mut s, &mut buf, false);
+            assert_eq!(r.body, b"0123456789");
+        }
+        assert!(buf.is_empty(), "nothing after the body: {:?}", String::from_utf8_lossy(&buf));
+    });
+}
+
+fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
+    let tiers = Tiers::new(1);
+    let store = TempDir::new("pn-store");
+    let data = pattern(4, 48 << 20);
+    store.write("acme/c/long.mp4", &data);
+    store.write("acme/c/short.mp4", b"short");
+    let _storage = tiers.start_storage(0, store.path());
+    let cache = TempDir::new("pn-cache");
+    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let edge_addr = tiers.edge_addr();
+    tiers.as_viewer(move || {
+        let mut s = connect(edge_addr);
+        s.write_all(request("GET", "/acme/c/long.mp4", &[]).as_bytes())
+            .expect("write");
+        let mut first = vec![0u8; 200_000];
+        s.read_exact(&mut first).expect("some of the body");
+        // Leave with unread bytes: the kernel answers with a reset.
+    });
+    // The edge notices, drops that upstream connection (it is mid-body) and keeps serving.
+    let mut waited = 0;
+    while edge.metric("strata_sockmap_in_flight_bytes") > 0.0 && waited < 300 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert_eq!(edge.metric("strata_upstream_idle_connections"), 0.0, "not pooled");
+    let r = view(&tiers, "/acme/c/short.mp4", &[]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"short"[..]));
+    // The connection returns to the pool just after the client has the last byte.
+    let mut pooled = 0.0;
+    for _ in 0..100 {
+        pooled = edge.metric("strata_upstream_idle_connections");
+        if pooled == 1.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(pooled, 1.0, "the new one is pooled");
+}
+
+fn failover_to_a_replica_then_502_when_all_are_down(path: &str) {
+    let tiers = Tiers::new(2);
+    let store = TempDir::new("pn-store");
+    let data = pattern(5, 2 << 20);
+    store.write("acme/c/v.mp4", &data);
+    // Home (host 0) has nothing listening; the replica (host 1) serves.
+    let replica = tiers.start_storage(1, store.path());
+    let cache = TempDir::new("pn-cache");
+    let _edge = tiers.start_edge(cache.path(), &[0], &[1], &["--proxy-path", path]);
+    for _ in 0..3 {
+        let r = view(&tiers, "/acme/c/v.mp4", &[]);
+        assert_eq!((r.status, checksum(&r.body)), (200, checksum(&data)));
+    }
+    replica.crash();
+    let r = view(&tiers, "/acme/c/v.mp4", &[]);
+    assert!(r.status == 502 || r.status == 504, "{}", r.status);
+    assert!(r.text().contains("no storage server could serve /acme/c/v.mp4"), "{}", r.text());
+}
+
+macro_rules! on_every_path {
+    ($($check:ident),* $(,)?) => {
+        $(
+            mod $check {
+                #[test]
+                fn sockmap() {
+                    if strata_tests::kernel_features_or_skip(concat!(stringify!($check), "::sockmap")) {
+                        super::$check("sockmap");
+                    }
+                }
+                #[test]
+                fn splice() {
+                    if strata_tests::kernel_features_or_skip(concat!(stringify!($check), "::splice")) {
+                        super::$check("splice");
+                    }
+                }
+                #[test]
+                fn copy() {
+                    if strata_tests::kernel_features_or_skip(concat!(stringify!($check), "::copy")) {
+                        super::$check("copy");
+                    }
+                }
+            }
+        )*
+    };
+}
+
+on_every_path!(
+    byte_exact_whole_assets_ranges_and_pipelining,
+    upstream_errors_are_relayed_with_their_status,
+    upstream_dying_mid_body_never_looks_complete,
+    bytes_past_the_announced_length_never_reach_the_client,
+    client_leaving_mid_body_drops_the_upstream_connection,
+    failover_to_a_replica_then_502_when_all_are_down,
+);
