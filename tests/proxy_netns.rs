@@ -25,6 +25,19 @@ fn view(tiers: &Tiers, path: &str, headers: &[(&str, &str)]) -> Response {
     })
 }
 
+/// The metric's value once it equals `want`, or its last value after five seconds of polling.
+fn eventually(server: &Strata, sample: &str, want: f64) -> f64 {
+    let mut value = server.metric(sample);
+    for _ in 0..100 {
+        if value == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        value = server.metric(sample);
+    }
+    value
+}
+
 fn body_bytes(edge: &Strata, path: &str) -> f64 {
     edge.metric(&format!("strata_body_bytes_total{{path=\"{path}\"}}"))
 }
@@ -94,7 +107,7 @@ fn byte_exact_whole_assets_ranges_and_pipelining(path: &str) {
     if path == "sockmap" {
         assert_eq!(body_bytes(&edge, "proxy_copy"), 0.0, "no copy on the sockmap path");
         assert!(edge.metric("strata_sockmap_redirected_bytes_total") >= (small.len() + 2 * big.len()) as f64);
-        assert_eq!(edge.metric("strata_sockmap_in_flight_bytes"), 0.0);
+        assert_eq!(eventually(&edge, "strata_sockmap_in_flight_bytes", 0.0), 0.0);
     }
 }
 
@@ -219,15 +232,7 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
     let r = view(&tiers, "/acme/c/short.mp4", &[]);
     assert_eq!((r.status, r.body.as_slice()), (200, &b"short"[..]));
     // The connection returns to the pool just after the client has the last byte.
-    let mut pooled = 0.0;
-    for _ in 0..100 {
-        pooled = edge.metric("strata_upstream_idle_connections");
-        if pooled == 1.0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(pooled, 1.0, "the new one is pooled");
+    assert_eq!(eventually(&edge, "strata_upstream_idle_connections", 1.0), 1.0, "the new one is pooled");
 }
 
 fn failover_to_a_replica_then_502_when_all_are_down(path: &str) {
@@ -284,3 +289,194 @@ on_every_path!(
     client_leaving_mid_body_drops_the_upstream_connection,
     failover_to_a_replica_then_502_when_all_are_down,
 );
+
+/// Sockmap-only checks: scale, proof of zero copy, bounded memory.
+mod sockmap_path {
+    use super::*;
+
+    fn sockmap_edge(tiers: &Tiers, cache: &TempDir, extra: &[&str]) -> Strata {
+        let mut args = vec!["--proxy-path", "sockmap"];
+        args.extend_from_slice(extra);
+        tiers.start_edge(cache.path(), &[0], &[], &args)
+    }
+
+    #[test]
+    fn one_gib_asset_and_a_256_mib_range_are_byte_exact() {
+        if !kernel_features_or_skip("one_gib_asset_and_a_256_mib_range_are_byte_exact") {
+            return;
+        }
+        let tiers = Tiers::new(1);
+        let store = TempDir::new("pn-gib");
+        let data = pattern(6, 1 << 30);
+        store.write("acme/big/movie.mp4", &data);
+        let _storage = tiers.start_storage(0, store.path());
+        let cache = TempDir::new("pn-cache");
+        let edge = sockmap_edge(&tiers, &cache, &[]);
+        let whole = view(&tiers, "/acme/big/movie.mp4", &[]);
+        assert_eq!((whole.status, whole.body.len()), (200, data.len()));
+        assert_eq!(checksum(&whole.body), checksum(&data), "1 GiB whole");
+        drop(whole);
+        let (first, last) = (123_456_789usize, 123_456_789 + (256 << 20) - 1);
+        let r = view(&tiers, "/acme/big/movie.mp4", &[("Range", &format!("bytes={first}-{last}"))]);
+        assert_eq!(r.status, 206);
+        assert_eq!(checksum(&r.body), checksum(&data[first..=last]), "256 MiB range");
+        assert!(edge.metric("strata_sockmap_redirected_bytes_total") >= ((1u64 << 30) + (256 << 20)) as f64 * 0.5);
+    }
+
+    #[test]
+    fn a_thousand_sequential_misses_share_one_pooled_upstream_connection() {
+        if !kernel_features_or_skip("a_thousand_sequential_misses_share_one_pooled_upstream_connection") {
+            return;
+        }
+        let tiers = Tiers::new(1);
+        let store = TempDir::new("pn-seq");
+        let assets: Vec<Vec<u8>> = (0..10).map(|i| pattern(100 + i, 16 * 1024 + i as usize * 977)).collect();
+        for (i, a) in assets.iter().enumerate() {
+            store.write(&format!("acme/c/seg{i}.m4s"), a);
+        }
+        let storage = tiers.start_storage(0, store.path());
+        let cache = TempDir::new("pn-cache");
+        let edge = sockmap_edge(&tiers, &cache, &[]);
+        let edge_addr = tiers.edge_addr();
+        let sums: Vec<u64> = assets.iter().map(|a| checksum(a)).collect();
+        tiers.as_viewer(move || {
+            let mut s = connect(edge_addr);
+            let mut buf = Vec::new();
+            for n in 0..1000 {
+                let i = n % sums.len();
+                s.write_all(request("GET", &format!("/acme/c/seg{i}.m4s"), &[]).as_bytes())
+                    .expect("write");
+                let r = read_response(&mut s, &mut buf, false);
+                assert_eq!((r.status, checksum(&r.body)), (200, sums[i]), "request {n}");
+            }
+        });
+        assert_eq!(
+            storage.metric("strata_connections_total"),
+            1.0,
+            "every miss went over one pooled storage connection"
+        );
+        assert_eq!(edge.metric("strata_misses_total"), 1000.0);
+        assert_eq!(edge.metric("strata_body_bytes_total{path=\"proxy_splice\"}"), 0.0);
+    }
+
+    #[test]
+    fn two_hundred_concurrent_viewers_on_different_assets() {
+        if !kernel_features_or_skip("two_hundred_concurrent_viewers_on_different_assets") {
+            return;
+        }
+        let tiers = Tiers::new(1);
+        let store = TempDir::new("pn-conc");
+        let sums: Vec<u64> = (0..200)
+            .map(|i| {
+                let a = pattern(1000 + i, 256 * 1024 + i as usize * 4099);
+                store.write(&format!("acme/c/a{i}.mp4"), &a);
+                checksum(&a)
+            })
+            .collect();
+        let _storage = tiers.start_storage(0, store.path());
+        let cache = TempDir::new("pn-cache");
+        let edge = sockmap_edge(&tiers, &cache, &[]);
+        let edge_addr = tiers.edge_addr();
+        tiers.as_viewer(move || {
+            std::thread::scope(|scope| {
+                for (i, sum) in sums.iter().enumerate() {
+                    scope.spawn(move || {
+                        let r = get(edge_addr, &format!("/acme/c/a{i}.mp4"), &[]);
+                        assert_eq!((r.status, checksum(&r.body)), (200, *sum), "viewer {i}");
+                    });
+                }
+            });
+        });
+        assert_eq!(edge.metric("strata_http_responses_total{status=\"200\"}"), 200.0);
+        // Each flow hands back its reservation once its client socket holds the last byte,
+        // which the edge sees a moment after the client read it.
+        assert_eq!(eventually(&edge, "strata_sockmap_in_flight_bytes", 0.0), 0.0);
+    }
+
+    /// Bytes returned to the edge by read-family syscalls, and the number of splice(2) calls,
+    /// while `work` runs, from strace attached to every thread of the edge.
+    fn syscall_reads_during(edge: &Strata, work: impl FnOnce()) -> (u64, u64) {
+        let dir = TempDir::new("pn-strace");
+        let out = dir.path().join("trace");
+        let mut strace = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=read,readv,recvfrom,recvmsg,splice", "-o"])
+            .arg(&out)
+            .args(["-p", &edge.pid().to_string()])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("strace (cargo xtask setup installs it)");
+        // Attached once the edge's idle threads show up in the trace (metrics scrapes read).
+        for _ in 0..100 {
+            let _ = edge.metrics();
+            if std::fs::read_to_string(&out).is_ok_and(|t| !t.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let before = std::fs::read_to_string(&out).unwrap_or_default().len();
+        work();
+        // SAFETY: plain kill of the child we spawned.
+        unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGINT) };
+        let _ = strace.wait();
+        let trace = std::fs::read_to_string(&out).expect("trace");
+        let (mut read_bytes, mut splices) = (0u64, 0u64);
+        for line in trace[before.min(trace.len())..].lines() {
+            let call = line.split_whitespace().nth(1).unwrap_or("");
+            let result = line.rsplit_once("= ").map(|(_, r)| r.split_whitespace().next().unwrap_or(""));
+            let n: u64 = result.and_then(|r| r.parse().ok()).unwrap_or(0);
+            if call.starts_with("splice(") {
+                splices += 1;
+            } else {
+                read_bytes += n;
+            }
+        }
+        (read_bytes, splices)
+    }
+
+    #[test]
+    fn proxied_bodies_never_enter_the_edge_process() {
+        if !kernel_features_or_skip("proxied_bodies_never_enter_the_edge_process") {
+            return;
+        }
+        let tiers = Tiers::new(1);
+        let store = TempDir::new("pn-proof");
+        let data = pattern(7, 16 << 20);
+        store.write("acme/c/v.mp4", &data);
+        let _storage = tiers.start_storage(0, store.path());
+        let fetch = |tiers: &Tiers| {
+            let edge_addr = tiers.edge_addr();
+            let sum = checksum(&data);
+            tiers.as_viewer(move || {
+                let mut s = connect(edge_addr);
+                let mut buf = Vec::new();
+                for _ in 0..4 {
+                    s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
+                        .expect("write");
+                    let r = read_response(&mut s, &mut buf, false);
+                    assert_eq!((r.status, checksum(&r.body)), (200, sum));
+                }
+            });
+        };
+        let proxied = 4 * data.len() as u64;
+        let cache = TempDir::new("pn-cache");
+        let edge = sockmap_edge(&tiers, &cache, &[]);
+        let redirected_before = edge.metric("strata_sockmap_redirected_bytes_total");
+        let (read_bytes, splices) = syscall_reads_during(&edge, || fetch(&tiers));
+        let redirected = edge.metric("strata_sockmap_redirected_bytes_total") - redirected_before;
+        assert_eq!(redirected, proxied as f64, "the kernel moved every body byte");
+        assert_eq!(splices, 0, "no splice(2) either: the bytes went socket to socket");
+        assert!(
+            read_bytes < proxied / 100,
+            "the edge read {read_bytes} bytes while proxying {proxied}"
+        );
+        drop(edge);
+        // The same measurement on the copy path sees the bodies: the check can fail.
+        let cache = TempDir::new("pn-cache");
+        let copy = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", "copy"]);
+        let (copy_read, _) = syscall_reads_during(&copy, || fetch(&tiers));
+        assert!(copy_read >= proxied, "copy path read {copy_read} of {proxied}");
+        eprintln!(
+            "zero-copy proof: proxied {proxied} B; edge syscall reads: sockmap {read_bytes} B, copy {copy_read} B"
+        );
+    }
+}
