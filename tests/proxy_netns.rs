@@ -105,7 +105,11 @@ fn byte_exact_whole_assets_ranges_and_pipelining(path: &str) {
     let label = format!("proxy_{path}");
     assert!(body_bytes(&edge, &label) > 0.0, "bytes counted on {label}");
     if path == "sockmap" {
-        assert_eq!(body_bytes(&edge, "proxy_copy"), 0.0, "no copy on the sockmap path");
+        assert_eq!(
+            body_bytes(&edge, "proxy_copy"),
+            0.0,
+            "no copy on the sockmap path"
+        );
         assert!(edge.metric("strata_sockmap_redirected_bytes_total") >= (small.len() + 2 * big.len()) as f64);
         assert_eq!(eventually(&edge, "strata_sockmap_in_flight_bytes", 0.0), 0.0);
     }
@@ -130,7 +134,9 @@ fn upstream_errors_are_relayed_with_their_status(path: &str) {
 /// A storage stand-in in namespace `ns` on `addr`: each connection gets `respond(request
 /// number)`, then stays open for `linger` before closing.
 fn scripted_storage(ns: &str, addr: SocketAddr, linger: Duration, respond: fn(usize) -> Vec<u8>) {
-    let listener = in_netns(ns, move || TcpListener::bind(addr).expect("bind scripted storage"));
+    let listener = in_netns(ns, move || {
+        TcpListener::bind(addr).expect("bind scripted storage")
+    });
     std::thread::spawn(move || {
         for (i, conn) in listener.incoming().enumerate() {
             let Ok(mut c) = conn else { return };
@@ -147,11 +153,16 @@ fn scripted_storage(ns: &str, addr: SocketAddr, linger: Duration, respond: fn(us
 fn upstream_dying_mid_body_never_looks_complete(path: &str) {
     let tiers = Tiers::new(1);
     // 1 MiB of a 3 MiB body, then the connection stays open a moment and closes.
-    scripted_storage(tiers.storage_ns(0), tiers.storage_addr(0), Duration::from_millis(400), |_| {
-        let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 3145728\r\n\r\n".to_vec();
-        r.extend_from_slice(&[9u8; 1 << 20]);
-        r
-    });
+    scripted_storage(
+        tiers.storage_ns(0),
+        tiers.storage_addr(0),
+        Duration::from_millis(400),
+        |_| {
+            let mut r = b"HTTP/1.1 200 OK\r\nContent-Length: 3145728\r\n\r\n".to_vec();
+            r.extend_from_slice(&[9u8; 1 << 20]);
+            r
+        },
+    );
     let cache = TempDir::new("pn-cache");
     cache.write("acme/local/a.mp4", b"still serving");
     let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
@@ -176,18 +187,28 @@ fn upstream_dying_mid_body_never_looks_complete(path: &str) {
         "the bytes that existed, then EOF: short, never complete"
     );
     let r = view(&tiers, "/acme/local/a.mp4", &[]);
-    assert_eq!((r.status, r.body.as_slice()), (200, &b"still serving"[..]), "the edge keeps serving");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"still serving"[..]),
+        "the edge keeps serving"
+    );
     drop(edge);
 }
 
 fn bytes_past_the_announced_length_never_reach_the_client(path: &str) {
     let tiers = Tiers::new(1);
     // The connection stays open after the extra bytes, so the sockmap path sees them arrive.
-    scripted_storage(tiers.storage_ns(0), tiers.storage_addr(0), Duration::from_secs(2), |i| {
-        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: \"e{i}\"\r\n\r\n0123456789").into_bytes();
-        r.extend_from_slice(b"SMUGGLED-BYTES");
-        r
-    });
+    scripted_storage(
+        tiers.storage_ns(0),
+        tiers.storage_addr(0),
+        Duration::from_secs(2),
+        |i| {
+            let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag: \"e{i}\"\r\n\r\n0123456789")
+                .into_bytes();
+            r.extend_from_slice(b"SMUGGLED-BYTES");
+            r
+        },
+    );
     let cache = TempDir::new("pn-cache");
     let _edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
     let edge_addr = tiers.edge_addr();
@@ -200,7 +221,11 @@ fn bytes_past_the_announced_length_never_reach_the_client(path: &str) {
             let r = read_response(&mut s, &mut buf, false);
             assert_eq!(r.body, b"0123456789");
         }
-        assert!(buf.is_empty(), "nothing after the body: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            buf.is_empty(),
+            "nothing after the body: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
     });
 }
 
@@ -232,7 +257,11 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
     let r = view(&tiers, "/acme/c/short.mp4", &[]);
     assert_eq!((r.status, r.body.as_slice()), (200, &b"short"[..]));
     // The connection returns to the pool just after the client has the last byte.
-    assert_eq!(eventually(&edge, "strata_upstream_idle_connections", 1.0), 1.0, "the new one is pooled");
+    assert_eq!(
+        eventually(&edge, "strata_upstream_idle_connections", 1.0),
+        1.0,
+        "the new one is pooled"
+    );
 }
 
 fn failover_to_a_replica_then_502_when_all_are_down(path: &str) {
@@ -251,7 +280,11 @@ fn failover_to_a_replica_then_502_when_all_are_down(path: &str) {
     replica.crash();
     let r = view(&tiers, "/acme/c/v.mp4", &[]);
     assert!(r.status == 502 || r.status == 504, "{}", r.status);
-    assert!(r.text().contains("no storage server could serve /acme/c/v.mp4"), "{}", r.text());
+    assert!(
+        r.text().contains("no storage server could serve /acme/c/v.mp4"),
+        "{}",
+        r.text()
+    );
 }
 
 macro_rules! on_every_path {
@@ -317,10 +350,16 @@ mod sockmap_path {
         assert_eq!(checksum(&whole.body), checksum(&data), "1 GiB whole");
         drop(whole);
         let (first, last) = (123_456_789usize, 123_456_789 + (256 << 20) - 1);
-        let r = view(&tiers, "/acme/big/movie.mp4", &[("Range", &format!("bytes={first}-{last}"))]);
+        let r = view(
+            &tiers,
+            "/acme/big/movie.mp4",
+            &[("Range", &format!("bytes={first}-{last}"))],
+        );
         assert_eq!(r.status, 206);
         assert_eq!(checksum(&r.body), checksum(&data[first..=last]), "256 MiB range");
-        assert!(edge.metric("strata_sockmap_redirected_bytes_total") >= ((1u64 << 30) + (256 << 20)) as f64 * 0.5);
+        assert!(
+            edge.metric("strata_sockmap_redirected_bytes_total") >= ((1u64 << 30) + (256 << 20)) as f64 * 0.5
+        );
     }
 
     #[test]
@@ -330,7 +369,9 @@ mod sockmap_path {
         }
         let tiers = Tiers::new(1);
         let store = TempDir::new("pn-seq");
-        let assets: Vec<Vec<u8>> = (0..10).map(|i| pattern(100 + i, 16 * 1024 + i as usize * 977)).collect();
+        let assets: Vec<Vec<u8>> = (0..10)
+            .map(|i| pattern(100 + i, 16 * 1024 + i as usize * 977))
+            .collect();
         for (i, a) in assets.iter().enumerate() {
             store.write(&format!("acme/c/seg{i}.m4s"), a);
         }
@@ -399,7 +440,13 @@ mod sockmap_path {
         let dir = TempDir::new("pn-strace");
         let out = dir.path().join("trace");
         let mut strace = std::process::Command::new("strace")
-            .args(["-f", "-qq", "-e", "trace=read,readv,recvfrom,recvmsg,splice", "-o"])
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=read,readv,recvfrom,recvmsg,splice",
+                "-o",
+            ])
             .arg(&out)
             .args(["-p", &edge.pid().to_string()])
             .stderr(std::process::Stdio::null())
@@ -422,7 +469,9 @@ mod sockmap_path {
         let (mut read_bytes, mut splices) = (0u64, 0u64);
         for line in trace[before.min(trace.len())..].lines() {
             let call = line.split_whitespace().nth(1).unwrap_or("");
-            let result = line.rsplit_once("= ").map(|(_, r)| r.split_whitespace().next().unwrap_or(""));
+            let result = line
+                .rsplit_once("= ")
+                .map(|(_, r)| r.split_whitespace().next().unwrap_or(""));
             let n: u64 = result.and_then(|r| r.parse().ok()).unwrap_or(0);
             if call.starts_with("splice(") {
                 splices += 1;
@@ -477,6 +526,191 @@ mod sockmap_path {
         assert!(copy_read >= proxied, "copy path read {copy_read} of {proxied}");
         eprintln!(
             "zero-copy proof: proxied {proxied} B; edge syscall reads: sockmap {read_bytes} B, copy {copy_read} B"
+        );
+    }
+
+    fn mem_available_kib() -> u64 {
+        let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+        text.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .expect("MemAvailable")
+    }
+
+    /// Kernel memory in TCP socket buffers, all namespaces (sockstat's "mem", in pages).
+    fn tcp_memory_kib() -> u64 {
+        let text = std::fs::read_to_string("/proc/net/sockstat").expect("sockstat");
+        let line = text.lines().find(|l| l.starts_with("TCP:")).expect("TCP line");
+        let pages: u64 = line
+            .split_whitespace()
+            .skip_while(|w| *w != "mem")
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("mem field");
+        pages * 4
+    }
+
+    fn rss_kib(pid: u32) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        text.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+
+    const CRAWLERS: usize = 100;
+    const BODY: usize = 64 << 20;
+    const PER_CLIENT_CAP: u64 = 1 << 20;
+    const TOTAL_CAP: u64 = 32 << 20;
+
+    #[test]
+    fn a_hundred_crawling_viewers_keep_edge_memory_within_the_caps() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        if !kernel_features_or_skip("a_hundred_crawling_viewers_keep_edge_memory_within_the_caps") {
+            return;
+        }
+        let tiers = Tiers::new(1);
+        let store = TempDir::new("pn-crawl");
+        let data = pattern(8, BODY);
+        let sum = checksum(&data);
+        store.write("acme/c/long.mp4", &data);
+        drop(data);
+        let _storage = tiers.start_storage(0, store.path());
+        let conf = TempDir::new("pn-crawl-conf");
+        let toml = conf.write(
+            "edge.toml",
+            format!("[upstream]\nmax_in_flight_per_client = {PER_CLIENT_CAP}\nmax_in_flight_total = {TOTAL_CAP}\n")
+                .as_bytes(),
+        );
+        let cache = TempDir::new("pn-cache");
+        let edge = sockmap_edge(&tiers, &cache, &["--config", toml.to_str().expect("utf-8")]);
+        // Warm the page cache so that reading the file does not count as memory pressure.
+        assert_eq!(checksum(&view(&tiers, "/acme/c/long.mp4", &[]).body), sum);
+        let baseline = mem_available_kib();
+        let tcp_baseline = tcp_memory_kib();
+        let rss_before = rss_kib(edge.pid());
+        let crawling = Arc::new(AtomicBool::new(true));
+        let started = Arc::new(AtomicUsize::new(0));
+        let edge_addr = tiers.edge_addr();
+        let viewer_ns = tiers.viewer_ns();
+        let source = tiers.lan.client_addr(1);
+        let (c2, s2) = (crawling.clone(), started.clone());
+        let viewers = std::thread::spawn(move || {
+            in_netns(&viewer_ns, move || {
+                std::thread::scope(|scope| {
+                    for v in 0..CRAWLERS {
+                        let (crawling, started) = (c2.clone(), s2.clone());
+                        scope.spawn(move || {
+                            let sock =
+                                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                                    .expect("socket");
+                            sock.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+                            sock.bind(&SocketAddr::from((source, 0)).into()).expect("bind");
+                            sock.connect(&edge_addr.into()).expect("connect");
+                            let mut s: std::net::TcpStream = sock.into();
+                            s.set_read_timeout(Some(Duration::from_secs(120)))
+                                .expect("timeout");
+                            s.write_all(request("GET", "/acme/c/long.mp4", &[]).as_bytes())
+                                .expect("write");
+                            started.fetch_add(1, Ordering::Relaxed);
+                            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+                            let mut head = Vec::new();
+                            let mut buf = vec![0u8; 256 * 1024];
+                            let mut body = 0usize;
+                            loop {
+                                let want = if crawling.load(Ordering::Relaxed) {
+                                    4096
+                                } else {
+                                    buf.len()
+                                };
+                                let n = s.read(&mut buf[..want]).expect("read");
+                                assert!(n > 0, "viewer {v}: closed after {body} body bytes");
+                                let mut chunk = &buf[..n];
+                                if body == 0 && head.len() < 4096 && !head.ends_with(b"\r\n\r\n") {
+                                    let at = chunk.iter().enumerate().position(|(i, _)| {
+                                        head.len() + i >= 3 && {
+                                            let mut h = head.clone();
+                                            h.extend_from_slice(&chunk[..=i]);
+                                            h.ends_with(b"\r\n\r\n")
+                                        }
+                                    });
+                                    match at {
+                                        Some(i) => {
+                                            head.extend_from_slice(&chunk[..=i]);
+                                            chunk = &chunk[i + 1..];
+                                        }
+                                        None => {
+                                            head.extend_from_slice(chunk);
+                                            continue;
+                                        }
+                                    }
+                                }
+                                hasher.update(chunk);
+                                body += chunk.len();
+                                if body >= BODY {
+                                    break;
+                                }
+                                if crawling.load(Ordering::Relaxed) {
+                                    std::thread::sleep(Duration::from_millis(20));
+                                }
+                            }
+                            assert_eq!(
+                                (body, hasher.digest()),
+                                (BODY, sum),
+                                "viewer {v}: every byte, exactly"
+                            );
+                        });
+                    }
+                });
+            })
+        });
+        // Crawl for a while, watching memory.
+        while started.load(Ordering::Relaxed) < CRAWLERS {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (mut worst_drop, mut worst_rss, mut worst_in_flight, mut worst_tcp) = (0u64, 0u64, 0f64, 0u64);
+        for _ in 0..24 {
+            std::thread::sleep(Duration::from_millis(250));
+            worst_drop = worst_drop.max(baseline.saturating_sub(mem_available_kib()));
+            worst_tcp = worst_tcp.max(tcp_memory_kib().saturating_sub(tcp_baseline));
+            worst_rss = worst_rss.max(rss_kib(edge.pid()));
+            worst_in_flight = worst_in_flight.max(edge.metric("strata_sockmap_in_flight_bytes"));
+        }
+        crawling.store(false, Ordering::Relaxed);
+        viewers.join().expect("every viewer got every byte");
+        // What the path may hold per viewer besides the sockmap queues: the edge's pipe (1 MiB)
+        // and upstream receive buffer (1 MiB, doubled by the kernel), the edge's and the
+        // storage server's send buffers (at most tcp_wmem's maximum each), the viewer's receive
+        // buffer (64 KiB, doubled). Without backpressure the edge would queue whole bodies.
+        let wmem_max_kib: u64 = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(2).and_then(|v| v.parse::<u64>().ok()))
+            .unwrap_or(4 << 20)
+            / 1024;
+        let per_connection_kib = 1024 + 2048 + 2 * wmem_max_kib + 128;
+        let bound_kib = TOTAL_CAP / 1024 + CRAWLERS as u64 * per_connection_kib;
+        eprintln!(
+            "crawl: worst MemAvailable drop {worst_drop} KiB, TCP memory growth {worst_tcp} KiB (bound {bound_kib} KiB), \
+             edge RSS {rss_before} -> {worst_rss} KiB, sockmap in flight at most {worst_in_flight} B; \
+             without backpressure the edge would queue {} KiB",
+            CRAWLERS * BODY / 1024
+        );
+        assert!(worst_in_flight <= TOTAL_CAP as f64, "{worst_in_flight}");
+        assert!(
+            worst_rss - rss_before.min(worst_rss) < 64 * 1024,
+            "edge RSS grew {} KiB",
+            worst_rss - rss_before
+        );
+        assert!(
+            worst_drop < bound_kib,
+            "memory drop {worst_drop} KiB over the bound {bound_kib} KiB"
+        );
+        assert!(
+            worst_tcp < bound_kib,
+            "TCP memory grew {worst_tcp} KiB, over the bound {bound_kib} KiB"
         );
     }
 }

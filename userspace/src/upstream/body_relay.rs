@@ -149,6 +149,7 @@ async fn splice(
     let client_watch = SocketWatch::new(client).map_err(RelayError::Client)?;
     let mut left = len;
     let mut in_pipe = 0u64;
+    let mut pipe_full = false;
     // The syscalls run directly, not gated by tokio's readiness: over veth, tokio was seen
     // holding a socket "not readable" while poll(2) said POLLIN, which stalled the relay.
     // The waits ask the kernel (SocketWatch).
@@ -166,6 +167,9 @@ async fn splice(
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if in_pipe > 0 {
+                            // Bytes waiting but the pipe took none: its slots are full (a
+                            // slot holds one segment's worth, not a page's).
+                            pipe_full = up_watch.has(Want::Readable);
                             break;
                         }
                         if !up_watch
@@ -185,13 +189,14 @@ async fn splice(
             match splice_once(pipe_r, client_fd, in_pipe) {
                 Ok(n) => {
                     in_pipe -= n;
+                    pipe_full = false;
                     metrics.body_bytes(BodyPathLabel::ProxySplice, n);
                     if left > 0 {
                         break; // refill while the client digests
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if left > 0 && in_pipe < capacity {
+                    if left > 0 && in_pipe < capacity && !pipe_full {
                         // Both sides may be blocked: wait for whichever can move first.
                         let moved = tokio::select! {
                             r = up_watch.wait(Want::Readable, stall) => r.map_err(RelayError::Upstream)?,

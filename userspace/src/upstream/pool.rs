@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::kernel::sockmap_splice::SockmapSplice;
 use crate::name_lookup::ClusterServers;
@@ -42,6 +42,9 @@ pub struct UpstreamSettings {
     /// rest of its body by splice (whose pipe holds less).
     #[serde(with = "humantime_serde")]
     pub lag_after: Duration,
+    /// SO_RCVBUF of storage-tier sockets in bytes (0: the kernel's autotuning). Bounds what a
+    /// body waiting for a slow client holds in the edge's receive queue.
+    pub receive_buffer: u64,
 }
 
 impl Default for UpstreamSettings {
@@ -56,6 +59,7 @@ impl Default for UpstreamSettings {
             max_in_flight_per_client: 4 << 20,
             max_in_flight_total: 256 << 20,
             lag_after: Duration::from_millis(250),
+            receive_buffer: 1 << 20,
         }
     }
 }
@@ -149,7 +153,17 @@ impl UpstreamPool {
         {
             return Ok((s, true));
         }
-        let stream = tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(addr))
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if self.settings.receive_buffer > 0 {
+            // A fixed receive buffer turns off autotuning, which would otherwise grow the queue
+            // of a body waiting for a slow client up to tcp_rmem's maximum.
+            socket.set_recv_buffer_size(self.settings.receive_buffer.min(u64::from(u32::MAX)) as u32)?;
+        }
+        let stream = tokio::time::timeout(self.settings.connect_timeout, socket.connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connect to {addr} timed out")))??;
         let _ = stream.set_nodelay(true);
