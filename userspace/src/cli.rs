@@ -70,9 +70,16 @@ pub struct LookupArgs {
     /// On a miss: proxy (fetch from the storage tier), redirect (302), or error (404).
     #[arg(long, value_enum)]
     pub miss: Option<MissPolicy>,
-    /// How proxied bodies move: splice (socket → pipe → socket) or copy.
+    /// How proxied bodies move: auto (sockmap if the start-up probe passes, else splice),
+    /// sockmap, splice (socket → pipe → socket) or copy.
     #[arg(long, value_enum)]
     pub proxy_path: Option<crate::upstream::body_relay::ProxyPath>,
+    /// Bytes the edge cache may hold (0: misses are proxied, never cached).
+    #[arg(long)]
+    pub cache_capacity: Option<u64>,
+    /// Admit an asset to the cache when it is requested twice within this interval (e.g. 60s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub admit_interval: Option<std::time::Duration>,
 }
 
 impl LookupArgs {
@@ -89,6 +96,12 @@ impl LookupArgs {
         }
         if let Some(p) = self.proxy_path {
             cfg.upstream.proxy_path = p;
+        }
+        if let Some(c) = self.cache_capacity {
+            cfg.cache.capacity = c;
+        }
+        if let Some(i) = self.admit_interval {
+            cfg.cache.admit_interval = i;
         }
         Ok(())
     }

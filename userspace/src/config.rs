@@ -172,6 +172,8 @@ pub struct ServeConfig {
     pub lookup: crate::name_lookup::StaticLookupConfig,
     /// Edge only: the storage-tier connection pool.
     pub upstream: crate::upstream::pool::UpstreamSettings,
+    /// Edge only: cache capacity and admission.
+    pub cache: crate::cache::CacheSettings,
 }
 
 impl ServeConfig {
@@ -188,6 +190,7 @@ impl ServeConfig {
             miss: MissPolicy::Error,
             lookup: Default::default(),
             upstream: Default::default(),
+            cache: Default::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! strata: a kernel-assisted media edge. This library holds every role's code; the `strata`
 //! binary (main.rs) only parses the command line and starts a role.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod demo_data;

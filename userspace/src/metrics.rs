@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
+use crate::cache::EdgeCache;
 use crate::kernel::KernelPrograms;
 use crate::upstream::pool::UpstreamPool;
 use strata_common::{guard_reason, ConnCounters, RATE_BUCKET_BOUNDS_BPS, SRTT_BUCKET_BOUNDS_US};
@@ -82,6 +83,7 @@ impl ServerMetrics {
         body_path: BodyPathLabel,
         programs: KernelPrograms,
         pool: Option<Arc<UpstreamPool>>,
+        cache: Option<Arc<EdgeCache>>,
     ) -> Arc<ServerMetrics> {
         let mut registry = Registry::with_prefix("strata");
         let responses = Family::<StatusLabels, Counter>::default();
@@ -162,6 +164,7 @@ impl ServerMetrics {
             body_path,
             programs,
             pool,
+            cache,
         }));
         Arc::new(ServerMetrics {
             registry,
@@ -250,6 +253,7 @@ struct ScrapeCollector {
     body_path: BodyPathLabel,
     programs: KernelPrograms,
     pool: Option<Arc<UpstreamPool>>,
+    cache: Option<Arc<EdgeCache>>,
 }
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
@@ -294,6 +298,7 @@ impl Collector for ScrapeCollector {
         }
         self.encode_guard(&mut encoder)?;
         self.encode_proxy(&mut encoder)?;
+        self.encode_cache(&mut encoder)?;
         let loaded = i64::from(self.programs.telemetry.is_some());
         gauge(
             &mut encoder,
@@ -350,6 +355,51 @@ impl Collector for ScrapeCollector {
 }
 
 impl ScrapeCollector {
+    /// The edge cache: hits, fills, evictions, usage.
+    fn encode_cache(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(cache) = &self.cache else {
+            return Ok(());
+        };
+        let c = &cache.counters;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        counter(
+            encoder,
+            "cache_hits",
+            "Requests served from the edge's own files",
+            load(&c.hits),
+        )?;
+        {
+            let mut family = encoder.encode_descriptor(
+                "cache_fills",
+                "Background fills of admitted assets, by result",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (result, value) in [
+                ("started", load(&c.fills_started)),
+                ("completed", load(&c.fills_completed)),
+                ("failed", load(&c.fills_failed)),
+            ] {
+                ConstCounter::new(value).encode(family.encode_family(&[("result", result)])?)?;
+            }
+        }
+        counter(
+            encoder,
+            "cache_evictions",
+            "Files evicted (least recently used) to make room",
+            load(&c.evictions),
+        )?;
+        let (files, bytes) = cache.usage();
+        gauge(encoder, "cache_bytes", "Bytes the edge cache holds", bytes as i64)?;
+        gauge(encoder, "cache_files", "Files the edge cache holds", files as i64)?;
+        gauge(
+            encoder,
+            "cache_capacity_bytes",
+            "Bytes the edge cache may hold",
+            cache.settings.capacity as i64,
+        )
+    }
+
     /// The upstream pool's size and the sockmap programs' totals.
     fn encode_proxy(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if let Some(pool) = &self.pool {

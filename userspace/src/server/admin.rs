@@ -6,7 +6,8 @@
 //!
 //! and with the eBPF connection telemetry, `/telemetry/prefixes`: per client /24 (/48)
 //! connections, bytes, mean smoothed RTT and delivery rate, as JSON (the director's and the
-//! network map's input).
+//! network map's input), and on an edge with a cache, `POST /cache/hot?path=/T/C/A`: flag an
+//! asset hot so that its next miss starts a fill.
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ use strata_common::guard_reason;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cache::EdgeCache;
+use crate::http::content_path::ContentPath;
 use crate::kernel::conn_telemetry::ConnTelemetry;
 use crate::kernel::xdp_guard::{GuardList, Prefix, XdpGuard};
 use crate::kernel::KernelPrograms;
@@ -30,6 +33,7 @@ struct AdminState {
     metrics: Arc<ServerMetrics>,
     guard: Option<Arc<XdpGuard>>,
     telemetry: Option<Arc<ConnTelemetry>>,
+    cache: Option<Arc<EdgeCache>>,
 }
 
 /// Serves the admin endpoints until shutdown.
@@ -37,6 +41,7 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<ServerMetrics>,
     programs: KernelPrograms,
+    cache: Option<Arc<EdgeCache>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
@@ -45,11 +50,13 @@ pub async fn serve(
         .route("/guard", get(guard_show))
         .route("/guard/{list}", post(guard_add).delete(guard_remove))
         .route("/telemetry/prefixes", get(telemetry_prefixes))
+        .route("/cache/hot", post(cache_hot))
         .fallback(not_found)
         .with_state(AdminState {
             metrics,
             guard: programs.guard,
             telemetry: programs.telemetry,
+            cache,
         });
     let stop = async move {
         let _ = shutdown.changed().await;
@@ -221,4 +228,30 @@ async fn telemetry_prefixes(State(state): State<AdminState>) -> Result<Response,
         .prefix_reports()
         .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(reports).into_response())
+}
+
+#[derive(Deserialize)]
+struct HotQuery {
+    path: String,
+}
+
+async fn cache_hot(State(state): State<AdminState>, Query(q): Query<HotQuery>) -> Response {
+    let Some(cache) = &state.cache else {
+        return (StatusCode::NOT_FOUND, "this server has no cache\n").into_response();
+    };
+    match ContentPath::parse(&q.path) {
+        Ok(p) => {
+            cache
+                .admission
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .flag_hot(&p.relative());
+            (
+                StatusCode::OK,
+                format!("{} flagged hot: its next miss fills the cache\n", q.path),
+            )
+                .into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("path {:?}: {e}\n", q.path)).into_response(),
+    }
 }

@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::ServerContext;
+use crate::cache::admission::Decision;
+use crate::cache::fill::spawn_fill;
 use crate::config::MissPolicy;
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
 use crate::http::content_path::{ContentPath, PathError};
@@ -310,7 +312,12 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     };
     let ctype = content_type(&path.asset);
     let asset = match cached_or_open(state, ctx, &path) {
-        Ok(a) => a,
+        Ok(a) => {
+            if let Some(cache) = &ctx.cache {
+                cache.hit(&path.relative(), a.len);
+            }
+            a
+        }
         Err(StoreError::NotFound(p)) => return miss(state, ctx, head, &path, p).await,
         Err(e @ StoreError::Forbidden(_)) => return Answer::Error(403, e.to_string(), vec![]),
         Err(e) => {
@@ -429,6 +436,22 @@ async fn miss(
             format!("asset is at {location}"),
             vec![("Location", location)],
         );
+    }
+    if let Some(cache) = &ctx.cache {
+        let decision = cache
+            .admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .on_miss(&path.relative(), std::time::Instant::now());
+        if decision == Decision::Fill {
+            spawn_fill(
+                cache.clone(),
+                ctx.upstream.clone(),
+                path.clone(),
+                head.path.clone(),
+                servers.clone(),
+            );
+        }
     }
     match proxy(
         &mut state.stream,

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::cache::EdgeCache;
 use crate::config::{Limits, MissPolicy, ServeConfig};
 use crate::file_store::FileStore;
 use crate::http::response::error_response;
@@ -36,6 +37,8 @@ pub struct ServerContext {
     pub miss: MissPolicy,
     pub lookup: Option<Arc<dyn NameLookup>>,
     pub upstream: Arc<UpstreamPool>,
+    /// The edge cache (admission, fills, LRU), when misses are proxied and capacity > 0.
+    pub cache: Option<Arc<EdgeCache>>,
 }
 
 /// A started server.
@@ -137,7 +140,16 @@ pub async fn start(
         kernel_setup::choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
     let mut upstream_settings = cfg.upstream.clone();
     let mut sockmap = None;
-    if cfg.miss == MissPolicy::Proxy && !cfg.lookup.tenants.is_empty() {
+    let proxies = cfg.miss == MissPolicy::Proxy && !cfg.lookup.tenants.is_empty();
+    let cache = if proxies && cfg.cache.capacity > 0 {
+        Some(Arc::new(
+            EdgeCache::open(&cfg.root, cfg.cache.clone())
+                .with_context(|| format!("{role}: indexing the cache directory {}", cfg.root.display()))?,
+        ))
+    } else {
+        None
+    };
+    if proxies {
         let (path, splice) = kernel_setup::choose_proxy_path(role, cfg.upstream.proxy_path).await?;
         upstream_settings.proxy_path = path;
         sockmap = splice;
@@ -157,7 +169,13 @@ pub async fn start(
         guard: kernel_setup::load_guard(role, &cfg.guard)?,
         splice: sockmap,
     };
-    let metrics = ServerMetrics::new(role, body_path.label(), programs.clone(), Some(upstream.clone()));
+    let metrics = ServerMetrics::new(
+        role,
+        body_path.label(),
+        programs.clone(),
+        Some(upstream.clone()),
+        cache.clone(),
+    );
     let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
     let admin_addr = admin_listener.local_addr()?;
     let parker = if cfg.limits.park_after.is_zero() {
@@ -185,6 +203,7 @@ pub async fn start(
             )
         },
         upstream,
+        cache: cache.clone(),
     });
     if let Some(p) = &parker {
         p.run_on(tokio::runtime::Handle::current(), &ctx)
@@ -192,7 +211,13 @@ pub async fn start(
     }
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
     let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
-    let admin = tokio::spawn(admin::serve(admin_listener, metrics, programs.clone(), shutdown));
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        metrics,
+        programs.clone(),
+        cache,
+        shutdown,
+    ));
     Ok(RunningServer {
         role,
         local_addr,
@@ -255,10 +280,12 @@ pub(crate) fn test_context() -> ServerContext {
             crate::metrics::BodyPathLabel::Sendfile,
             KernelPrograms::default(),
             None,
+            None,
         ),
         parker: None,
         miss: MissPolicy::Error,
         lookup: None,
         upstream: Arc::new(UpstreamPool::new(Default::default())),
+        cache: None,
     }
 }
