@@ -26,6 +26,8 @@ fn edge_for(path: &str, storage: &[SocketAddr], extra: &[&str]) -> (TempDir, Str
         "--proxy-path",
         path,
     ];
+    // The proxy is under test: no cache admission, so repeated requests stay misses.
+    args.extend(["--cache-capacity", "0"]);
     if !extra.contains(&"--miss") {
         args.extend(["--miss", "proxy"]);
     }
@@ -118,6 +120,8 @@ fn failover_to_a_replica_and_502_when_every_server_is_down(path: &str) {
             "acme=home,repl",
             "--proxy-path",
             path,
+            "--cache-capacity",
+            "0",
         ],
     );
     for _ in 0..5 {

@@ -1,7 +1,9 @@
 //! Misses through the edge across real links: storage servers, the edge and the viewers each in
 //! their own network namespace. The edge proxies by the sockmap programs (the default; the
 //! start-up probe must pass, `--proxy-path sockmap` makes it a hard requirement) unless a test
-//! says otherwise; the byte-exact and fault checks also run on the splice and copy paths.
+//! says otherwise; the byte-exact and fault checks also run on the splice and copy paths. The
+//! edge cache is off here (capacity 0) so that repeated requests stay misses; cache_fill.rs
+//! covers admission.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -51,7 +53,7 @@ fn byte_exact_whole_assets_ranges_and_pipelining(path: &str) {
     store.write("acme/c/big.mp4", &big);
     let _storage = tiers.start_storage(0, store.path());
     let cache = TempDir::new("pn-cache");
-    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path, "--cache-capacity", "0"]);
     for (name, data) in [("small", &small), ("big", &big)] {
         let r = view(&tiers, &format!("/acme/c/{name}.mp4"), &[]);
         assert_eq!((r.status, r.body.len()), (200, data.len()), "{name}");
@@ -122,7 +124,7 @@ fn upstream_errors_are_relayed_with_their_status(path: &str) {
     store.write("acme/c/a.mp4", &data);
     let _storage = tiers.start_storage(0, store.path());
     let cache = TempDir::new("pn-cache");
-    let _edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let _edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path, "--cache-capacity", "0"]);
     let missing = view(&tiers, "/acme/c/none.mp4", &[]);
     assert_eq!(missing.status, 404);
     assert!(missing.text().contains("none.mp4"), "{}", missing.text());
@@ -165,7 +167,7 @@ fn upstream_dying_mid_body_never_looks_complete(path: &str) {
     );
     let cache = TempDir::new("pn-cache");
     cache.write("acme/local/a.mp4", b"still serving");
-    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path, "--cache-capacity", "0"]);
     let edge_addr = tiers.edge_addr();
     let got = tiers.as_viewer(move || {
         let mut s = connect(edge_addr);
@@ -210,7 +212,7 @@ fn bytes_past_the_announced_length_never_reach_the_client(path: &str) {
         },
     );
     let cache = TempDir::new("pn-cache");
-    let _edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let _edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path, "--cache-capacity", "0"]);
     let edge_addr = tiers.edge_addr();
     tiers.as_viewer(move || {
         let mut s = connect(edge_addr);
@@ -237,7 +239,7 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
     store.write("acme/c/short.mp4", b"short");
     let _storage = tiers.start_storage(0, store.path());
     let cache = TempDir::new("pn-cache");
-    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path]);
+    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", path, "--cache-capacity", "0"]);
     let edge_addr = tiers.edge_addr();
     tiers.as_viewer(move || {
         let mut s = connect(edge_addr);
@@ -272,7 +274,7 @@ fn failover_to_a_replica_then_502_when_all_are_down(path: &str) {
     // Home (host 0) has nothing listening; the replica (host 1) serves.
     let replica = tiers.start_storage(1, store.path());
     let cache = TempDir::new("pn-cache");
-    let _edge = tiers.start_edge(cache.path(), &[0], &[1], &["--proxy-path", path]);
+    let _edge = tiers.start_edge(cache.path(), &[0], &[1], &["--proxy-path", path, "--cache-capacity", "0"]);
     for _ in 0..3 {
         let r = view(&tiers, "/acme/c/v.mp4", &[]);
         assert_eq!((r.status, checksum(&r.body)), (200, checksum(&data)));
@@ -328,7 +330,8 @@ mod sockmap_path {
     use super::*;
 
     fn sockmap_edge(tiers: &Tiers, cache: &TempDir, extra: &[&str]) -> Strata {
-        let mut args = vec!["--proxy-path", "sockmap"];
+        // These measure the proxy: the cache stays off so that repeated requests stay misses.
+        let mut args = vec!["--proxy-path", "sockmap", "--cache-capacity", "0"];
         args.extend_from_slice(extra);
         tiers.start_edge(cache.path(), &[0], &[], &args)
     }
@@ -521,7 +524,7 @@ mod sockmap_path {
         drop(edge);
         // The same measurement on the copy path sees the bodies: the check can fail.
         let cache = TempDir::new("pn-cache");
-        let copy = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", "copy"]);
+        let copy = tiers.start_edge(cache.path(), &[0], &[], &["--proxy-path", "copy", "--cache-capacity", "0"]);
         let (copy_read, _) = syscall_reads_during(&copy, || fetch(&tiers));
         assert!(copy_read >= proxied, "copy path read {copy_read} of {proxied}");
         eprintln!(
