@@ -1,5 +1,6 @@
-//! `strata pop` on loopback, driven by real curl: the URLs it prints answer, including
-//! `curl -r 100-199` (206, 100 bytes) and `?bytes=100-199` (200, 100 bytes).
+//! `strata pop` on loopback, driven by real curl: two storage clusters and an edge whose cache
+//! starts empty; a cold asset is a miss, then (requested again) filled, then a local hit; the
+//! URLs it prints answer, including `curl -r 100-199` (206, 100 bytes) and `?bytes=100-199`.
 
 use std::process::Command;
 
@@ -29,31 +30,50 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
             "127.0.0.1:0",
             "--edge-admin-listen",
             "127.0.0.1:0",
-            "--storage-listen",
+            "--storage-east-listen",
             "127.0.0.1:0",
-            "--storage-admin-listen",
+            "--storage-east-admin-listen",
+            "127.0.0.1:0",
+            "--storage-west-listen",
+            "127.0.0.1:0",
+            "--storage-west-admin-listen",
             "127.0.0.1:0",
         ],
-        2,
+        3,
     );
     let (edge, edge_admin) = pop.role("edge");
-    let (storage, _) = pop.role("storage");
+    let (storage, _) = pop.role("storage-west");
+    let edge_metric = |sample: &str| metric_value(&get(edge_admin, "/metrics", &[]).text(), sample);
+    // Miss, miss (admitted: one fill), then a local hit, as the edge's metrics tell.
+    let cold = format!("http://{edge}/acme/launch-trailer/video-1080p.mp4");
+    assert_eq!(curl(&[&cold]), (200, 8 << 20));
+    assert_eq!(edge_metric("strata_cache_hits_total"), 0.0);
+    assert_eq!(curl(&[&cold]), (200, 8 << 20));
+    assert_eq!(edge_metric("strata_misses_total"), 2.0);
+    let mut filled = 0.0;
+    for _ in 0..200 {
+        filled = edge_metric("strata_cache_fills_total{result=\"completed\"}");
+        if filled == 1.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(filled, 1.0, "the second request filled the cache");
+    assert_eq!(curl(&[&cold]), (200, 8 << 20));
+    assert_eq!(edge_metric("strata_cache_hits_total"), 1.0, "then a local hit");
+    assert_eq!(edge_metric("strata_misses_total"), 2.0);
     let url = format!("http://{edge}/acme/launch-trailer/init.mp4");
     assert_eq!(curl(&[&url]), (200, 128 * 1024));
     assert_eq!(curl(&["-r", "100-199", &url]), (206, 100));
     assert_eq!(curl(&[&format!("{url}?bytes=100-199")]), (200, 100));
     assert_eq!(
-        curl(&[&format!("http://{edge}/acme/launch-trailer/video-1080p.mp4")]),
-        (200, 8 << 20)
-    );
-    assert_eq!(
         curl(&[&format!("http://{storage}/globex/keynote-2026/video-720p.mp4")]),
         (200, 4 << 20)
     );
     assert_eq!(
-        curl(&[&format!("http://{edge}/globex/keynote-2026/video-720p.mp4")]).0,
-        404,
-        "not cached on the edge yet"
+        curl(&[&format!("http://{edge}/globex/keynote-2026/video-720p.mp4")]),
+        (200, 4 << 20),
+        "proxied from west"
     );
     assert_eq!(curl(&[&format!("http://{edge_admin}/healthz")]).0, 200);
     assert_eq!(pop.stop(), Some(0), "Ctrl-C/SIGTERM shuts the POP down cleanly");

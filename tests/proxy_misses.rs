@@ -188,10 +188,10 @@ fn upstream_dying_mid_body_closes_the_client_connection(path: &str) {
         .expect("head relayed")
         + 4;
     assert!(String::from_utf8_lossy(&got[..head_end]).contains("Content-Length: 1000000"));
-    assert_eq!(
-        got.len() - head_end,
-        5000,
-        "the client got the bytes that existed, then EOF: short, never complete"
+    let body = &got[head_end..];
+    assert!(
+        body.len() <= 5000 && body.iter().all(|b| *b == 7),
+        "the client got at most the bytes that existed, unchanged, then EOF: short, never complete"
     );
     assert_eq!(
         get(edge.addr, "/healthz-is-not-content", &[]).status,

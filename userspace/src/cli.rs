@@ -249,12 +249,18 @@ pub struct PopArgs {
     /// Edge admin listener.
     #[arg(long, default_value = "127.0.0.1:9080")]
     pub edge_admin_listen: SocketAddr,
-    /// Storage server client listener.
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    pub storage_listen: SocketAddr,
-    /// Storage server admin listener.
-    #[arg(long, default_value = "127.0.0.1:9081")]
-    pub storage_admin_listen: SocketAddr,
+    /// Client listener of the storage server of cluster "east" (home of tenant acme).
+    #[arg(long, alias = "storage-listen", default_value = "127.0.0.1:8081")]
+    pub storage_east_listen: SocketAddr,
+    /// Admin listener of the "east" storage server.
+    #[arg(long, alias = "storage-admin-listen", default_value = "127.0.0.1:9081")]
+    pub storage_east_admin_listen: SocketAddr,
+    /// Client listener of the storage server of cluster "west" (home of tenant globex).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    pub storage_west_listen: SocketAddr,
+    /// Admin listener of the "west" storage server.
+    #[arg(long, default_value = "127.0.0.1:9082")]
+    pub storage_west_admin_listen: SocketAddr,
 }
 
 impl ServeArgs {

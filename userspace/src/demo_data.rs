@@ -1,5 +1,6 @@
 //! The demo data set `strata pop` creates in an empty data directory: a few tenants and
-//! contents with assets from 128 KiB to 8 MiB, plus a real playable MP4 when ffmpeg is present.
+//! contents with assets from 128 KiB to 8 MiB, plus a real playable MP4 when ffmpeg is present,
+//! on every storage cluster (each tenant's home, and the other as its replica).
 
 use std::fs;
 use std::io::Write;
@@ -17,9 +18,6 @@ pub const DEMO_ASSETS: &[(&str, &str, &str, u64)] = &[
     ("globex", "keynote-2026", "audio-en.m4a", 256 * 1024),
     ("globex", "keynote-2026", "video-720p.mp4", 4 * 1024 * 1024),
 ];
-
-/// Contents the demo edge holds in its cache (the rest is only on the storage server).
-pub const DEMO_EDGE_CACHED: &[&str] = &["acme"];
 
 /// Deterministic pseudo-random bytes (xorshift64*), so demo files are the same everywhere.
 pub fn pattern_bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -40,9 +38,9 @@ pub fn is_empty_dir(dir: &Path) -> bool {
     fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true)
 }
 
-/// Writes the demo assets under `storage_root` and copies the cached tenants to `edge_cache`.
-/// Returns the (tenant, content, asset) triples written.
-pub fn create(storage_root: &Path, edge_cache: &Path) -> anyhow::Result<Vec<(String, String, String)>> {
+/// Writes the demo assets under `storage_root` and copies them to each of `replicas` (the other
+/// storage clusters). Returns the (tenant, content, asset) triples written.
+pub fn create(storage_root: &Path, replicas: &[&Path]) -> anyhow::Result<Vec<(String, String, String)>> {
     let mut written = Vec::new();
     for (i, (tenant, content, asset, size)) in DEMO_ASSETS.iter().enumerate() {
         let dir = storage_root.join(tenant).join(content);
@@ -58,8 +56,8 @@ pub fn create(storage_root: &Path, edge_cache: &Path) -> anyhow::Result<Vec<(Str
         Ok(()) => written.push(("acme".into(), "test-card".into(), "video.mp4".into())),
         Err(e) => tracing::info!("no playable MP4 in the demo: {e:#}"),
     }
-    for tenant in DEMO_EDGE_CACHED {
-        copy_tree(&storage_root.join(tenant), &edge_cache.join(tenant))?;
+    for replica in replicas {
+        copy_tree(storage_root, replica)?;
     }
     Ok(written)
 }

@@ -2,8 +2,8 @@
 //! server's socket to a client's socket inside the kernel (the zero-copy reverse proxy).
 //!
 //! Both programs are attached to `SPLICE_UPSTREAMS`. For an upstream socket with a flow in
-//! `SPLICE_FLOWS` (by socket cookie) the parser cuts messages of at most 64 KiB that never cross
-//! the end of the budget and hands each length to the verdict through the flow (the verdict's
+//! `SPLICE_FLOWS` (by socket cookie) the parser cuts messages of at most 64 KiB (and at most
+//! what has arrived) that never cross the end of the budget and hands each length to the verdict through the flow (the verdict's
 //! context length is the whole buffer, not the message). The verdict redirects each message to
 //! the client socket in `SPLICE_CLIENTS` and posts an event to `SPLICE_EVENTS` when the budget
 //! is spent or a redirect fails. Bytes past the budget (an upstream that sends more than it
@@ -80,7 +80,9 @@ mod program {
         // never run at the same time.
         let flow = unsafe { &mut *flow };
         let len = if flow.unparsed > 0 {
-            let n = next_message_len(flow.unparsed);
+            // Never more than has arrived: a message the kernel must wait for would hold back
+            // the last bytes of an upstream that dies mid-body.
+            let n = next_message_len(flow.unparsed).min(u64::from(available.max(1)));
             flow.unparsed -= n;
             n as u32
         } else {
