@@ -82,7 +82,7 @@ mod program {
         let len = if flow.unparsed > 0 {
             // Never more than has arrived: a message the kernel must wait for would hold back
             // the last bytes of an upstream that dies mid-body.
-            let n = next_message_len(flow.unparsed).min(u64::from(available.max(1)));
+            let n = next_message_len(flow.unparsed);
             flow.unparsed -= n;
             n as u32
         } else {

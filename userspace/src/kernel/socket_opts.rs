@@ -168,6 +168,14 @@ pub fn peer_gone(sock: &impl AsRawFd) -> bool {
     rc < 0 || pfd.revents & (libc::POLLRDHUP | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
 }
 
+/// Sets the socket's send buffer to `bytes` (the kernel doubles it), past net.core.wmem_max
+/// when the process may (SO_SNDBUFFORCE, CAP_NET_ADMIN), else up to it.
+pub fn set_send_buffer(sock: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    let value = bytes.min(i32::MAX as usize / 2) as libc::c_int;
+    set_int(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, value)
+        .or_else(|_| set_int(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use super::ebpf_log;
-use super::socket_opts::{kick_receive, socket_cookie};
+use super::socket_opts::{kick_receive, set_send_buffer, socket_cookie};
 
 /// The compiled eBPF object.
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/strata-body-splice"));
@@ -135,14 +135,21 @@ impl SockmapSplice {
     }
 
     /// Makes `client` a redirect target (once per socket; again is a no-op) and returns its key.
-    pub fn add_client(&self, client: &impl AsRawFd) -> Result<u64, SpliceError> {
+    /// A new target gets a send buffer of `send_buffer` bytes: redirected bytes that find the
+    /// buffer full wait for the kernel's next retry, a timer tick later (4 ms at HZ=250).
+    pub fn add_client(&self, client: &impl AsRawFd, send_buffer: usize) -> Result<u64, SpliceError> {
         let cookie = socket_cookie(client).map_err(socket_err("SO_COOKIE of the client"))?;
-        match self
+        let inserted = self
             .maps()
             .clients
-            .insert(cookie, client.as_raw_fd(), BPF_NOEXIST)
-        {
-            Ok(()) => Ok(cookie),
+            .insert(cookie, client.as_raw_fd(), BPF_NOEXIST);
+        match inserted {
+            Ok(()) => {
+                if let Err(e) = set_send_buffer(client, send_buffer) {
+                    tracing::debug!(error = %e, "could not enlarge a client's send buffer");
+                }
+                Ok(cookie)
+            }
             Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {
                 Ok(cookie)
             }
@@ -237,7 +244,7 @@ impl SockmapSplice {
         let (client, _) = listener.accept().map_err(probe)?;
         let message = b"strata sockmap probe";
         origin.write_all(message).map_err(probe)?;
-        let client_cookie = self.add_client(&client)?;
+        let client_cookie = self.add_client(&client, 64 * 1024)?;
         let flow = self.begin(&upstream, client_cookie, message.len() as u64)?;
         viewer
             .set_read_timeout(Some(Duration::from_secs(2)))
@@ -358,5 +365,32 @@ mod tests {
         })
         .await
         .unwrap();
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    /// A spent budget wakes the flow's waiter through the ring buffer, not a poll.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spent_budget_posts_an_event_that_wakes_the_flow() {
+        use std::io::Write;
+        let splice = SockmapSplice::load().expect("loading body_splice");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut origin = std::net::TcpStream::connect(addr).unwrap();
+        let (upstream, _) = listener.accept().unwrap();
+        let _viewer = std::net::TcpStream::connect(addr).unwrap();
+        let (client, _) = listener.accept().unwrap();
+        let cookie = splice.add_client(&client, 64 * 1024).unwrap();
+        for round in 0..20 {
+            let flow = splice.begin(&upstream, cookie, 1000).unwrap();
+            origin.write_all(&[round as u8; 1000]).unwrap();
+            tokio::time::timeout(Duration::from_secs(5), flow.event())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: no event"));
+            assert_eq!(flow.end().budget, 0);
+        }
     }
 }

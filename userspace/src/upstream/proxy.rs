@@ -259,6 +259,12 @@ async fn attempt(
     Ok(head.keep_alive)
 }
 
+/// The send buffer a client gets when it first receives through the sockmap: room for a whole
+/// piece, so that a fast client's piece goes in at once.
+fn client_send_buffer(pool: &UpstreamPool) -> usize {
+    pool.settings().max_in_flight_per_client.min(16 << 20) as usize
+}
+
 /// Moves a body of `len` bytes as the storage server sent it. True if the connection ended
 /// exactly at the body's end.
 #[allow(clippy::too_many_arguments)]
@@ -314,7 +320,7 @@ async fn sockmap_piece(
     stall: Duration,
 ) -> Result<(Delivery, Duration), RelayError> {
     let cookie = splice
-        .add_client(&*client)
+        .add_client(&*client, client_send_buffer(pool))
         .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
     let d = spend(
         splice,
@@ -346,7 +352,7 @@ async fn pieces_body(
     let settings = pool.settings();
     let piece = settings.max_in_flight_per_client.max(64 * 1024);
     let cookie = splice
-        .add_client(&*client)
+        .add_client(&*client, client_send_buffer(pool))
         .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
     let mut offset = plan.first;
     let mut sockmap_ok = true;

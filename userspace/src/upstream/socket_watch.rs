@@ -31,6 +31,8 @@ pub enum Want {
     Readable,
     /// Room to write.
     Writable,
+    /// The peer closed (or the socket failed); bytes waiting to be read do not count.
+    Closed,
 }
 
 impl SocketWatch {
@@ -47,6 +49,7 @@ impl SocketWatch {
         let events = match want {
             Want::Readable => libc::POLLIN | libc::POLLRDHUP,
             Want::Writable => libc::POLLOUT,
+            Want::Closed => libc::POLLRDHUP,
         };
         let mut pfd = libc::pollfd {
             fd: self.fd.get_ref().as_raw_fd(),
@@ -71,7 +74,7 @@ impl SocketWatch {
             }
             let slice = (deadline - now).min(LOOK_AGAIN);
             let ready = match want {
-                Want::Readable => tokio::time::timeout(slice, self.fd.readable()).await,
+                Want::Readable | Want::Closed => tokio::time::timeout(slice, self.fd.readable()).await,
                 Want::Writable => tokio::time::timeout(slice, self.fd.writable()).await,
             };
             if let Ok(guard) = ready {

@@ -104,8 +104,9 @@ pub async fn spend(
         }
         tokio::select! {
             _ = flow.event() => {}
-            // The programs consume the data, so "readable" here means a close or an error.
-            _ = up_watch.wait(Want::Readable, FAULT_CHECK), if closed_at.is_none() => {}
+            // Bytes may sit in the receive queue until the stream parser takes them, so only a
+            // close or an error counts here.
+            _ = up_watch.wait(Want::Closed, FAULT_CHECK), if closed_at.is_none() => {}
             _ = tokio::time::sleep(FAULT_CHECK) => {}
         }
     }
@@ -141,13 +142,16 @@ impl Delivery {
             if client_failed(client) {
                 return Err(client_gone());
             }
-            // Small pieces land within tens of microseconds: yield first, then back off.
+            // A fast client takes a piece within a millisecond or two: look every millisecond
+            // (the timer's grain) for the first 20 ms, then every 10 ms for a slow one.
             if pause.is_zero() {
                 tokio::task::yield_now().await;
-                pause = Duration::from_micros(250);
+                pause = Duration::from_millis(1);
             } else {
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(10));
+                if t - start > Duration::from_millis(20) {
+                    pause = Duration::from_millis(10);
+                }
             }
         }
     }
