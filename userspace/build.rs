@@ -1,5 +1,5 @@
 //! Builds the eBPF programs of ebpf/strata-ebpf for bpfel-unknown-none (nightly, bpf-linker)
-//! with aya-build and leaves them in OUT_DIR, where src/kernel/ebpf_programs.rs embeds them.
+//! with aya-build and leaves them in OUT_DIR, where the loaders in src/kernel/ embed them.
 fn main() -> anyhow::Result<()> {
     let ebpf = aya_build::Package {
         name: "strata-ebpf",
