@@ -201,7 +201,13 @@ mod tests {
         b.read_exact(&mut got).unwrap();
         assert!(!peer_gone(&a));
         drop(b);
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The FIN arrives a moment later; wait for it (bounded), then it must show.
+        for _ in 0..500 {
+            if peer_gone(&a) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(peer_gone(&a));
         assert_ne!(socket_cookie(&a).unwrap(), socket_cookie(&listener).unwrap());
     }
