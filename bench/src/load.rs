@@ -1,35 +1,39 @@
-//! Keep-alive HTTP/1.1 load: N connections (one thread each) request the same path back to back
-//! for a fixed time, read and discard bodies in large reads, and check each body's length.
+//! Keep-alive HTTP/1.1 load: N connections (one thread each) request paths from a list (round-
+//! robin, or Zipf-distributed with `--zipf`) back to back for a fixed time, read and discard
+//! bodies in large reads, check each body's length, and report requests/s, Gbit/s, latency
+//! percentiles (HdrHistogram, merged over connections) and errors.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Args;
+use rand::SeedableRng;
+
+use crate::tally::Tally;
+use crate::url_mix::UrlMix;
 
 #[derive(Args)]
 pub struct LoadArgs {
     /// Server address, e.g. 127.0.0.1:8080.
     #[arg(long)]
     addr: SocketAddr,
-    /// Path to request, e.g. /acme/c/seg.m4s.
+    /// Path to request, e.g. /acme/c/seg.m4s (repeatable: a list).
+    #[arg(long = "path", required = true)]
+    paths: Vec<String>,
+    /// Draw paths Zipf-distributed with this exponent (first path most popular) instead of
+    /// round-robin.
     #[arg(long)]
-    path: String,
+    zipf: Option<f64>,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 16)]
     connections: usize,
     /// Seconds to run.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-}
-
-struct Totals {
-    requests: AtomicU64,
-    bytes: AtomicU64,
-    errors: AtomicU64,
 }
 
 /// Reads one response; returns its body length.
@@ -71,17 +75,23 @@ fn one_response(s: &mut TcpStream, buf: &mut Vec<u8>, scratch: &mut [u8]) -> any
 }
 
 pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
-    let totals = Arc::new(Totals {
-        requests: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-    });
+    UrlMix::new(args.paths.len(), args.zipf)?; // refuse a bad list or exponent before starting
     let stop = Arc::new(AtomicBool::new(false));
-    let request = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", args.path);
+    let requests: Arc<Vec<String>> = Arc::new(
+        args.paths
+            .iter()
+            .map(|p| format!("GET {p} HTTP/1.1\r\nHost: bench\r\n\r\n"))
+            .collect(),
+    );
     let mut threads = Vec::new();
-    for _ in 0..args.connections {
-        let (totals, stop, request, addr) = (totals.clone(), stop.clone(), request.clone(), args.addr);
-        threads.push(std::thread::spawn(move || {
+    for c in 0..args.connections {
+        let (stop, requests, addr, zipf) = (stop.clone(), requests.clone(), args.addr, args.zipf);
+        threads.push(std::thread::spawn(move || -> Tally {
+            let mut tally = Tally::default();
+            let Ok(mut mix) = UrlMix::new(requests.len(), zipf) else {
+                return tally;
+            };
+            let mut rng = rand::rngs::StdRng::seed_from_u64(c as u64);
             let mut scratch = vec![0u8; 1 << 20];
             let mut buf = Vec::new();
             let mut conn: Option<TcpStream> = None;
@@ -91,45 +101,49 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
                     None => match TcpStream::connect(addr) {
                         Ok(s) => conn.insert(s),
                         Err(_) => {
-                            totals.errors.fetch_add(1, Ordering::Relaxed);
+                            tally.error();
                             std::thread::sleep(Duration::from_millis(10));
                             continue;
                         }
                     },
                 };
-                let sent = s.write_all(request.as_bytes());
-                match sent
+                let request = &requests[mix.pick(&mut rng)];
+                let began = Instant::now();
+                let answered = s
+                    .write_all(request.as_bytes())
                     .map_err(anyhow::Error::from)
-                    .and_then(|_| one_response(s, &mut buf, &mut scratch))
-                {
-                    Ok(n) => {
-                        totals.requests.fetch_add(1, Ordering::Relaxed);
-                        totals.bytes.fetch_add(n, Ordering::Relaxed);
-                    }
+                    .and_then(|_| one_response(s, &mut buf, &mut scratch));
+                match answered {
+                    Ok(n) => tally.record(n, began.elapsed().as_micros() as u64),
                     Err(_) => {
-                        totals.errors.fetch_add(1, Ordering::Relaxed);
+                        tally.error();
                         conn = None;
                         buf.clear();
                     }
                 }
             }
+            tally
         }));
     }
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(args.seconds));
     stop.store(true, Ordering::Relaxed);
+    let mut total = Tally::default();
     for t in threads {
-        let _ = t.join();
+        if let Ok(tally) = t.join() {
+            total.merge(&tally);
+        }
     }
     let secs = started.elapsed().as_secs_f64();
-    let req = totals.requests.load(Ordering::Relaxed) as f64;
-    let bytes = totals.bytes.load(Ordering::Relaxed) as f64;
     println!(
-        "requests/s {:.0}  Gbit/s {:.2}  requests {}  errors {}  seconds {:.1}",
-        req / secs,
-        bytes * 8.0 / secs / 1e9,
-        req,
-        totals.errors.load(Ordering::Relaxed),
+        "requests/s {:.0}  Gbit/s {:.2}  p50 {} us  p99 {} us  p99.9 {} us  requests {}  errors {}  seconds {:.1}",
+        total.requests as f64 / secs,
+        total.bytes as f64 * 8.0 / secs / 1e9,
+        total.latency_us(0.5),
+        total.latency_us(0.99),
+        total.latency_us(0.999),
+        total.requests,
+        total.errors,
         secs
     );
     Ok(())

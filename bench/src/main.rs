@@ -1,8 +1,11 @@
-//! strata's benchmark harness. Today: `bench load`, a keep-alive HTTP/1.1 load generator that
-//! reports requests/s and Gbit/s and verifies every body's length. The scenarios, peers (nginx,
+//! strata's benchmark harness. Today: `bench load`, a keep-alive HTTP/1.1 load generator over a
+//! URL list (round-robin or Zipf) that verifies every body's length and reports requests/s,
+//! Gbit/s, latency percentiles and errors. The scenarios, peers (nginx,
 //! HAProxy), physical-limit probe and report of issue 6 build on it.
 
 mod load;
+mod tally;
+mod url_mix;
 
 use clap::{Parser, Subcommand};
 
@@ -15,7 +18,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Keep-alive load against one URL for a fixed time.
+    /// Keep-alive load against a list of URLs for a fixed time.
     Load(load::LoadArgs),
 }
 
