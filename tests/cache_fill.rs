@@ -17,17 +17,9 @@ fn view(tiers: &Tiers, path: &str) -> Response {
     tiers.as_viewer(move || get(edge, &path, &[]))
 }
 
-/// Polls the metric until it reaches `want` (at most ten seconds); returns its last value.
+/// The metric once it reaches `want` (see `settle`).
 fn wait_metric(server: &Strata, sample: &str, want: f64) -> f64 {
-    let mut value = server.metric(sample);
-    for _ in 0..200 {
-        if value >= want {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        value = server.metric(sample);
-    }
-    value
+    settle(|| server.metric(sample), |v| v >= want)
 }
 
 const STARTED: &str = "strata_cache_fills_total{result=\"started\"}";

@@ -50,14 +50,10 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
     assert_eq!(edge_metric("strata_cache_hits_total"), 0.0);
     assert_eq!(curl(&[&cold]), (200, 8 << 20));
     assert_eq!(edge_metric("strata_misses_total"), 2.0);
-    let mut filled = 0.0;
-    for _ in 0..200 {
-        filled = edge_metric("strata_cache_fills_total{result=\"completed\"}");
-        if filled == 1.0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let filled = settle(
+        || edge_metric("strata_cache_fills_total{result=\"completed\"}"),
+        |v| v == 1.0,
+    );
     assert_eq!(filled, 1.0, "the second request filled the cache");
     assert_eq!(curl(&[&cold]), (200, 8 << 20));
     assert_eq!(edge_metric("strata_cache_hits_total"), 1.0, "then a local hit");

@@ -27,17 +27,14 @@ fn view(tiers: &Tiers, path: &str, headers: &[(&str, &str)]) -> Response {
     })
 }
 
-/// The metric's value once it equals `want`, or its last value after five seconds of polling.
-fn eventually(server: &Strata, sample: &str, want: f64) -> f64 {
-    let mut value = server.metric(sample);
-    for _ in 0..100 {
-        if value == want {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        value = server.metric(sample);
-    }
-    value
+/// An edge homed on storage host 0 proxying by `path`, cache off (repeated requests stay misses).
+fn proxy_edge(tiers: &Tiers, cache: &TempDir, path: &str) -> Strata {
+    tiers.start_edge(
+        cache.path(),
+        &[0],
+        &[],
+        &["--proxy-path", path, "--cache-capacity", "0"],
+    )
 }
 
 fn body_bytes(edge: &Strata, path: &str) -> f64 {
@@ -53,12 +50,7 @@ fn byte_exact_whole_assets_ranges_and_pipelining(path: &str) {
     store.write("acme/c/big.mp4", &big);
     let _storage = tiers.start_storage(0, store.path());
     let cache = TempDir::new("pn-cache");
-    let edge = tiers.start_edge(
-        cache.path(),
-        &[0],
-        &[],
-        &["--proxy-path", path, "--cache-capacity", "0"],
-    );
+    let edge = proxy_edge(&tiers, &cache, path);
     for (name, data) in [("small", &small), ("big", &big)] {
         let r = view(&tiers, &format!("/acme/c/{name}.mp4"), &[]);
         assert_eq!((r.status, r.body.len()), (200, data.len()), "{name}");
@@ -118,7 +110,10 @@ fn byte_exact_whole_assets_ranges_and_pipelining(path: &str) {
             "no copy on the sockmap path"
         );
         assert!(edge.metric("strata_sockmap_redirected_bytes_total") >= (small.len() + 2 * big.len()) as f64);
-        assert_eq!(eventually(&edge, "strata_sockmap_in_flight_bytes", 0.0), 0.0);
+        assert_eq!(
+            settle(|| edge.metric("strata_sockmap_in_flight_bytes"), |v| v == 0.0),
+            0.0
+        );
     }
 }
 
@@ -129,12 +124,7 @@ fn upstream_errors_are_relayed_with_their_status(path: &str) {
     store.write("acme/c/a.mp4", &data);
     let _storage = tiers.start_storage(0, store.path());
     let cache = TempDir::new("pn-cache");
-    let _edge = tiers.start_edge(
-        cache.path(),
-        &[0],
-        &[],
-        &["--proxy-path", path, "--cache-capacity", "0"],
-    );
+    let _edge = proxy_edge(&tiers, &cache, path);
     let missing = view(&tiers, "/acme/c/none.mp4", &[]);
     assert_eq!(missing.status, 404);
     assert!(missing.text().contains("none.mp4"), "{}", missing.text());
@@ -177,12 +167,7 @@ fn upstream_dying_mid_body_never_looks_complete(path: &str) {
     );
     let cache = TempDir::new("pn-cache");
     cache.write("acme/local/a.mp4", b"still serving");
-    let edge = tiers.start_edge(
-        cache.path(),
-        &[0],
-        &[],
-        &["--proxy-path", path, "--cache-capacity", "0"],
-    );
+    let edge = proxy_edge(&tiers, &cache, path);
     let edge_addr = tiers.edge_addr();
     let got = tiers.as_viewer(move || {
         let mut s = connect(edge_addr);
@@ -232,12 +217,7 @@ fn bytes_past_the_announced_length_never_reach_the_client(path: &str) {
         },
     );
     let cache = TempDir::new("pn-cache");
-    let _edge = tiers.start_edge(
-        cache.path(),
-        &[0],
-        &[],
-        &["--proxy-path", path, "--cache-capacity", "0"],
-    );
+    let _edge = proxy_edge(&tiers, &cache, path);
     let edge_addr = tiers.edge_addr();
     tiers.as_viewer(move || {
         let mut s = connect(edge_addr);
@@ -264,12 +244,7 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
     store.write("acme/c/short.mp4", b"short");
     let _storage = tiers.start_storage(0, store.path());
     let cache = TempDir::new("pn-cache");
-    let edge = tiers.start_edge(
-        cache.path(),
-        &[0],
-        &[],
-        &["--proxy-path", path, "--cache-capacity", "0"],
-    );
+    let edge = proxy_edge(&tiers, &cache, path);
     let edge_addr = tiers.edge_addr();
     tiers.as_viewer(move || {
         let mut s = connect(edge_addr);
@@ -280,17 +255,13 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
         // Leave with unread bytes: the kernel answers with a reset.
     });
     // The edge notices, drops that upstream connection (it is mid-body) and keeps serving.
-    let mut waited = 0;
-    while edge.metric("strata_sockmap_in_flight_bytes") > 0.0 && waited < 300 {
-        std::thread::sleep(Duration::from_millis(100));
-        waited += 1;
-    }
+    settle(|| edge.metric("strata_sockmap_in_flight_bytes"), |v| v <= 0.0);
     assert_eq!(edge.metric("strata_upstream_idle_connections"), 0.0, "not pooled");
     let r = view(&tiers, "/acme/c/short.mp4", &[]);
     assert_eq!((r.status, r.body.as_slice()), (200, &b"short"[..]));
     // The connection returns to the pool just after the client has the last byte.
     assert_eq!(
-        eventually(&edge, "strata_upstream_idle_connections", 1.0),
+        settle(|| edge.metric("strata_upstream_idle_connections"), |v| v == 1.0),
         1.0,
         "the new one is pooled"
     );
@@ -469,7 +440,10 @@ mod sockmap_path {
         assert_eq!(edge.metric("strata_http_responses_total{status=\"200\"}"), 200.0);
         // Each flow hands back its reservation once its client socket holds the last byte,
         // which the edge sees a moment after the client read it.
-        assert_eq!(eventually(&edge, "strata_sockmap_in_flight_bytes", 0.0), 0.0);
+        assert_eq!(
+            settle(|| edge.metric("strata_sockmap_in_flight_bytes"), |v| v == 0.0),
+            0.0
+        );
     }
 
     /// Bytes returned to the edge by read-family syscalls, and the number of splice(2) calls,
@@ -559,12 +533,7 @@ mod sockmap_path {
         drop(edge);
         // The same measurement on the copy path sees the bodies: the check can fail.
         let cache = TempDir::new("pn-cache");
-        let copy = tiers.start_edge(
-            cache.path(),
-            &[0],
-            &[],
-            &["--proxy-path", "copy", "--cache-capacity", "0"],
-        );
+        let copy = proxy_edge(&tiers, &cache, "copy");
         let (copy_read, _) = syscall_reads_during(&copy, || fetch(&tiers));
         assert!(copy_read >= proxied, "copy path read {copy_read} of {proxied}");
         eprintln!(

@@ -98,6 +98,21 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
+/// Reads a value with `read` until `done` holds of it, for at most ten seconds, and returns the
+/// last value read: for state a server reaches a moment after its client saw the response
+/// (a pooled connection, a finished fill). The caller asserts on what it returns.
+pub fn settle(read: impl Fn() -> f64, done: impl Fn(f64) -> bool) -> f64 {
+    let mut value = read();
+    for _ in 0..200 {
+        if done(value) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        value = read();
+    }
+    value
+}
+
 /// A running strata process; killed when dropped.
 pub struct Strata {
     child: Child,

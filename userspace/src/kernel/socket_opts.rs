@@ -39,22 +39,28 @@ pub fn dup_fd(sock: &impl AsRawFd) -> io::Result<std::os::fd::OwnedFd> {
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
-/// True if the socket can take more bytes now (poll with a zero timeout).
-pub fn poll_writable(sock: &impl AsRawFd) -> io::Result<bool> {
+/// poll(2) with a zero timeout: the events the socket has now, of `events` plus the errors and
+/// hang-ups the kernel always reports.
+pub fn poll_now(sock: &impl AsRawFd, events: libc::c_short) -> io::Result<libc::c_short> {
     let mut pfd = libc::pollfd {
         fd: sock.as_raw_fd(),
-        events: libc::POLLOUT,
+        events,
         revents: 0,
     };
     // SAFETY: one valid pollfd, zero timeout.
-    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-    if rc < 0 {
+    if unsafe { libc::poll(&mut pfd, 1, 0) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    if pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+    Ok(pfd.revents)
+}
+
+/// True if the socket can take more bytes now (poll with a zero timeout).
+pub fn poll_writable(sock: &impl AsRawFd) -> io::Result<bool> {
+    let revents = poll_now(sock, libc::POLLOUT)?;
+    if revents & (libc::POLLERR | libc::POLLHUP) != 0 {
         return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client socket closed"));
     }
-    Ok(pfd.revents & libc::POLLOUT != 0)
+    Ok(revents & libc::POLLOUT != 0)
 }
 
 /// The socket's cookie (SO_COOKIE): the key of the sockmap maps, unique for the socket's life.
@@ -158,14 +164,15 @@ pub fn written_bytes(sock: &impl AsRawFd) -> io::Result<WrittenBytes> {
 
 /// A peer that closed or failed: POLLRDHUP, POLLHUP or POLLERR on the socket now.
 pub fn peer_gone(sock: &impl AsRawFd) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: sock.as_raw_fd(),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-    rc < 0 || pfd.revents & (libc::POLLRDHUP | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
+    poll_now(sock, libc::POLLRDHUP).map_or(true, |r| {
+        r & (libc::POLLRDHUP | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
+    })
+}
+
+/// True if the connection failed (error, or both directions closed). A half-close is not a
+/// failure: the peer may still read.
+pub fn connection_failed(sock: &impl AsRawFd) -> bool {
+    poll_now(sock, 0).map_or(true, |r| r & (libc::POLLERR | libc::POLLHUP) != 0)
 }
 
 /// Sets the socket's send buffer to `bytes` (the kernel doubles it), past net.core.wmem_max

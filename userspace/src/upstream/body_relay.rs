@@ -172,13 +172,13 @@ async fn splice(
                             pipe_full = up_watch.has(Want::Readable);
                             break;
                         }
-                        if !up_watch
-                            .wait(Want::Readable, upstream_timeout)
-                            .await
-                            .map_err(RelayError::Upstream)?
-                        {
-                            return Err(RelayError::UpstreamStalled(upstream_timeout));
-                        }
+                        up_watch
+                            .wait_or(
+                                Want::Readable,
+                                upstream_timeout,
+                                RelayError::UpstreamStalled(upstream_timeout),
+                            )
+                            .await?;
                     }
                     Err(e) => return Err(RelayError::Upstream(e)),
                 }
@@ -207,13 +207,9 @@ async fn splice(
                         }
                         break;
                     }
-                    if !client_watch
-                        .wait(Want::Writable, stall)
-                        .await
-                        .map_err(RelayError::Client)?
-                    {
-                        return Err(RelayError::ClientStalled(stall));
-                    }
+                    client_watch
+                        .wait_or(Want::Writable, stall, RelayError::ClientStalled(stall))
+                        .await?;
                 }
                 Err(e) => return Err(RelayError::Client(e)),
             }

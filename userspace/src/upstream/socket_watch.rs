@@ -7,14 +7,15 @@
 //! writability edge that never came.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::kernel::socket_opts::dup_fd;
+use super::body_relay::RelayError;
+use crate::kernel::socket_opts::{dup_fd, poll_now};
 
 /// Longest sleep between two looks at the kernel's answer, whatever epoll says.
 const LOOK_AGAIN: Duration = Duration::from_millis(100);
@@ -51,17 +52,22 @@ impl SocketWatch {
             Want::Writable => libc::POLLOUT,
             Want::Closed => libc::POLLRDHUP,
         };
-        let mut pfd = libc::pollfd {
-            fd: self.fd.get_ref().as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout.
-        let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-        rc < 0 || pfd.revents != 0
+        poll_now(self.fd.get_ref(), events).map_or(true, |r| r != 0)
     }
 
-    /// Waits until [`SocketWatch::has`] is true, at most `limit`; false if the limit passed.
+    /// Like [`SocketWatch::wait`], but the limit passing is the error `stalled`.
+    pub async fn wait_or(&self, want: Want, limit: Duration, stalled: RelayError) -> Result<(), RelayError> {
+        let io_err = match want {
+            Want::Writable => RelayError::Client,
+            Want::Readable | Want::Closed => RelayError::Upstream,
+        };
+        if self.wait(want, limit).await.map_err(io_err)? {
+            Ok(())
+        } else {
+            Err(stalled)
+        }
+    }
+
     pub async fn wait(&self, want: Want, limit: Duration) -> io::Result<bool> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {

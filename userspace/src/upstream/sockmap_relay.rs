@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use super::body_relay::RelayError;
 use super::socket_watch::{SocketWatch, Want};
-use crate::kernel::socket_opts::{peer_gone, written_bytes};
+use crate::kernel::socket_opts::{connection_failed, peer_gone, written_bytes};
 use crate::kernel::sockmap_splice::SockmapSplice;
 use crate::metrics::{BodyPathLabel, ServerMetrics};
 
@@ -39,19 +39,6 @@ fn client_gone() -> RelayError {
         io::ErrorKind::ConnectionReset,
         "client socket failed while the kernel moved the body",
     ))
-}
-
-/// True if the client connection failed (error or both directions closed). A half-close is
-/// not a failure: the client may still read.
-fn client_failed(client: &TcpStream) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: std::os::fd::AsRawFd::as_raw_fd(client),
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-    rc < 0 || pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 /// Grants `len` bytes to the flow `up` → client and waits until all are redirected.
@@ -90,7 +77,7 @@ pub async fn spend(
         } else if now - last_progress > upstream_timeout {
             return Err(RelayError::UpstreamStalled(upstream_timeout));
         }
-        if client_failed(client) {
+        if connection_failed(client) {
             return Err(client_gone());
         }
         if peer_gone(&*up) {
@@ -139,7 +126,7 @@ impl Delivery {
             } else if t - last_change > stall {
                 return Err(RelayError::ClientStalled(stall));
             }
-            if client_failed(client) {
+            if connection_failed(client) {
                 return Err(client_gone());
             }
             // A fast client takes a piece within a millisecond or two: look every millisecond
