@@ -60,6 +60,11 @@ fn run_load(tiers: &Tiers, sums: &Arc<Vec<u64>>, connections: usize, secs: u64) 
                                     .expect("write");
                                 let r = read_response(&mut conn, &mut buf, false);
                                 assert_eq!(r.body.len(), 1 << 20);
+                                assert_eq!(
+                                    checksum(&r.body),
+                                    sums[i % 8],
+                                    "{path}: body differs from the stored asset"
+                                );
                                 b.fetch_add(r.body.len() as u64, Ordering::Relaxed);
                                 i += 1;
                             }

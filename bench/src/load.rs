@@ -1,7 +1,8 @@
-//! Keep-alive HTTP/1.1 load: N connections (one thread each) request paths from a list (round-
-//! robin, or Zipf-distributed with `--zipf`) back to back for a fixed time, read and discard
-//! bodies in large reads, check each body's length, and report requests/s, Gbit/s, latency
-//! percentiles (HdrHistogram, merged over connections) and errors.
+//! Keep-alive HTTP/1.1 load: N connections (one thread each) request targets from a list
+//! (round-robin, or Zipf-distributed) back to back for a fixed time. Each response's status and
+//! Content-Length are checked against the target; bodies are spliced to /dev/null, and every
+//! `check_every`-th one is read and its CRC-32 compared. Latency (request write to last body
+//! byte) goes into per-connection HdrHistograms merged at the end.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,8 +14,202 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use rand::SeedableRng;
 
+use crate::body_sink::BodySink;
 use crate::tally::Tally;
 use crate::url_mix::UrlMix;
+
+/// One thing to ask for and what must come back.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The whole request (head only, GET).
+    pub request: Vec<u8>,
+    pub expect_len: u64,
+    /// CRC-32 of the expected body, when known (checked on sampled responses).
+    pub expect_crc: Option<u32>,
+}
+
+impl Target {
+    /// A GET of `path`, optionally of the byte range `[start, start + len)`.
+    pub fn get(path: &str, range: Option<(u64, u64)>, expect_len: u64, expect_crc: Option<u32>) -> Target {
+        let range = range
+            .map(|(s, l)| format!("Range: bytes={s}-{}\r\n", s + l - 1))
+            .unwrap_or_default();
+        Target {
+            request: format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{range}\r\n").into_bytes(),
+            expect_len,
+            expect_crc,
+        }
+    }
+}
+
+/// A load run's shape.
+#[derive(Clone)]
+pub struct LoadPlan {
+    pub addr: SocketAddr,
+    pub targets: Arc<Vec<Target>>,
+    pub zipf: Option<f64>,
+    pub connections: usize,
+    pub duration: Duration,
+    /// Checksum one response in this many per connection (0: never).
+    pub check_every: u64,
+}
+
+/// What a run counted.
+#[derive(Debug)]
+pub struct LoadOutcome {
+    pub tally: Tally,
+    pub seconds: f64,
+}
+
+impl LoadOutcome {
+    pub fn gbit_per_sec(&self) -> f64 {
+        self.tally.bytes as f64 * 8.0 / self.seconds / 1e9
+    }
+    pub fn requests_per_sec(&self) -> f64 {
+        self.tally.requests as f64 / self.seconds
+    }
+}
+
+/// Reads one response head (into `buf`, which may then hold body bytes too); returns the body
+/// length and how many of its bytes `buf` already holds past the head.
+fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>, target: &Target) -> anyhow::Result<(u64, usize)> {
+    let mut chunk = [0u8; 16 << 10];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(n) = resp.parse(buf).context("bad response head")? {
+            if resp.code != Some(200) && resp.code != Some(206) {
+                bail!("status {:?}", resp.code);
+            }
+            let len: u64 = resp
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                .context("no Content-Length")?;
+            if len != target.expect_len {
+                bail!("Content-Length {len}, expected {}", target.expect_len);
+            }
+            buf.drain(..n);
+            if buf.len() as u64 > len {
+                bail!("{} bytes past the body", buf.len() as u64 - len);
+            }
+            return Ok((len, buf.len()));
+        }
+        let got = s.read(&mut chunk).context("reading a response head")?;
+        if got == 0 {
+            bail!("connection closed before a response");
+        }
+        buf.extend_from_slice(&chunk[..got]);
+    }
+}
+
+/// Sends one request and consumes its response; returns the body length.
+fn exchange(
+    s: &mut TcpStream,
+    sink: &mut BodySink,
+    buf: &mut Vec<u8>,
+    target: &Target,
+    check: bool,
+) -> anyhow::Result<u64> {
+    s.write_all(&target.request).context("sending a request")?;
+    buf.clear();
+    let (len, held) = read_head(s, buf, target)?;
+    let rest = len - held as u64;
+    match target.expect_crc.filter(|_| check) {
+        Some(expected) => {
+            let mut h = crc32fast::Hasher::new();
+            h.update(&buf[..held]);
+            sink.read_hashed(s, rest, &mut h)?;
+            let got = h.finalize();
+            if got != expected {
+                bail!("body CRC {got:08x}, expected {expected:08x}");
+            }
+        }
+        None => sink.discard(s, rest)?,
+    }
+    Ok(len)
+}
+
+/// One connection's loop until `stop`.
+fn connection_loop(plan: &LoadPlan, seed: u64, stop: &AtomicBool) -> Tally {
+    let mut tally = Tally::default();
+    let (Ok(mut mix), Ok(mut sink)) = (UrlMix::new(plan.targets.len(), plan.zipf), BodySink::new()) else {
+        tally.error();
+        return tally;
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut buf = Vec::with_capacity(16 << 10);
+    let mut conn: Option<TcpStream> = None;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let s = match conn.as_mut() {
+            Some(s) => s,
+            None => match TcpStream::connect(plan.addr) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    conn.insert(s)
+                }
+                Err(_) => {
+                    tally.error();
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        let target = &plan.targets[mix.pick(&mut rng)];
+        n += 1;
+        let check = plan.check_every > 0 && n.is_multiple_of(plan.check_every);
+        let began = Instant::now();
+        match exchange(s, &mut sink, &mut buf, target, check) {
+            Ok(len) => {
+                tally.record(len, began.elapsed().as_micros() as u64);
+                if check {
+                    tally.checked += 1;
+                }
+            }
+            Err(e) => {
+                if tally.errors == 0 {
+                    tally.first_error = Some(format!("{e:#}"));
+                }
+                tally.error();
+                conn = None;
+            }
+        }
+    }
+    tally
+}
+
+/// Runs the plan for its duration and merges every connection's tally.
+pub fn run_load(plan: &LoadPlan) -> anyhow::Result<LoadOutcome> {
+    UrlMix::new(plan.targets.len(), plan.zipf)?; // refuse a bad list or exponent before starting
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::with_capacity(plan.connections);
+    for c in 0..plan.connections {
+        let (plan, stop) = (plan.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("load-{c}"))
+                .stack_size(256 << 10)
+                .spawn(move || connection_loop(&plan, c as u64 + 1, &stop))
+                .context("starting a load thread")?,
+        );
+    }
+    let started = Instant::now();
+    std::thread::sleep(plan.duration);
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Tally::default();
+    for t in threads {
+        match t.join() {
+            Ok(tally) => total.merge(&tally),
+            Err(_) => total.error(),
+        }
+    }
+    Ok(LoadOutcome {
+        tally: total,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
 
 #[derive(Args)]
 pub struct LoadArgs {
@@ -24,6 +219,9 @@ pub struct LoadArgs {
     /// Path to request, e.g. /acme/c/seg.m4s (repeatable: a list).
     #[arg(long = "path", required = true)]
     paths: Vec<String>,
+    /// Expected body length of every path (checked on each response).
+    #[arg(long)]
+    expect_len: u64,
     /// Draw paths Zipf-distributed with this exponent (first path most popular) instead of
     /// round-robin.
     #[arg(long)]
@@ -36,115 +234,35 @@ pub struct LoadArgs {
     seconds: u64,
 }
 
-/// Reads one response; returns its body length.
-fn one_response(s: &mut TcpStream, buf: &mut Vec<u8>, scratch: &mut [u8]) -> anyhow::Result<u64> {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(n) = resp.parse(buf).context("bad response head")? {
-            if resp.code != Some(200) && resp.code != Some(206) {
-                bail!("status {:?}", resp.code);
-            }
-            let len: u64 = resp
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
-                .context("no Content-Length")?;
-            buf.drain(..n);
-            let mut left = len;
-            let take = (buf.len() as u64).min(left);
-            buf.drain(..take as usize);
-            left -= take;
-            while left > 0 {
-                let want = (left as usize).min(scratch.len());
-                let got = s.read(&mut scratch[..want])?;
-                if got == 0 {
-                    bail!("connection closed mid-body");
-                }
-                left -= got as u64;
-            }
-            return Ok(len);
-        }
-        let got = s.read(scratch)?;
-        if got == 0 {
-            bail!("connection closed before a response");
-        }
-        buf.extend_from_slice(&scratch[..got]);
-    }
-}
-
+/// `bench load`: one ad-hoc run against any server, printed on one line.
 pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
-    UrlMix::new(args.paths.len(), args.zipf)?; // refuse a bad list or exponent before starting
-    let stop = Arc::new(AtomicBool::new(false));
-    let requests: Arc<Vec<String>> = Arc::new(
-        args.paths
-            .iter()
-            .map(|p| format!("GET {p} HTTP/1.1\r\nHost: bench\r\n\r\n"))
-            .collect(),
-    );
-    let mut threads = Vec::new();
-    for c in 0..args.connections {
-        let (stop, requests, addr, zipf) = (stop.clone(), requests.clone(), args.addr, args.zipf);
-        threads.push(std::thread::spawn(move || -> Tally {
-            let mut tally = Tally::default();
-            let Ok(mut mix) = UrlMix::new(requests.len(), zipf) else {
-                return tally;
-            };
-            let mut rng = rand::rngs::StdRng::seed_from_u64(c as u64);
-            let mut scratch = vec![0u8; 1 << 20];
-            let mut buf = Vec::new();
-            let mut conn: Option<TcpStream> = None;
-            while !stop.load(Ordering::Relaxed) {
-                let s = match conn.as_mut() {
-                    Some(s) => s,
-                    None => match TcpStream::connect(addr) {
-                        Ok(s) => conn.insert(s),
-                        Err(_) => {
-                            tally.error();
-                            std::thread::sleep(Duration::from_millis(10));
-                            continue;
-                        }
-                    },
-                };
-                let request = &requests[mix.pick(&mut rng)];
-                let began = Instant::now();
-                let answered = s
-                    .write_all(request.as_bytes())
-                    .map_err(anyhow::Error::from)
-                    .and_then(|_| one_response(s, &mut buf, &mut scratch));
-                match answered {
-                    Ok(n) => tally.record(n, began.elapsed().as_micros() as u64),
-                    Err(_) => {
-                        tally.error();
-                        conn = None;
-                        buf.clear();
-                    }
-                }
-            }
-            tally
-        }));
-    }
-    let started = Instant::now();
-    std::thread::sleep(Duration::from_secs(args.seconds));
-    stop.store(true, Ordering::Relaxed);
-    let mut total = Tally::default();
-    for t in threads {
-        if let Ok(tally) = t.join() {
-            total.merge(&tally);
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let targets = args
+        .paths
+        .iter()
+        .map(|p| Target::get(p, None, args.expect_len, None))
+        .collect();
+    let out = run_load(&LoadPlan {
+        addr: args.addr,
+        targets: Arc::new(targets),
+        zipf: args.zipf,
+        connections: args.connections,
+        duration: Duration::from_secs(args.seconds),
+        check_every: 0,
+    })?;
+    let t = &out.tally;
     println!(
         "requests/s {:.0}  Gbit/s {:.2}  p50 {} us  p99 {} us  p99.9 {} us  requests {}  errors {}  seconds {:.1}",
-        total.requests as f64 / secs,
-        total.bytes as f64 * 8.0 / secs / 1e9,
-        total.latency_us(0.5),
-        total.latency_us(0.99),
-        total.latency_us(0.999),
-        total.requests,
-        total.errors,
-        secs
+        out.requests_per_sec(),
+        out.gbit_per_sec(),
+        t.latency_us(0.5),
+        t.latency_us(0.99),
+        t.latency_us(0.999),
+        t.requests,
+        t.errors,
+        out.seconds
     );
+    if let Some(e) = &t.first_error {
+        println!("first error: {e}");
+    }
     Ok(())
 }

@@ -1,13 +1,29 @@
-//! strata's benchmark harness. Today: `bench load`, a keep-alive HTTP/1.1 load generator over a
-//! URL list (round-robin or Zipf) that verifies every body's length and reports requests/s,
-//! Gbit/s, latency percentiles and errors. The scenarios, peers (nginx,
-//! HAProxy), physical-limit probe and report of issue 6 build on it.
+//! strata's benchmark harness (`cargo xtask bench` runs `bench run`): strata against nginx,
+//! HAProxy and the machine's own limit, side by side in one run, written up as markdown, JSON
+//! and PNG plots. `bench load` is the load generator on its own; `bench hold` is the idle
+//! scenario's helper process.
 
+mod body_sink;
+mod contenders;
+mod corpus;
+mod figures;
+mod http_get;
+mod idle_hold;
 mod load;
+mod peer_configs;
+mod physical_limit;
+mod plots;
+mod proc_stats;
+mod report;
+mod scenarios;
+mod servers;
 mod tally;
 mod url_mix;
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "bench", about = "strata benchmark harness")]
@@ -18,12 +34,85 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Every scenario against strata, its peers and the machine's limit; writes the report.
+    Run(RunArgs),
     /// Keep-alive load against a list of URLs for a fixed time.
     Load(load::LoadArgs),
+    /// (helper) Open connections, request once on each, hold them until stdin closes.
+    Hold(idle_hold::HoldArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Smoke check: one run each, fewer workloads, short runs (under two minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Measure strata only (no nginx or HAProxy).
+    #[arg(long)]
+    no_peers: bool,
+    /// Directory for report.md, report.json, the plots and the servers' logs.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// The strata binary to measure.
+    #[arg(long, default_value = "target/release/strata")]
+    strata: PathBuf,
+    /// Scratch directory for the served files and caches (removed afterwards).
+    #[arg(long)]
+    work: Option<PathBuf>,
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let strata = std::fs::canonicalize(&args.strata).with_context(|| {
+        format!(
+            "no strata binary at {} (build it: cargo build --release -p strata)",
+            args.strata.display()
+        )
+    })?;
+    let peers = !args.no_peers;
+    if peers {
+        for program in ["nginx", "haproxy"] {
+            anyhow::ensure!(
+                servers::installed(program),
+                "{program} is not installed; `cargo xtask bench` installs it (apt-get install nginx haproxy), or pass --no-peers"
+            );
+        }
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let out = std::fs::canonicalize(&args.out)?;
+    let work = args
+        .work
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("strata-bench-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let exe = std::env::current_exe().context("finding the bench executable")?;
+    let settings = scenarios::Settings::new(args.quick, peers);
+    let cx = scenarios::RunContext::new(&strata, &exe, &work, &out.join("logs"));
+    eprintln!(
+        "bench: {} run(s) per figure, {} s each; servers on CPU {}, load on CPU {}; report in {}",
+        settings.reps,
+        settings.duration.as_secs(),
+        scenarios::SERVER_CPU,
+        scenarios::LOAD_CPU,
+        out.display()
+    );
+    let results = scenarios::run_all(&cx, &settings);
+    let _ = std::fs::remove_dir_all(&work);
+    let report = report::Report::new(&settings, report::Machine::describe(&strata), results?);
+    report.write(&out)?;
+    plots::write_all(&out, &report.results)?;
+    print!("{}", report.console_summary());
+    println!(
+        "report: {}/report.md (and report.json, throughput.png, p99.png, idle_rss.png)",
+        out.display()
+    );
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Cmd::Run(args) => run(&args),
         Cmd::Load(args) => load::run(&args),
+        Cmd::Hold(args) => idle_hold::hold(&args),
     }
 }

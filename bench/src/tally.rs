@@ -13,6 +13,10 @@ pub struct Tally {
     pub requests: u64,
     pub bytes: u64,
     pub errors: u64,
+    /// Responses whose body was checksummed (and matched; a mismatch is an error).
+    pub checked: u64,
+    /// The first error's message, to say what went wrong.
+    pub first_error: Option<String>,
     latency_us: Histogram<u64>,
 }
 
@@ -22,6 +26,8 @@ impl Default for Tally {
             requests: 0,
             bytes: 0,
             errors: 0,
+            checked: 0,
+            first_error: None,
             // 1 µs to 60 s at 3 significant digits: a few tens of KiB per tally.
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds"),
         }
@@ -46,6 +52,10 @@ impl Tally {
         self.requests += other.requests;
         self.bytes += other.bytes;
         self.errors += other.errors;
+        self.checked += other.checked;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&other.first_error);
+        }
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
     }

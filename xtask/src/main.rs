@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one entry point a strata user needs. Each command first runs the parts
 //! of `setup` that are missing, so a fresh machine needs nothing else.
 
+mod bench;
 mod build;
 mod fuzz;
 mod install;
@@ -36,6 +37,8 @@ enum Cmd {
     },
     /// Install on this machine: binary, systemd units, configs, state directories.
     Install(install::InstallArgs),
+    /// Benchmark strata against nginx, HAProxy and the machine's limit; writes bench/results/.
+    Bench(bench::BenchArgs),
     /// Run the fuzz targets (cargo fuzz, nightly) for a while each.
     Fuzz(fuzz::FuzzArgs),
 }
@@ -57,6 +60,10 @@ fn main() -> anyhow::Result<()> {
             build::run_pop(&args)
         }
         Cmd::Install(args) => install::run(args),
+        Cmd::Bench(args) => {
+            setup::ensure()?;
+            bench::run(&args)
+        }
         Cmd::Fuzz(args) => {
             setup::ensure()?;
             fuzz::run(args)

@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _};
 use crate::shell::{exec, output};
 
 /// Debian packages the tests and the POP use.
-pub const DEBIAN_PACKAGES: &[&str] = &["curl", "iproute2", "procps", "strace"];
+pub const DEBIAN_PACKAGES: &[&str] = &["curl", "iproute2", "procps", "strace", "fonts-dejavu-core"];
 
 /// Runs every setup step, saying what it does.
 pub fn run_all(verbose: bool) -> anyhow::Result<()> {
@@ -124,7 +124,12 @@ fn bpf_linker(verbose: bool) -> anyhow::Result<()> {
 }
 
 fn debian_packages(verbose: bool) -> anyhow::Result<()> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    install_debian_packages(DEBIAN_PACKAGES, verbose)
+}
+
+/// Installs whichever of `packages` are missing (apt-get, as root); silent when none is.
+pub fn install_debian_packages(packages: &[&str], verbose: bool) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| {
@@ -135,7 +140,7 @@ fn debian_packages(verbose: bool) -> anyhow::Result<()> {
         .collect();
     if missing.is_empty() {
         if verbose {
-            println!("setup: Debian packages present: {}", DEBIAN_PACKAGES.join(" "));
+            println!("setup: Debian packages present: {}", packages.join(" "));
         }
         return Ok(());
     }

@@ -1,0 +1,103 @@
+//! Who is measured: strata in each of its modes and the peers, each knowing how to start itself
+//! for a run (a fresh process per run, so no run inherits another's warm state or memory).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::peer_configs::NginxRole;
+use crate::servers::{ServerEnv, ServerProcess};
+
+/// One server configuration under test.
+#[derive(Clone, Debug)]
+pub enum Contender {
+    /// strata edge serving its cache directory (io_uring splice).
+    StrataHit,
+    /// nginx serving the same directory with sendfile.
+    NginxStatic,
+    /// strata edge proxying every request (cache off) with this proxy path.
+    StrataProxy(&'static str),
+    NginxProxy,
+    HaproxySplice,
+    /// strata edge with admission and fill into an empty cache of this many bytes.
+    StrataCaching(u64),
+    /// nginx proxy_cache (second-request admission) into an empty cache of this many bytes.
+    NginxCaching(u64),
+}
+
+impl Contender {
+    pub fn name(&self) -> String {
+        match self {
+            Contender::StrataHit => "strata".into(),
+            Contender::NginxStatic => "nginx sendfile".into(),
+            Contender::StrataProxy(mode) => format!("strata {mode}"),
+            Contender::NginxProxy => "nginx proxy_pass".into(),
+            Contender::HaproxySplice => "haproxy splice-response".into(),
+            Contender::StrataCaching(_) => "strata admission+fill".into(),
+            Contender::NginxCaching(_) => "nginx proxy_cache".into(),
+        }
+    }
+
+    pub fn is_strata(&self) -> bool {
+        matches!(
+            self,
+            Contender::StrataHit | Contender::StrataProxy(_) | Contender::StrataCaching(_)
+        )
+    }
+
+    /// Starts a fresh server: `files` is the directory with the corpus, `origin` the storage
+    /// server for the proxying ones, `scratch` an empty directory this run may use.
+    pub fn start(
+        &self,
+        env: &ServerEnv,
+        files: &Path,
+        origin: Option<SocketAddr>,
+        scratch: &Path,
+    ) -> anyhow::Result<ServerProcess> {
+        std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
+        let need_origin = || origin.with_context(|| format!("{} needs an origin", self.name()));
+        let name = self.name().replace([' ', '+'], "-");
+        match self {
+            Contender::StrataHit => env.strata_edge(&name, files, None, &[]),
+            Contender::NginxStatic => env.nginx(
+                &name,
+                &NginxRole::Static {
+                    root: files.to_path_buf(),
+                },
+            ),
+            Contender::StrataProxy(mode) => env.strata_edge(
+                &name,
+                scratch,
+                Some(need_origin()?),
+                &["--proxy-path", mode, "--cache-capacity", "0"],
+            ),
+            Contender::NginxProxy => env.nginx(
+                &name,
+                &NginxRole::Proxy {
+                    origin: need_origin()?,
+                },
+            ),
+            Contender::HaproxySplice => env.haproxy(&name, need_origin()?),
+            Contender::StrataCaching(capacity) => env.strata_edge(
+                &name,
+                scratch,
+                Some(need_origin()?),
+                &[
+                    "--cache-capacity",
+                    &capacity.to_string(),
+                    "--admit-interval",
+                    "60s",
+                ],
+            ),
+            Contender::NginxCaching(capacity) => env.nginx(
+                &name,
+                &NginxRole::ProxyCache {
+                    origin: need_origin()?,
+                    dir: scratch.to_path_buf(),
+                    max_bytes: *capacity,
+                },
+            ),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The peers' configurations, written by the harness: nginx and HAProxy tuned the way an
+//! operator would run them for video on this machine (one worker or thread, keep-alive on both
+//! sides, no access log, bodies by sendfile or splice), so the comparison is with each at its best.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// What an nginx instance does.
+pub enum NginxRole {
+    /// Serves files from `root` with sendfile (local hits).
+    Static { root: PathBuf },
+    /// proxy_pass to `origin` over a keep-alive upstream pool, no caching.
+    Proxy { origin: SocketAddr },
+    /// proxy_pass with proxy_cache in `dir`: admit on the second request (like strata's
+    /// admission), at most `max_bytes` held.
+    ProxyCache {
+        origin: SocketAddr,
+        dir: PathBuf,
+        max_bytes: u64,
+    },
+}
+
+/// nginx.conf for `role`, listening on `listen`, with every path it writes under `prefix`.
+pub fn nginx(listen: SocketAddr, prefix: &Path, role: &NginxRole) -> String {
+    let p = prefix.display();
+    let (upstream, location, cache_zone) = match role {
+        NginxRole::Static { root } => (
+            String::new(),
+            format!("root {};\n            sendfile on;\n            tcp_nopush on;", root.display()),
+            String::new(),
+        ),
+        NginxRole::Proxy { origin } => (
+            upstream_block(*origin),
+            proxy_location(""),
+            String::new(),
+        ),
+        NginxRole::ProxyCache { origin, dir, max_bytes } => (
+            upstream_block(*origin),
+            proxy_location(
+                "\n            proxy_cache media;\n            proxy_cache_min_uses 2;\n            proxy_cache_valid 200 206 1h;\n            proxy_cache_lock on;",
+            ),
+            format!(
+                "proxy_cache_path {} levels=1:2 keys_zone=media:16m max_size={}k inactive=1h use_temp_path=off;",
+                dir.display(),
+                max_bytes / 1024
+            ),
+        ),
+    };
+    format!(
+        r#"# Written by strata's benchmark harness.
+daemon off;
+master_process on;
+user root;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {p}/nginx.pid;
+error_log {p}/error.log warn;
+events {{
+    worker_connections 19500;
+    use epoll;
+}}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    keepalive_timeout 300s;
+    keepalive_requests 10000000;
+    client_body_temp_path {p}/client_body;
+    proxy_temp_path {p}/proxy_temp;
+    fastcgi_temp_path {p}/fastcgi_temp;
+    uwsgi_temp_path {p}/uwsgi_temp;
+    scgi_temp_path {p}/scgi_temp;
+    {cache_zone}
+    {upstream}
+    server {{
+        listen {listen};
+        location / {{
+            {location}
+        }}
+    }}
+}}
+"#
+    )
+}
+
+fn upstream_block(origin: SocketAddr) -> String {
+    format!("upstream origin {{\n        server {origin};\n        keepalive 128;\n    }}")
+}
+
+fn proxy_location(extra: &str) -> String {
+    format!(
+        "proxy_pass http://origin;\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n            proxy_buffering on;\n            proxy_buffer_size 64k;\n            proxy_buffers 16 64k;\n            proxy_busy_buffers_size 128k;\n            proxy_max_temp_file_size 0;{extra}"
+    )
+}
+
+/// haproxy.cfg: one thread, HTTP keep-alive both sides, server connection reuse, and
+/// `option splice-response` (splice-auto was measured here never to call splice).
+pub fn haproxy(listen: SocketAddr, origin: SocketAddr) -> String {
+    format!(
+        r#"# Written by strata's benchmark harness.
+global
+    nbthread 1
+    # Two descriptors per proxied connection under the 20,000-open-files limit.
+    maxconn 9000
+defaults
+    mode http
+    option http-keep-alive
+    option splice-response
+    http-reuse always
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+frontend viewers
+    bind {listen}
+    default_backend origin
+backend origin
+    server origin1 {origin}
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_static_config_serves_the_root_with_sendfile_and_one_worker() {
+        let c = nginx(
+            "127.0.0.1:8000".parse().unwrap(),
+            Path::new("/tmp/p"),
+            &NginxRole::Static {
+                root: "/srv/files".into(),
+            },
+        );
+        assert!(c.contains("worker_processes 1;"));
+        assert!(c.contains("listen 127.0.0.1:8000;"));
+        assert!(c.contains("root /srv/files;"));
+        assert!(c.contains("sendfile on;"));
+        assert!(!c.contains("proxy_pass"));
+        assert_eq!(c.matches('{').count(), c.matches('}').count());
+    }
+
+    #[test]
+    fn nginx_proxy_configs_keep_upstream_connections_alive_and_cache_only_when_asked() {
+        let origin = "127.0.0.1:9000".parse().unwrap();
+        let proxy = nginx(
+            "127.0.0.1:8000".parse().unwrap(),
+            Path::new("/tmp/p"),
+            &NginxRole::Proxy { origin },
+        );
+        assert!(proxy.contains("server 127.0.0.1:9000;") && proxy.contains("keepalive 128;"));
+        assert!(proxy.contains("proxy_set_header Connection \"\";"));
+        assert!(!proxy.contains("proxy_cache "));
+        let cached = nginx(
+            "127.0.0.1:8000".parse().unwrap(),
+            Path::new("/tmp/p"),
+            &NginxRole::ProxyCache {
+                origin,
+                dir: "/tmp/c".into(),
+                max_bytes: 64 << 20,
+            },
+        );
+        assert!(cached.contains("proxy_cache_path /tmp/c ") && cached.contains("max_size=65536k"));
+        assert!(cached.contains("proxy_cache_min_uses 2;"));
+        assert_eq!(cached.matches('{').count(), cached.matches('}').count());
+    }
+
+    #[test]
+    fn haproxy_config_splices_responses_with_one_thread() {
+        let c = haproxy(
+            "127.0.0.1:8000".parse().unwrap(),
+            "127.0.0.1:9000".parse().unwrap(),
+        );
+        assert!(c.contains("nbthread 1"));
+        assert!(c.contains("option splice-response"));
+        assert!(c.contains("bind 127.0.0.1:8000") && c.contains("server origin1 127.0.0.1:9000"));
+    }
+}

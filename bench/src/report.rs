@@ -1,0 +1,354 @@
+//! The report: report.md (tables, each strata figure with its ratio to the best peer and to the
+//! machine's limit), report.json (every raw figure and the machine's description), and the
+//! console summary.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::figures::{Spread, Summary};
+use crate::scenarios::{Results, ServerResult, Settings, WorkloadResult};
+
+/// What the numbers were measured on.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+    pub strata: String,
+    pub nginx: Option<String>,
+    pub haproxy: Option<String>,
+}
+
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program).args(args).output().ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .next()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+}
+
+impl Machine {
+    pub fn describe(strata: &Path) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Machine {
+            cpu_model: cpuinfo
+                .lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            // Not available_parallelism: the harness has pinned itself to one CPU by now.
+            cpus: cpuinfo.lines().filter(|l| l.starts_with("processor")).count(),
+            memory_gib: meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / 1024.0 / 1024.0),
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            strata: command_line(&strata.to_string_lossy(), &["--version"])
+                .unwrap_or_else(|| "unknown".into()),
+            nginx: command_line("nginx", &["-v"]),
+            haproxy: command_line("haproxy", &["-v"]),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub machine: Machine,
+    pub quick: bool,
+    pub peers: bool,
+    pub runs_per_figure: usize,
+    pub seconds_per_run: f64,
+    pub results: Results,
+}
+
+impl Report {
+    pub fn new(settings: &Settings, machine: Machine, results: Results) -> Report {
+        Report {
+            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
+            machine,
+            quick: settings.quick,
+            peers: settings.peers,
+            runs_per_figure: settings.reps,
+            seconds_per_run: settings.duration.as_secs_f64(),
+            results,
+        }
+    }
+
+    /// Writes report.md and report.json into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(self).context("encoding the report as JSON")?;
+        std::fs::write(dir.join("report.json"), json)
+            .with_context(|| format!("writing {}/report.json", dir.display()))?;
+        std::fs::write(dir.join("report.md"), self.markdown())
+            .with_context(|| format!("writing {}/report.md", dir.display()))?;
+        Ok(())
+    }
+
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let r = &self.results;
+        let mut s = String::new();
+        let _ = writeln!(s, "# strata benchmark, {}\n", self.date);
+        let _ = writeln!(
+            s,
+            "Machine: {} × {}, {:.0} GiB, Linux {}; {}; {}; {}. Servers pinned to CPU 0, the load generator to CPU 1. \
+             {} run(s) of {:.0} s per figure, alternating servers; cells are median (min–max).{}\n",
+            m.cpus,
+            m.cpu_model,
+            m.memory_gib,
+            m.kernel,
+            m.strata,
+            m.nginx.as_deref().unwrap_or("nginx not installed"),
+            m.haproxy.as_deref().unwrap_or("HAProxy not installed"),
+            self.runs_per_figure,
+            self.seconds_per_run,
+            if self.quick { " Quick run: fewer workloads, shorter runs." } else { "" }
+        );
+        let _ = writeln!(
+            s,
+            "Physical limit (sendfile loop to a discarding reader, one loopback connection): **{} Gbit/s**, machine {} CPU-s/GB.\n",
+            cell(&r.limit.gbit_per_sec, 2),
+            cell(&r.limit.machine_cpu_s_per_gb, 3)
+        );
+        for w in &r.workloads {
+            workload_table(&mut s, w, r.limit.gbit_per_sec.median);
+        }
+        let _ = writeln!(s, "## (d) idle keep-alive connections\n");
+        let _ = writeln!(s, "| server | KiB of RSS per connection (slope) | RSS at each level (connections: MiB), first run |");
+        let _ = writeln!(s, "|---|---|---|");
+        for i in &r.idle {
+            let levels = i
+                .runs
+                .first()
+                .map(|run| {
+                    run.levels
+                        .iter()
+                        .map(|l| format!("{}: {:.1}", l.connections, l.rss_kib as f64 / 1024.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let slope = match &i.failure {
+                Some(f) => format!("failed: {f}"),
+                None => cell(&i.kib_per_connection, 3),
+            };
+            let _ = writeln!(s, "| {} | {} | {} |", i.name, slope, levels);
+        }
+        if let (Some(strata), Some(peer)) = (
+            r.idle.iter().find(|i| i.strata && i.failure.is_none()),
+            r.idle.iter().find(|i| !i.strata && i.failure.is_none()),
+        ) {
+            let _ = writeln!(
+                s,
+                "\nstrata vs {}: ×{:.2} the memory per idle connection.",
+                peer.name,
+                ratio(strata.kib_per_connection.median, peer.kib_per_connection.median)
+            );
+        }
+        s
+    }
+
+    /// A few lines for the console.
+    pub fn console_summary(&self) -> String {
+        let mut s = format!(
+            "limit: {:.2} Gbit/s (sendfile loop)\n",
+            self.results.limit.gbit_per_sec.median
+        );
+        for w in &self.results.workloads {
+            for line in comparisons(w, self.results.limit.gbit_per_sec.median) {
+                let _ = writeln!(s, "{} × {}: {line}", w.title, w.connections);
+            }
+        }
+        for i in &self.results.idle {
+            let _ = writeln!(
+                s,
+                "(d) idle: {} {:.3} KiB per connection",
+                i.name, i.kib_per_connection.median
+            );
+        }
+        s
+    }
+}
+
+fn cell(x: &Spread, digits: usize) -> String {
+    if x.min == x.max {
+        format!("{:.*}", digits, x.median)
+    } else {
+        format!(
+            "{:.*} ({:.*}–{:.*})",
+            digits, x.median, digits, x.min, digits, x.max
+        )
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        f64::NAN
+    }
+}
+
+fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
+    let hit = w.servers.iter().any(|x| x.summary.byte_hit_ratio.is_some());
+    let _ = writeln!(s, "## {}, {} connections\n", w.title, w.connections);
+    let _ = writeln!(
+        s,
+        "| server | Gbit/s | of limit | req/s | p99 ms | server CPU-s/GB | machine CPU-s/GB | peak RSS MiB | errors |{}",
+        if hit { " byte hit ratio |" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|{}",
+        if hit { "---|" } else { "" }
+    );
+    for x in &w.servers {
+        if let Some(f) = &x.failure {
+            let _ = writeln!(
+                s,
+                "| {} | did not run: {} |||||||{}",
+                x.name,
+                f.replace('|', "/").replace('\n', " "),
+                if hit { "|" } else { "" }
+            );
+            continue;
+        }
+        let m = &x.summary;
+        let _ = write!(
+            s,
+            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            if x.strata {
+                format!("**{}**", x.name)
+            } else {
+                x.name.clone()
+            },
+            cell(&m.gbit_per_sec, 2),
+            ratio(m.gbit_per_sec.median, limit),
+            cell(&m.requests_per_sec, 0),
+            cell(&m.p99_ms, 1),
+            cell(&m.server_cpu_s_per_gb, 3),
+            cell(&m.machine_cpu_s_per_gb, 3),
+            cell(&m.peak_rss_mib, 1),
+            m.errors
+        );
+        if hit {
+            let _ = write!(
+                s,
+                " {} |",
+                m.byte_hit_ratio.as_ref().map_or("-".into(), |h| cell(h, 2))
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let lines = comparisons(w, limit);
+    if !lines.is_empty() {
+        let _ = writeln!(s);
+        for l in lines {
+            let _ = writeln!(s, "- {l}");
+        }
+    }
+    let _ = writeln!(s);
+}
+
+/// The best peer's value of a figure (highest, or lowest when `lower_better`).
+fn best_peer(
+    w: &WorkloadResult,
+    get: fn(&Summary) -> f64,
+    lower_better: bool,
+) -> Option<(&ServerResult, f64)> {
+    w.servers
+        .iter()
+        .filter(|x| !x.strata && x.failure.is_none() && !x.runs.is_empty())
+        .map(|x| (x, get(&x.summary)))
+        .reduce(|a, b| if (b.1 < a.1) == lower_better { b } else { a })
+}
+
+/// A figure's label, how to read it, and whether lower is better.
+type Figure = (&'static str, fn(&Summary) -> f64, bool);
+
+/// "strata X: throughput ×r of best peer (name), ..." for each strata server.
+fn comparisons(w: &WorkloadResult, limit: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    for x in w
+        .servers
+        .iter()
+        .filter(|x| x.strata && x.failure.is_none() && !x.runs.is_empty())
+    {
+        let m = &x.summary;
+        let mut parts = vec![format!(
+            "{:.2} Gbit/s = {:.2} of the limit",
+            m.gbit_per_sec.median,
+            ratio(m.gbit_per_sec.median, limit)
+        )];
+        let figures: [Figure; 4] = [
+            ("throughput", |s| s.gbit_per_sec.median, false),
+            ("server CPU/GB", |s| s.server_cpu_s_per_gb.median, true),
+            ("machine CPU/GB", |s| s.machine_cpu_s_per_gb.median, true),
+            ("p99", |s| s.p99_ms.median, true),
+        ];
+        for (label, get, lower) in figures {
+            if let Some((peer, v)) = best_peer(w, get, lower) {
+                parts.push(format!("{label} ×{:.2} of {}", ratio(get(m), v), peer.name));
+            }
+        }
+        out.push(format!("{}: {}", x.name, parts.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::figures::RunFigures;
+
+    fn server(name: &str, strata: bool, gbps: f64, cpu: f64) -> ServerResult {
+        let runs = vec![RunFigures {
+            gbit_per_sec: gbps,
+            server_cpu_s_per_gb: cpu,
+            machine_cpu_s_per_gb: cpu * 2.0,
+            p99_ms: 10.0,
+            ..Default::default()
+        }];
+        ServerResult {
+            name: name.into(),
+            strata,
+            summary: Summary::of(&runs),
+            runs,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn ratios_compare_with_the_best_peer_for_each_figure() {
+        let w = WorkloadResult {
+            scenario: "b".into(),
+            title: "t".into(),
+            connections: 16,
+            servers: vec![
+                server("strata splice", true, 8.0, 0.5),
+                server("nginx", false, 4.0, 2.0),
+                server("haproxy", false, 6.0, 1.0),
+            ],
+        };
+        let lines = comparisons(&w, 16.0);
+        assert_eq!(lines.len(), 1);
+        let l = &lines[0];
+        assert!(l.contains("8.00 Gbit/s = 0.50 of the limit"), "{l}");
+        assert!(l.contains("throughput ×1.33 of haproxy"), "{l}");
+        assert!(l.contains("server CPU/GB ×0.50 of haproxy"), "{l}");
+    }
+}

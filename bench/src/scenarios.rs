@@ -1,0 +1,421 @@
+//! The benchmark run: the machine's limit, then scenarios (a) local hit, (b) proxied miss,
+//! (c) Zipf mix with admission and fill, (d) idle connections. Every server runs pinned to
+//! CPU 0 and the load generator to CPU 1; each measurement starts a fresh server, warms it,
+//! and measures; runs alternate between contenders so drift hits them all alike.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::contenders::Contender;
+use crate::corpus::Corpus;
+use crate::figures::{RunFigures, Spread, Summary};
+use crate::idle_hold::{self, IdleRun};
+use crate::load::{run_load, LoadPlan, Target};
+use crate::physical_limit::{sendfile_loop, LimitRun};
+use crate::proc_stats::{machine_busy_seconds, tree_cpu_seconds, PeakRss};
+use crate::servers::{pin_to_cpu, ServerEnv, ServerProcess};
+
+/// CPU the servers run on; the load generator takes the other one.
+pub const SERVER_CPU: usize = 0;
+pub const LOAD_CPU: usize = 1;
+
+/// How long and how often.
+pub struct Settings {
+    pub quick: bool,
+    pub peers: bool,
+    pub reps: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub idle_levels: Vec<usize>,
+    pub idle_settle: Duration,
+}
+
+impl Settings {
+    pub fn new(quick: bool, peers: bool) -> Settings {
+        Settings {
+            quick,
+            peers,
+            reps: if quick { 1 } else { 3 },
+            duration: Duration::from_secs(if quick { 2 } else { 5 }),
+            warmup: Duration::from_millis(if quick { 300 } else { 1000 }),
+            idle_levels: if quick {
+                vec![500, 1000, 2000]
+            } else {
+                vec![5000, 10_000, 18_900]
+            },
+            // strata parks a keep-alive connection after 2 s quiet; every server gets the same wait.
+            idle_settle: Duration::from_secs(3),
+        }
+    }
+}
+
+/// One server's runs of one workload.
+#[derive(Debug, Serialize)]
+pub struct ServerResult {
+    pub name: String,
+    pub strata: bool,
+    pub runs: Vec<RunFigures>,
+    pub summary: Summary,
+    /// Why it has no figures, when it could not run.
+    pub failure: Option<String>,
+}
+
+/// One workload of scenario a, b or c.
+#[derive(Debug, Serialize)]
+pub struct WorkloadResult {
+    pub scenario: String,
+    pub title: String,
+    pub connections: usize,
+    pub servers: Vec<ServerResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdleResult {
+    pub name: String,
+    pub strata: bool,
+    pub runs: Vec<IdleRun>,
+    pub kib_per_connection: Spread,
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LimitResult {
+    pub runs: Vec<LimitRun>,
+    pub gbit_per_sec: Spread,
+    pub machine_cpu_s_per_gb: Spread,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub limit: LimitResult,
+    pub workloads: Vec<WorkloadResult>,
+    pub idle: Vec<IdleResult>,
+}
+
+/// A workload as planned.
+struct Workload {
+    scenario: &'static str,
+    title: String,
+    targets: Arc<Vec<Target>>,
+    connections: usize,
+    zipf: Option<f64>,
+    /// Warm the server before measuring (not for the cold-cache Zipf mix).
+    warm: bool,
+    /// Needs the storage origin (and reports the byte hit ratio when `hit_ratio`).
+    origin: bool,
+    hit_ratio: bool,
+    contenders: Vec<Contender>,
+}
+
+fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>> {
+    let peers = |list: Vec<Contender>| -> Vec<Contender> {
+        list.into_iter().filter(|c| s.peers || c.is_strata()).collect()
+    };
+    let one_mib = Arc::new(corpus.whole_files("seg1m", 64, 1 << 20)?);
+    let mut w = vec![Workload {
+        scenario: "a",
+        title: "(a) local hit, 1 MiB objects".into(),
+        targets: one_mib.clone(),
+        connections: 64,
+        zipf: None,
+        warm: true,
+        origin: false,
+        hit_ratio: false,
+        contenders: peers(vec![Contender::StrataHit, Contender::NginxStatic]),
+    }];
+    if !s.quick {
+        let quarter = Arc::new(corpus.whole_files("seg256k", 64, 256 << 10)?);
+        let ranges = Arc::new(corpus.ranged_files("movie", 8, 8 << 20, 256)?);
+        w.push(Workload {
+            scenario: "a",
+            title: "(a) local hit, 256 KiB objects".into(),
+            targets: quarter,
+            connections: 16,
+            zipf: None,
+            warm: true,
+            origin: false,
+            hit_ratio: false,
+            contenders: peers(vec![Contender::StrataHit, Contender::NginxStatic]),
+        });
+        w.push(Workload {
+            scenario: "a",
+            title: "(a) local hit, ranges of 128 KiB–2 MiB".into(),
+            targets: ranges,
+            connections: 16,
+            zipf: None,
+            warm: true,
+            origin: false,
+            hit_ratio: false,
+            contenders: peers(vec![Contender::StrataHit, Contender::NginxStatic]),
+        });
+    }
+    let proxies = || {
+        peers(vec![
+            Contender::StrataProxy("sockmap"),
+            Contender::StrataProxy("splice"),
+            Contender::StrataProxy("copy"),
+            Contender::NginxProxy,
+            Contender::HaproxySplice,
+        ])
+    };
+    for connections in if s.quick { vec![16] } else { vec![16, 64] } {
+        w.push(Workload {
+            scenario: "b",
+            title: "(b) proxied miss, 1 MiB objects".into(),
+            targets: one_mib.clone(),
+            connections,
+            zipf: None,
+            warm: true,
+            origin: true,
+            hit_ratio: false,
+            contenders: proxies(),
+        });
+    }
+    let (count, capacity) = if s.quick {
+        (128, 32u64 << 20)
+    } else {
+        (256, 64u64 << 20)
+    };
+    let zipf = Arc::new(corpus.whole_files("zipf", count, 1 << 20)?);
+    w.push(Workload {
+        scenario: "c",
+        title: format!(
+            "(c) Zipf s=1 over {count} × 1 MiB, cold cache of {} MiB",
+            capacity >> 20
+        ),
+        targets: zipf,
+        connections: 16,
+        zipf: Some(1.0),
+        warm: false,
+        origin: true,
+        hit_ratio: true,
+        contenders: peers(vec![
+            Contender::StrataCaching(capacity),
+            Contender::NginxCaching(capacity),
+        ]),
+    });
+    Ok(w)
+}
+
+/// Everything a measurement needs to know about where it runs.
+pub struct RunContext {
+    pub env: ServerEnv,
+    pub exe: PathBuf,
+    pub files: PathBuf,
+    next_scratch: std::cell::Cell<u32>,
+}
+
+impl RunContext {
+    fn scratch(&self) -> PathBuf {
+        let n = self.next_scratch.get();
+        self.next_scratch.set(n + 1);
+        let dir = self.env.work.join("scratch").join(n.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+}
+
+fn measure_once(
+    cx: &RunContext,
+    w: &Workload,
+    c: &Contender,
+    origin: Option<&ServerProcess>,
+    s: &Settings,
+) -> anyhow::Result<RunFigures> {
+    let scratch = cx.scratch();
+    let server = c.start(&cx.env, &cx.files, origin.map(|o| o.addr), &scratch)?;
+    let plan = LoadPlan {
+        addr: server.addr,
+        targets: w.targets.clone(),
+        zipf: w.zipf,
+        connections: w.connections,
+        duration: s.duration,
+        check_every: 16,
+    };
+    if w.warm {
+        run_load(&LoadPlan {
+            duration: s.warmup,
+            ..plan.clone()
+        })?;
+    }
+    let origin_bytes = |o: Option<&ServerProcess>| o.map(|o| o.metric("strata_body_bytes_total")).transpose();
+    let origin0 = origin_bytes(origin)?;
+    let (cpu0, machine0) = (tree_cpu_seconds(server.pid()), machine_busy_seconds());
+    let peak = PeakRss::start(server.pid());
+    let out = run_load(&plan)?;
+    let (cpu1, machine1) = (tree_cpu_seconds(server.pid()), machine_busy_seconds());
+    let peak_kib = peak.finish();
+    let origin1 = origin_bytes(origin)?;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let t = &out.tally;
+    let gb = t.bytes as f64 / 1e9;
+    let per_gb = |secs: f64| if gb > 0.0 { secs / gb } else { 0.0 };
+    Ok(RunFigures {
+        gbit_per_sec: out.gbit_per_sec(),
+        requests_per_sec: out.requests_per_sec(),
+        p50_ms: t.latency_us(0.5) as f64 / 1000.0,
+        p99_ms: t.latency_us(0.99) as f64 / 1000.0,
+        p999_ms: t.latency_us(0.999) as f64 / 1000.0,
+        requests: t.requests,
+        bytes: t.bytes,
+        errors: t.errors,
+        checksummed: t.checked,
+        seconds: out.seconds,
+        server_cpu_s_per_gb: per_gb(cpu1 - cpu0),
+        machine_cpu_s_per_gb: per_gb(machine1 - machine0),
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+        byte_hit_ratio: match (w.hit_ratio, origin0, origin1) {
+            (true, Some(a), Some(b)) if t.bytes > 0 => Some((1.0 - (b - a) / t.bytes as f64).max(0.0)),
+            _ => None,
+        },
+        first_error: t.first_error.clone(),
+    })
+}
+
+fn progress(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Runs everything; `say` receives a line for each finished measurement (console summary).
+pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
+    pin_to_cpu(LOAD_CPU).context("pinning the load generator")?;
+    let corpus = Corpus::new(&cx.files)?;
+    let workloads = plan_workloads(&corpus, s)?;
+    let tiny = corpus.whole_files("tiny", 1, 1024)?;
+    let tiny_path = String::from_utf8_lossy(&tiny[0].request)
+        .split(' ')
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let idle_contenders: Vec<Contender> = [Contender::StrataHit, Contender::NginxStatic]
+        .into_iter()
+        .filter(|c| s.peers || c.is_strata())
+        .collect();
+    let steps = s.reps as u64
+        * (1 + workloads.iter().map(|w| w.contenders.len() as u64).sum::<u64>()
+            + idle_contenders.len() as u64);
+    let bar = progress(steps);
+
+    let mut limit_runs = Vec::new();
+    let big = cx.files.join(crate::corpus::PREFIX).join("seg1m-0.m4s");
+    for _ in 0..s.reps {
+        bar.set_message("physical limit: sendfile loop over loopback");
+        limit_runs.push(sendfile_loop(&big, s.duration, SERVER_CPU, LOAD_CPU)?);
+        bar.inc(1);
+    }
+
+    let mut results = Vec::new();
+    for w in &workloads {
+        let origin = if w.origin {
+            Some(cx.env.strata_storage("origin", &cx.files)?)
+        } else {
+            None
+        };
+        let mut per: Vec<(Vec<RunFigures>, Option<String>)> = vec![(Vec::new(), None); w.contenders.len()];
+        for _ in 0..s.reps {
+            for (c, slot) in w.contenders.iter().zip(per.iter_mut()) {
+                bar.set_message(format!("{} × {} conns: {}", w.title, w.connections, c.name()));
+                if slot.1.is_none() {
+                    match measure_once(cx, w, c, origin.as_ref(), s) {
+                        Ok(f) => slot.0.push(f),
+                        Err(e) => {
+                            bar.println(format!("{} on {}: {e:#}", c.name(), w.title));
+                            slot.1 = Some(format!("{e:#}"));
+                        }
+                    }
+                }
+                bar.inc(1);
+            }
+        }
+        results.push(WorkloadResult {
+            scenario: w.scenario.into(),
+            title: w.title.clone(),
+            connections: w.connections,
+            servers: w
+                .contenders
+                .iter()
+                .zip(per)
+                .map(|(c, (runs, failure))| ServerResult {
+                    name: c.name(),
+                    strata: c.is_strata(),
+                    summary: Summary::of(&runs),
+                    runs,
+                    failure,
+                })
+                .collect(),
+        });
+    }
+
+    let mut idle = Vec::new();
+    let mut idle_runs: Vec<(Vec<IdleRun>, Option<String>)> = vec![(Vec::new(), None); idle_contenders.len()];
+    for _ in 0..s.reps {
+        for (c, slot) in idle_contenders.iter().zip(idle_runs.iter_mut()) {
+            bar.set_message(format!("(d) idle connections: {}", c.name()));
+            if slot.1.is_none() {
+                let run = c
+                    .start(&cx.env, &cx.files, None, &cx.scratch())
+                    .and_then(|server| {
+                        idle_hold::measure(&cx.exe, &server, &tiny_path, &s.idle_levels, s.idle_settle)
+                    });
+                match run {
+                    Ok(r) => slot.0.push(r),
+                    Err(e) => {
+                        bar.println(format!("{} idle: {e:#}", c.name()));
+                        slot.1 = Some(format!("{e:#}"));
+                    }
+                }
+            }
+            bar.inc(1);
+        }
+    }
+    for (c, (runs, failure)) in idle_contenders.iter().zip(idle_runs) {
+        idle.push(IdleResult {
+            name: c.name(),
+            strata: c.is_strata(),
+            kib_per_connection: Spread::of(&runs.iter().map(|r| r.kib_per_connection).collect::<Vec<_>>()),
+            runs,
+            failure,
+        });
+    }
+    bar.finish_and_clear();
+    Ok(Results {
+        limit: LimitResult {
+            gbit_per_sec: Spread::of(&limit_runs.iter().map(|r| r.gbit_per_sec).collect::<Vec<_>>()),
+            machine_cpu_s_per_gb: Spread::of(
+                &limit_runs
+                    .iter()
+                    .map(|r| r.machine_cpu_s_per_gb)
+                    .collect::<Vec<_>>(),
+            ),
+            runs: limit_runs,
+        },
+        workloads: results,
+        idle,
+    })
+}
+
+impl RunContext {
+    pub fn new(strata: &Path, exe: &Path, work: &Path, logs: &Path) -> RunContext {
+        RunContext {
+            env: ServerEnv {
+                strata: strata.to_path_buf(),
+                work: work.to_path_buf(),
+                logs: logs.to_path_buf(),
+                cpu: SERVER_CPU,
+            },
+            exe: exe.to_path_buf(),
+            files: work.join("files"),
+            next_scratch: std::cell::Cell::new(0),
+        }
+    }
+}

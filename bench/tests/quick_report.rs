@@ -1,0 +1,105 @@
+//! `bench run --quick --no-peers` against the real strata binary: the report files exist and
+//! hold plausible figures (every workload moved checksummed bytes without an error, the idle
+//! scenario reached its levels, the plots are PNGs). No speed is asserted.
+
+use std::process::Command;
+
+use strata_tests::{kernel_features_or_skip, strata_bin, TempDir};
+
+fn number(v: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut at = v;
+    for key in path {
+        at = &at[*key];
+    }
+    at.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number: {at}"))
+}
+
+#[test]
+fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
+    if !kernel_features_or_skip("quick_run_against_strata_alone_writes_a_plausible_report_and_plots") {
+        return;
+    }
+    let out = TempDir::new("bench-quick");
+    let status = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", "--quick", "--no-peers", "--out"])
+        .arg(out.path())
+        .arg("--strata")
+        .arg(strata_bin())
+        .status()
+        .expect("start bench");
+    assert!(status.success(), "bench run --quick failed: {status}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).expect("report.json"))
+            .expect("valid JSON");
+    assert_eq!(json["quick"], true);
+    assert!(json["machine"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
+    assert!(number(&json, &["results", "limit", "gbit_per_sec", "median"]) > 0.0);
+
+    let workloads = json["results"]["workloads"].as_array().expect("workloads");
+    let scenarios: Vec<&str> = workloads.iter().filter_map(|w| w["scenario"].as_str()).collect();
+    for s in ["a", "b", "c"] {
+        assert!(scenarios.contains(&s), "scenario {s} missing: {scenarios:?}");
+    }
+    let mut proxy_modes = Vec::new();
+    for w in workloads {
+        for server in w["servers"].as_array().expect("servers") {
+            let name = server["name"].as_str().expect("name");
+            assert!(
+                server["failure"].is_null(),
+                "{name} failed: {}",
+                server["failure"]
+            );
+            assert_eq!(server["strata"], true, "only strata runs with --no-peers");
+            let run = &server["runs"][0];
+            assert!(number(run, &["requests"]) > 0.0, "{name}: no request answered");
+            assert_eq!(number(run, &["errors"]), 0.0, "{name}: {}", run["first_error"]);
+            assert!(number(run, &["checksummed"]) > 0.0, "{name}: no body checksummed");
+            for figure in [
+                "gbit_per_sec",
+                "p99_ms",
+                "server_cpu_s_per_gb",
+                "machine_cpu_s_per_gb",
+                "peak_rss_mib",
+            ] {
+                assert!(number(run, &[figure]) > 0.0, "{name}: {figure} is not positive");
+            }
+            if w["scenario"] == "b" {
+                proxy_modes.push(name.to_string());
+            }
+            if w["scenario"] == "c" {
+                let hit = number(run, &["byte_hit_ratio"]);
+                assert!((0.0..=1.0).contains(&hit), "{name}: byte hit ratio {hit}");
+            }
+        }
+    }
+    assert_eq!(proxy_modes, ["strata sockmap", "strata splice", "strata copy"]);
+
+    let idle = &json["results"]["idle"][0];
+    assert_eq!(idle["name"], "strata");
+    let levels = idle["runs"][0]["levels"].as_array().expect("idle levels");
+    assert_eq!(
+        levels
+            .iter()
+            .map(|l| number(l, &["connections"]))
+            .collect::<Vec<_>>(),
+        [0.0, 500.0, 1000.0, 2000.0]
+    );
+    assert!(levels.iter().all(|l| number(l, &["rss_kib"]) > 0.0));
+    assert!(number(idle, &["kib_per_connection", "median"]).is_finite());
+
+    let md = std::fs::read_to_string(out.path().join("report.md")).expect("report.md");
+    assert!(
+        md.contains("## (a) local hit") && md.contains("## (d) idle keep-alive connections"),
+        "{md}"
+    );
+    assert!(md.contains("of the limit"), "{md}");
+    for png in ["throughput.png", "p99.png", "idle_rss.png"] {
+        let bytes = std::fs::read(out.path().join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 4096,
+            "{png} is not a plot"
+        );
+    }
+}
