@@ -14,6 +14,8 @@ use crate::servers::{ServerEnv, ServerProcess};
 pub enum Contender {
     /// strata edge serving its cache directory (io_uring splice).
     StrataHit,
+    /// strata edge serving its cache directory with its sendfile(2) body path.
+    StrataHitSendfile,
     /// nginx serving the same directory with sendfile.
     NginxStatic,
     /// strata edge proxying every request (cache off) with this proxy path.
@@ -30,6 +32,7 @@ impl Contender {
     pub fn name(&self) -> String {
         match self {
             Contender::StrataHit => "strata".into(),
+            Contender::StrataHitSendfile => "strata --body-path sendfile".into(),
             Contender::NginxStatic => "nginx sendfile".into(),
             Contender::StrataProxy(mode) => format!("strata {mode}"),
             Contender::NginxProxy => "nginx proxy_pass".into(),
@@ -57,9 +60,10 @@ impl Contender {
     ) -> anyhow::Result<ServerProcess> {
         std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
         let need_origin = || origin.with_context(|| format!("{} needs an origin", self.name()));
-        let name = self.name().replace([' ', '+'], "-");
+        let name = self.name().replace([' ', '+'], "-").replace("--", "");
         match self {
             Contender::StrataHit => env.strata_edge(&name, files, None, &[]),
+            Contender::StrataHitSendfile => env.strata_edge(&name, files, None, &["--body-path", "sendfile"]),
             Contender::NginxStatic => env.nginx(
                 &name,
                 &NginxRole::Static {

@@ -7,6 +7,7 @@ mod body_sink;
 mod contenders;
 mod corpus;
 mod figures;
+mod goals;
 mod http_get;
 mod idle_hold;
 mod load;
@@ -56,6 +57,10 @@ struct RunArgs {
     /// The strata binary to measure.
     #[arg(long, default_value = "target/release/strata")]
     strata: PathBuf,
+    /// Run only these scenarios (a local hit, b proxied miss, c Zipf with admission, d idle
+    /// connections); comma-separated. The limit probe always runs.
+    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d"])]
+    only: Vec<String>,
     /// Scratch directory for the served files and caches (removed afterwards).
     #[arg(long)]
     work: Option<PathBuf>,
@@ -86,7 +91,8 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let exe = std::env::current_exe().context("finding the bench executable")?;
-    let settings = scenarios::Settings::new(args.quick, peers);
+    let mut settings = scenarios::Settings::new(args.quick, peers);
+    settings.only.clone_from(&args.only);
     let cx = scenarios::RunContext::new(&strata, &exe, &work, &out.join("logs"));
     eprintln!(
         "bench: {} run(s) per figure, {} s each; servers on CPU {}, load on CPU {}; report in {}",

@@ -127,37 +127,13 @@ impl Report {
         for w in &r.workloads {
             workload_table(&mut s, w, r.limit.gbit_per_sec.median);
         }
-        let _ = writeln!(s, "## (d) idle keep-alive connections\n");
-        let _ = writeln!(s, "| server | KiB of RSS per connection (slope) | RSS at each level (connections: MiB), first run |");
-        let _ = writeln!(s, "|---|---|---|");
-        for i in &r.idle {
-            let levels = i
-                .runs
-                .first()
-                .map(|run| {
-                    run.levels
-                        .iter()
-                        .map(|l| format!("{}: {:.1}", l.connections, l.rss_kib as f64 / 1024.0))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            let slope = match &i.failure {
-                Some(f) => format!("failed: {f}"),
-                None => cell(&i.kib_per_connection, 3),
-            };
-            let _ = writeln!(s, "| {} | {} | {} |", i.name, slope, levels);
-        }
-        if let (Some(strata), Some(peer)) = (
-            r.idle.iter().find(|i| i.strata && i.failure.is_none()),
-            r.idle.iter().find(|i| !i.strata && i.failure.is_none()),
-        ) {
-            let _ = writeln!(
-                s,
-                "\nstrata vs {}: ×{:.2} the memory per idle connection.",
-                peer.name,
-                ratio(strata.kib_per_connection.median, peer.kib_per_connection.median)
-            );
+        idle_table(&mut s, r);
+        let verdicts = crate::goals::judge(r);
+        if !verdicts.is_empty() {
+            let _ = writeln!(s, "\n## Goals\n");
+            for v in verdicts {
+                let _ = writeln!(s, "- {} {}", if v.met { "met:" } else { "**SHORT:**" }, v.text);
+            }
         }
         s
     }
@@ -181,6 +157,44 @@ impl Report {
             );
         }
         s
+    }
+}
+
+fn idle_table(s: &mut String, r: &Results) {
+    let _ = writeln!(s, "## (d) idle keep-alive connections\n");
+    let _ = writeln!(
+        s,
+        "| server | KiB of RSS per connection (slope) | RSS at each level (connections: MiB), first run |"
+    );
+    let _ = writeln!(s, "|---|---|---|");
+    for i in &r.idle {
+        let levels = i
+            .runs
+            .first()
+            .map(|run| {
+                run.levels
+                    .iter()
+                    .map(|l| format!("{}: {:.1}", l.connections, l.rss_kib as f64 / 1024.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let slope = match &i.failure {
+            Some(f) => format!("failed: {f}"),
+            None => cell(&i.kib_per_connection, 3),
+        };
+        let _ = writeln!(s, "| {} | {} | {} |", i.name, slope, levels);
+    }
+    if let (Some(strata), Some(peer)) = (
+        r.idle.iter().find(|i| i.strata && i.failure.is_none()),
+        r.idle.iter().find(|i| !i.strata && i.failure.is_none()),
+    ) {
+        let _ = writeln!(
+            s,
+            "\nstrata vs {}: ×{:.2} the memory per idle connection.",
+            peer.name,
+            ratio(strata.kib_per_connection.median, peer.kib_per_connection.median)
+        );
     }
 }
 
@@ -209,12 +223,12 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
     let _ = writeln!(
         s,
         "| server | Gbit/s | of limit | req/s | p99 ms | server CPU-s/GB | machine CPU-s/GB | peak RSS MiB | errors |{}",
-        if hit { " byte hit ratio |" } else { "" }
+        if hit { " byte hit ratio | cache MiB at end |" } else { "" }
     );
     let _ = writeln!(
         s,
         "|---|---|---|---|---|---|---|---|---|{}",
-        if hit { "---|" } else { "" }
+        if hit { "---|---|" } else { "" }
     );
     for x in &w.servers {
         if let Some(f) = &x.failure {
@@ -223,7 +237,7 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
                 "| {} | did not run: {} |||||||{}",
                 x.name,
                 f.replace('|', "/").replace('\n', " "),
-                if hit { "|" } else { "" }
+                if hit { "||" } else { "" }
             );
             continue;
         }
@@ -248,11 +262,20 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
         if hit {
             let _ = write!(
                 s,
-                " {} |",
-                m.byte_hit_ratio.as_ref().map_or("-".into(), |h| cell(h, 2))
+                " {} | {} |",
+                m.byte_hit_ratio.as_ref().map_or("-".into(), |h| cell(h, 2)),
+                m.cache_mib_at_end.as_ref().map_or("-".into(), |h| cell(h, 1))
             );
         }
         let _ = writeln!(s);
+    }
+    if hit {
+        let _ = writeln!(
+            s,
+            "\nByte hit ratio: share of the bytes served that the origin did not send (fills included). \
+             nginx's cache manager trims to max_size lazily, so it may hold more than the capacity \
+             during a run: compare \"cache MiB at end\"."
+        );
     }
     let lines = comparisons(w, limit);
     if !lines.is_empty() {

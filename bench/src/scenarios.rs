@@ -33,6 +33,8 @@ pub struct Settings {
     pub warmup: Duration,
     pub idle_levels: Vec<usize>,
     pub idle_settle: Duration,
+    /// Scenarios to run (a, b, c, d); all when empty. The limit always runs.
+    pub only: Vec<String>,
 }
 
 impl Settings {
@@ -50,7 +52,13 @@ impl Settings {
             },
             // strata parks a keep-alive connection after 2 s quiet; every server gets the same wait.
             idle_settle: Duration::from_secs(3),
+            only: Vec::new(),
         }
+    }
+
+    /// Whether scenario `name` is to run.
+    pub fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
     }
 }
 
@@ -126,7 +134,11 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
         warm: true,
         origin: false,
         hit_ratio: false,
-        contenders: peers(vec![Contender::StrataHit, Contender::NginxStatic]),
+        contenders: peers(vec![
+            Contender::StrataHit,
+            Contender::StrataHitSendfile,
+            Contender::NginxStatic,
+        ]),
     }];
     if !s.quick {
         let quarter = Arc::new(corpus.whole_files("seg256k", 64, 256 << 10)?);
@@ -140,7 +152,11 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             warm: true,
             origin: false,
             hit_ratio: false,
-            contenders: peers(vec![Contender::StrataHit, Contender::NginxStatic]),
+            contenders: peers(vec![
+                Contender::StrataHit,
+                Contender::StrataHitSendfile,
+                Contender::NginxStatic,
+            ]),
         });
         w.push(Workload {
             scenario: "a",
@@ -151,7 +167,11 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             warm: true,
             origin: false,
             hit_ratio: false,
-            contenders: peers(vec![Contender::StrataHit, Contender::NginxStatic]),
+            contenders: peers(vec![
+                Contender::StrataHit,
+                Contender::StrataHitSendfile,
+                Contender::NginxStatic,
+            ]),
         });
     }
     let proxies = || {
@@ -252,6 +272,7 @@ fn measure_once(
     let peak_kib = peak.finish();
     let origin1 = origin_bytes(origin)?;
     drop(server);
+    let cache_mib = w.hit_ratio.then(|| dir_bytes(&scratch) as f64 / (1 << 20) as f64);
     let _ = std::fs::remove_dir_all(&scratch);
     let t = &out.tally;
     let gb = t.bytes as f64 / 1e9;
@@ -274,8 +295,24 @@ fn measure_once(
             (true, Some(a), Some(b)) if t.bytes > 0 => Some((1.0 - (b - a) / t.bytes as f64).max(0.0)),
             _ => None,
         },
+        cache_mib_at_end: cache_mib,
         first_error: t.first_error.clone(),
     })
+}
+
+/// Bytes of the files under `dir` (a cache directory after a run).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn progress(total: u64) -> ProgressBar {
@@ -290,7 +327,8 @@ fn progress(total: u64) -> ProgressBar {
 pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
     pin_to_cpu(LOAD_CPU).context("pinning the load generator")?;
     let corpus = Corpus::new(&cx.files)?;
-    let workloads = plan_workloads(&corpus, s)?;
+    let mut workloads = plan_workloads(&corpus, s)?;
+    workloads.retain(|w| s.wants(w.scenario));
     let tiny = corpus.whole_files("tiny", 1, 1024)?;
     let tiny_path = String::from_utf8_lossy(&tiny[0].request)
         .split(' ')
@@ -299,7 +337,7 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         .to_string();
     let idle_contenders: Vec<Contender> = [Contender::StrataHit, Contender::NginxStatic]
         .into_iter()
-        .filter(|c| s.peers || c.is_strata())
+        .filter(|c| s.wants("d") && (s.peers || c.is_strata()))
         .collect();
     let steps = s.reps as u64
         * (1 + workloads.iter().map(|w| w.contenders.len() as u64).sum::<u64>()
