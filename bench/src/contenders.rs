@@ -45,7 +45,10 @@ impl Contender {
     pub fn is_strata(&self) -> bool {
         matches!(
             self,
-            Contender::StrataHit | Contender::StrataProxy(_) | Contender::StrataCaching(_)
+            Contender::StrataHit
+                | Contender::StrataHitSendfile
+                | Contender::StrataProxy(_)
+                | Contender::StrataCaching(_)
         )
     }
 
