@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo_data;
 pub mod file_store;
 pub mod http;

@@ -114,7 +114,11 @@ impl Inner {
             let mut kv = tx.open_table(KV).map_err(|e| self.err(e))?;
             let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
             let mut leases = tx.open_table(LEASES).map_err(|e| self.err(e))?;
-            let revision = meta.get("revision").map_err(|e| self.err(e))?.map_or(0, |v| v.value()) + 1;
+            let revision = meta
+                .get("revision")
+                .map_err(|e| self.err(e))?
+                .map_or(0, |v| v.value())
+                + 1;
             let mut doomed = Vec::new();
             for row in kv.iter().map_err(|e| self.err(e))? {
                 let (k, v) = row.map_err(|e| self.err(e))?;
@@ -223,7 +227,11 @@ impl RegistryStore for EmbeddedStore {
                     return Ok(None); // the transaction is dropped: nothing written
                 }
             }
-            revision = meta.get("revision").map_err(|e| i.err(e))?.map_or(0, |v| v.value()) + 1;
+            revision = meta
+                .get("revision")
+                .map_err(|e| i.err(e))?
+                .map_or(0, |v| v.value())
+                + 1;
             for op in ops {
                 match op {
                     Op::Put { key, value, lease } => {
@@ -265,10 +273,15 @@ impl RegistryStore for EmbeddedStore {
         {
             let mut meta = tx.open_table(META).map_err(|e| i.err(e))?;
             let mut leases = tx.open_table(LEASES).map_err(|e| i.err(e))?;
-            id = meta.get("next_lease").map_err(|e| i.err(e))?.map_or(1, |v| v.value());
+            id = meta
+                .get("next_lease")
+                .map_err(|e| i.err(e))?
+                .map_or(1, |v| v.value());
             meta.insert("next_lease", id + 1).map_err(|e| i.err(e))?;
             let ttl_ms = ttl.as_millis() as u64;
-            leases.insert(id, (ttl_ms, now_ms() + ttl_ms)).map_err(|e| i.err(e))?;
+            leases
+                .insert(id, (ttl_ms, now_ms() + ttl_ms))
+                .map_err(|e| i.err(e))?;
         }
         tx.commit().map_err(|e| i.err(e))?;
         Ok(LeaseId(id))
@@ -285,7 +298,9 @@ impl RegistryStore for EmbeddedStore {
             if deadline <= now_ms() {
                 return Err(RegistryError::NoLease(lease)); // expired; the sweeper removes its keys
             }
-            leases.insert(lease.0, (ttl, now_ms() + ttl)).map_err(|e| i.err(e))?;
+            leases
+                .insert(lease.0, (ttl, now_ms() + ttl))
+                .map_err(|e| i.err(e))?;
         }
         tx.commit().map_err(|e| i.err(e))
     }
@@ -304,7 +319,10 @@ impl RegistryStore for EmbeddedStore {
         let i = &self.inner;
         let tx = i.db.begin_read().map_err(|e| i.err(e))?;
         let meta = tx.open_table(META).map_err(|e| i.err(e))?;
-        Ok(meta.get("revision").map_err(|e| i.err(e))?.map_or(0, |v| v.value()))
+        Ok(meta
+            .get("revision")
+            .map_err(|e| i.err(e))?
+            .map_or(0, |v| v.value()))
     }
 }
 
@@ -312,7 +330,16 @@ impl RegistryStore for EmbeddedStore {
 mod tests {
     use super::*;
 
-    fn store() -> (EmbeddedStore, PathBuf) {
+    /// A registry directory removed when the test ends.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store() -> (EmbeddedStore, Scratch) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "strata-registry-{}-{}",
@@ -320,7 +347,7 @@ mod tests {
             N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        (EmbeddedStore::open(&dir).unwrap(), dir)
+        (EmbeddedStore::open(&dir).unwrap(), Scratch(dir))
     }
 
     fn put(key: &str, value: &str) -> Op {
@@ -334,18 +361,34 @@ mod tests {
     #[test]
     fn a_commit_is_all_or_nothing_and_guards_decide_it() {
         let (s, _dir) = store();
-        let r1 = s.commit(&[Guard::Absent("t/acme".into())], &[put("t/acme", "1"), put("t/x", "2")]).unwrap();
+        let r1 = s
+            .commit(
+                &[Guard::Absent("t/acme".into())],
+                &[put("t/acme", "1"), put("t/x", "2")],
+            )
+            .unwrap();
         assert_eq!(r1, Some(1));
         // Creating again fails as a whole: neither key changes.
         let again = s
-            .commit(&[Guard::Absent("t/acme".into())], &[put("t/acme", "9"), put("t/y", "9")])
+            .commit(
+                &[Guard::Absent("t/acme".into())],
+                &[put("t/acme", "9"), put("t/y", "9")],
+            )
             .unwrap();
         assert_eq!(again, None);
         assert_eq!(s.get("t/acme").unwrap().unwrap().value, b"1");
         assert!(s.get("t/y").unwrap().is_none());
         // Compare-and-swap on the revision.
-        assert_eq!(s.commit(&[Guard::At("t/acme".into(), 1)], &[put("t/acme", "3")]).unwrap(), Some(2));
-        assert_eq!(s.commit(&[Guard::At("t/acme".into(), 1)], &[put("t/acme", "4")]).unwrap(), None);
+        assert_eq!(
+            s.commit(&[Guard::At("t/acme".into(), 1)], &[put("t/acme", "3")])
+                .unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            s.commit(&[Guard::At("t/acme".into(), 1)], &[put("t/acme", "4")])
+                .unwrap(),
+            None
+        );
         let keys: Vec<String> = s.list("t/").unwrap().into_iter().map(|e| e.key).collect();
         assert_eq!(keys, ["t/acme", "t/x"]);
         assert_eq!(s.revision().unwrap(), 2);
@@ -356,7 +399,7 @@ mod tests {
         let (s, dir) = store();
         s.commit(&[], &[put("k", "v")]).unwrap();
         drop(s);
-        let s = EmbeddedStore::open(&dir).unwrap();
+        let s = EmbeddedStore::open(&dir.0).unwrap();
         assert_eq!(s.get("k").unwrap().unwrap().value, b"v");
         assert_eq!(s.revision().unwrap(), 1);
     }

@@ -52,7 +52,10 @@ pub enum Guard {
 pub enum Change {
     Put(Entry),
     /// Deleted explicitly or by an expired lease.
-    Delete { key: String, revision: Revision },
+    Delete {
+        key: String,
+        revision: Revision,
+    },
 }
 
 impl Change {
