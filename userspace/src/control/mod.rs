@@ -1,7 +1,10 @@
 //! The control plane (`strata control`): the registry of tiers, clusters, servers, tenants and
 //! content, and what runs on it. Built so far: the registry seam ([`registry::RegistryStore`],
 //! etcd-shaped: revisions, guarded commits, leases, watches) and its embedded ACID backend
-//! ([`embedded_store::EmbeddedStore`], a redb file in the data directory).
+//! ([`embedded_store::EmbeddedStore`], a redb file in the data directory); tenants with a fixed
+//! home cluster and their rules, and storage/archive clusters ([`tenants::TenantBook`]).
 
 pub mod embedded_store;
+pub mod names;
 pub mod registry;
+pub mod tenants;
