@@ -2,9 +2,11 @@
 //! content, and what runs on it. Built so far: the registry seam ([`registry::RegistryStore`],
 //! etcd-shaped: revisions, guarded commits, leases, watches) and its embedded ACID backend
 //! ([`embedded_store::EmbeddedStore`], a redb file in the data directory); tenants with a fixed
-//! home cluster and their rules, and storage/archive clusters ([`tenants::TenantBook`]).
+//! home cluster and their rules, and storage/archive clusters ([`tenants::TenantBook`]); hashed
+//! bearer tokens with operator, tenant and service roles ([`tokens::TokenBook`]).
 
 pub mod embedded_store;
 pub mod names;
 pub mod registry;
 pub mod tenants;
+pub mod tokens;
