@@ -4,7 +4,7 @@
 //! `check_every`-th one is read and its CRC-32 compared. Latency (request write to last body
 //! byte) goes into per-connection HdrHistograms merged at the end.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -70,38 +70,21 @@ impl LoadOutcome {
     }
 }
 
-/// Reads one response head (into `buf`, which may then hold body bytes too); returns the body
-/// length and how many of its bytes `buf` already holds past the head.
+/// Reads one response head (into `buf`, which may then hold body bytes too) and checks it
+/// against `target`; returns the body length and how many of its bytes `buf` already holds.
 fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>, target: &Target) -> anyhow::Result<(u64, usize)> {
-    let mut chunk = [0u8; 16 << 10];
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(n) = resp.parse(buf).context("bad response head")? {
-            if resp.code != Some(200) && resp.code != Some(206) {
-                bail!("status {:?}", resp.code);
-            }
-            let len: u64 = resp
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-                .context("no Content-Length")?;
-            if len != target.expect_len {
-                bail!("Content-Length {len}, expected {}", target.expect_len);
-            }
-            buf.drain(..n);
-            if buf.len() as u64 > len {
-                bail!("{} bytes past the body", buf.len() as u64 - len);
-            }
-            return Ok((len, buf.len()));
-        }
-        let got = s.read(&mut chunk).context("reading a response head")?;
-        if got == 0 {
-            bail!("connection closed before a response");
-        }
-        buf.extend_from_slice(&chunk[..got]);
+    let head = crate::http_get::read_head(s, buf)?;
+    if head.status != 200 && head.status != 206 {
+        bail!("status {}", head.status);
     }
+    let len = head.content_length;
+    if len != target.expect_len {
+        bail!("Content-Length {len}, expected {}", target.expect_len);
+    }
+    if buf.len() as u64 > len {
+        bail!("{} bytes past the body", buf.len() as u64 - len);
+    }
+    Ok((len, buf.len()))
 }
 
 /// Sends one request and consumes its response; returns the body length.

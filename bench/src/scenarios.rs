@@ -315,6 +315,34 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Runs `measure` for each contender in turn, `reps` rounds (so drift hits them all alike);
+/// per contender its runs and, once one failed, why (it is not run again).
+fn alternate<T>(
+    reps: usize,
+    contenders: &[Contender],
+    bar: &ProgressBar,
+    what: &str,
+    mut measure: impl FnMut(&Contender) -> anyhow::Result<T>,
+) -> Vec<(Vec<T>, Option<String>)> {
+    let mut per: Vec<(Vec<T>, Option<String>)> = contenders.iter().map(|_| (Vec::new(), None)).collect();
+    for _ in 0..reps {
+        for (c, slot) in contenders.iter().zip(per.iter_mut()) {
+            bar.set_message(format!("{what}: {}", c.name()));
+            if slot.1.is_none() {
+                match measure(c) {
+                    Ok(f) => slot.0.push(f),
+                    Err(e) => {
+                        bar.println(format!("{} on {what}: {e:#}", c.name()));
+                        slot.1 = Some(format!("{e:#}"));
+                    }
+                }
+            }
+            bar.inc(1);
+        }
+    }
+    per
+}
+
 fn progress(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}") {
@@ -359,22 +387,13 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         } else {
             None
         };
-        let mut per: Vec<(Vec<RunFigures>, Option<String>)> = vec![(Vec::new(), None); w.contenders.len()];
-        for _ in 0..s.reps {
-            for (c, slot) in w.contenders.iter().zip(per.iter_mut()) {
-                bar.set_message(format!("{} × {} conns: {}", w.title, w.connections, c.name()));
-                if slot.1.is_none() {
-                    match measure_once(cx, w, c, origin.as_ref(), s) {
-                        Ok(f) => slot.0.push(f),
-                        Err(e) => {
-                            bar.println(format!("{} on {}: {e:#}", c.name(), w.title));
-                            slot.1 = Some(format!("{e:#}"));
-                        }
-                    }
-                }
-                bar.inc(1);
-            }
-        }
+        let per = alternate(
+            s.reps,
+            &w.contenders,
+            &bar,
+            &format!("{} × {} conns", w.title, w.connections),
+            |c| measure_once(cx, w, c, origin.as_ref(), s),
+        );
         results.push(WorkloadResult {
             scenario: w.scenario.into(),
             title: w.title.clone(),
@@ -395,27 +414,10 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
     }
 
     let mut idle = Vec::new();
-    let mut idle_runs: Vec<(Vec<IdleRun>, Option<String>)> = vec![(Vec::new(), None); idle_contenders.len()];
-    for _ in 0..s.reps {
-        for (c, slot) in idle_contenders.iter().zip(idle_runs.iter_mut()) {
-            bar.set_message(format!("(d) idle connections: {}", c.name()));
-            if slot.1.is_none() {
-                let run = c
-                    .start(&cx.env, &cx.files, None, &cx.scratch())
-                    .and_then(|server| {
-                        idle_hold::measure(&cx.exe, &server, &tiny_path, &s.idle_levels, s.idle_settle)
-                    });
-                match run {
-                    Ok(r) => slot.0.push(r),
-                    Err(e) => {
-                        bar.println(format!("{} idle: {e:#}", c.name()));
-                        slot.1 = Some(format!("{e:#}"));
-                    }
-                }
-            }
-            bar.inc(1);
-        }
-    }
+    let idle_runs = alternate(s.reps, &idle_contenders, &bar, "(d) idle connections", |c| {
+        let server = c.start(&cx.env, &cx.files, None, &cx.scratch())?;
+        idle_hold::measure(&cx.exe, &server, &tiny_path, &s.idle_levels, s.idle_settle)
+    });
     for (c, (runs, failure)) in idle_contenders.iter().zip(idle_runs) {
         idle.push(IdleResult {
             name: c.name(),

@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: builds strata and the harness (release), installs the peers (nginx,
-//! HAProxy) from Debian's packages when missing, and runs `bench run`, which writes the report.
+//! HAProxy) from Debian's packages when missing, and runs `bench run` with the given options,
+//! which writes the report.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use clap::Args;
@@ -14,34 +14,19 @@ const PEER_PACKAGES: &[&str] = &["nginx", "haproxy"];
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Smoke check: one run each, fewer workloads, short runs (under two minutes).
-    #[arg(long)]
-    quick: bool,
-    /// Measure strata only (nginx and HAProxy neither installed nor run).
-    #[arg(long)]
-    no_peers: bool,
-    /// Where the report goes.
-    #[arg(long, default_value = "bench/results")]
-    out: PathBuf,
+    /// Options for `bench run`: --quick, --no-peers, --out DIR, --only a,b,c,d
+    /// (see `target/release/bench run --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let strata = crate::build::release_binary()?;
     exec(Command::new("cargo").args(["build", "--release", "--package", "bench"]))?;
-    if !args.no_peers {
+    if !args.args.iter().any(|a| a == "--no-peers") {
         install_debian_packages(PEER_PACKAGES, false)?;
     }
     let mut cmd = Command::new(root().join("target/release/bench"));
-    cmd.arg("run")
-        .arg("--strata")
-        .arg(&strata)
-        .arg("--out")
-        .arg(&args.out);
-    if args.quick {
-        cmd.arg("--quick");
-    }
-    if args.no_peers {
-        cmd.arg("--no-peers");
-    }
+    cmd.arg("run").arg("--strata").arg(&strata).args(&args.args);
     exec(&mut cmd)
 }

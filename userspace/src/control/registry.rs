@@ -100,4 +100,14 @@ pub trait RegistryStore: Send + Sync {
 
     /// The latest revision.
     fn revision(&self) -> Result<Revision, RegistryError>;
+
+    /// Writes `key` only if it does not exist yet; false (nothing written) if it does.
+    fn create(&self, key: &str, value: Vec<u8>) -> Result<bool, RegistryError> {
+        let put = Op::Put {
+            key: key.into(),
+            value,
+            lease: None,
+        };
+        Ok(self.commit(&[Guard::Absent(key.into())], &[put])?.is_some())
+    }
 }

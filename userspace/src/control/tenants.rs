@@ -115,15 +115,10 @@ pub struct TenantBook<'a> {
 impl TenantBook<'_> {
     pub fn add_cluster(&self, cluster: &Cluster) -> Result<(), TenantError> {
         names::check("cluster", &cluster.name)?;
-        let key = cluster_key(&cluster.name);
-        let op = Op::Put {
-            key: key.clone(),
-            value: encode(cluster),
-            lease: None,
-        };
-        match self.store.commit(&[Guard::Absent(key)], &[op])? {
-            Some(_) => Ok(()),
-            None => Err(TenantError::ClusterExists(cluster.name.clone())),
+        if self.store.create(&cluster_key(&cluster.name), encode(cluster))? {
+            Ok(())
+        } else {
+            Err(TenantError::ClusterExists(cluster.name.clone()))
         }
     }
 
@@ -167,15 +162,10 @@ impl TenantBook<'_> {
     pub fn create(&self, t: &Tenant) -> Result<(), TenantError> {
         names::check("tenant", &t.name)?;
         self.check_rules(t)?;
-        let key = tenant_key(&t.name);
-        let op = Op::Put {
-            key: key.clone(),
-            value: encode(t),
-            lease: None,
-        };
-        match self.store.commit(&[Guard::Absent(key)], &[op])? {
-            Some(_) => Ok(()),
-            None => Err(TenantError::Exists(t.name.clone())),
+        if self.store.create(&tenant_key(&t.name), encode(t))? {
+            Ok(())
+        } else {
+            Err(TenantError::Exists(t.name.clone()))
         }
     }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::registry::{Guard, Op, RegistryError, RegistryStore};
+use super::registry::{RegistryError, RegistryStore};
 
 /// What a token may do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,16 +56,9 @@ impl TokenBook<'_> {
             "strata_{}",
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        let key = format!("tokens/{}", hash_hex(&token));
-        let value = serde_json::to_vec(role).unwrap_or_default();
-        self.store.commit(
-            &[Guard::Absent(key.clone())],
-            &[Op::Put {
-                key,
-                value,
-                lease: None,
-            }],
-        )?;
+        // 256 random bits: a collision with an existing token is not a case to handle.
+        let role = serde_json::to_vec(role).unwrap_or_default();
+        self.store.create(&format!("tokens/{}", hash_hex(&token)), role)?;
         Ok(token)
     }
 
