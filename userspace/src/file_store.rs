@@ -50,6 +50,7 @@ struct SharedFile {
     dev: u64,
     ino: u64,
     mtime: SystemTime,
+    tag: Option<ContentTag>,
 }
 
 /// Dead entries are swept from the shared-file table when it grows past this.
@@ -64,11 +65,69 @@ pub struct OpenAsset {
     pub dev: u64,
     pub ino: u64,
     pub mtime: SystemTime,
+    /// The content's own tag (first 128 bits of its SHA-256, from the `user.strata.sha256`
+    /// extended attribute placement writes): the same ETag on every server that holds it.
+    pub tag: Option<ContentTag>,
+}
+
+/// 128 bits of a file's SHA-256.
+pub type ContentTag = [u8; 16];
+
+/// The extended attribute holding a placed file's SHA-256 (64 hex digits; 32 on edge fills).
+pub const SHA256_XATTR: &str = "user.strata.sha256";
+
+/// Reads a file's content tag from [`SHA256_XATTR`], if it has a valid one.
+pub fn read_content_tag(fd: std::os::fd::BorrowedFd<'_>) -> Option<ContentTag> {
+    let mut buf = [0u8; 64];
+    let name = c"user.strata.sha256";
+    // SAFETY: fgetxattr writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    // 64 hex digits (placement) or the 32 an edge fill copies from the ETag.
+    if n != 64 && n != 32 {
+        return None;
+    }
+    let mut tag = [0u8; 16];
+    for (i, t) in tag.iter_mut().enumerate() {
+        let hex = std::str::from_utf8(&buf[i * 2..i * 2 + 2]).ok()?;
+        *t = u8::from_str_radix(hex, 16).ok()?;
+    }
+    Some(tag)
+}
+
+/// Writes [`SHA256_XATTR`] on the file at `path`.
+pub fn set_sha256_xattr(path: &Path, hex: &str) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path holds a NUL byte"))?;
+    // SAFETY: valid C strings and a buffer of hex.len() bytes.
+    let rc = unsafe {
+        libc::setxattr(
+            c_path.as_ptr(),
+            c"user.strata.sha256".as_ptr(),
+            hex.as_ptr().cast(),
+            hex.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The ETag of a content with this SHA-256 (hex), as storage servers serve it.
+pub fn etag_of_sha256(sha256_hex: &str) -> String {
+    format!("\"{}\"", &sha256_hex[..sha256_hex.len().min(32)])
 }
 
 impl OpenAsset {
-    /// Strong ETag, quoted: inode, length and modification time in nanoseconds.
+    /// Strong ETag, quoted: the content tag when the file has one, else inode, length and
+    /// modification time in nanoseconds.
     pub fn etag(&self) -> String {
+        if let Some(tag) = &self.tag {
+            let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+            return format!("\"{hex}\"");
+        }
         let mtime_ns = self
             .mtime
             .duration_since(UNIX_EPOCH)
@@ -124,6 +183,7 @@ impl FileStore {
                 dev: asset.dev,
                 ino: asset.ino,
                 mtime: asset.mtime,
+                tag: asset.tag,
             };
             shared.insert(rel, entry);
         }
@@ -141,6 +201,7 @@ impl FileStore {
                 dev: f.dev,
                 ino: f.ino,
                 mtime: f.mtime,
+                tag: f.tag,
             }
         };
         self.still_current(path, &asset).then_some(asset)
@@ -172,6 +233,7 @@ impl FileStore {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(StoreError::NotFound(format!("/{rel}")));
         }
+        let tag = read_content_tag(fd.as_fd());
         let file = File::from(fd);
         advise(&file, libc::POSIX_FADV_SEQUENTIAL, 0, 0);
         let mtime = UNIX_EPOCH
@@ -185,6 +247,7 @@ impl FileStore {
             dev: st.st_dev,
             ino: st.st_ino,
             mtime,
+            tag,
         })
     }
 

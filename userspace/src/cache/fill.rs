@@ -131,6 +131,9 @@ async fn fill_from(
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     let written = write_body(&mut up, &tmp, len, timeout, head.header("last-modified")).await;
+    if written.is_ok() {
+        keep_content_tag(&tmp, head.header("etag"));
+    }
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -186,6 +189,20 @@ async fn write_body(
         std_file.set_modified(t).map_err(write_err)?;
     }
     Ok(())
+}
+
+/// Copies a storage server's content ETag (32 hex digits, from a placed file's SHA-256) onto
+/// the filled file, so the edge serves the same ETag and a conditional request matches.
+fn keep_content_tag(tmp: &Path, etag: Option<&str>) {
+    let Some(hex) = etag.and_then(|e| e.strip_prefix('"')?.strip_suffix('"')) else {
+        return;
+    };
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return;
+    }
+    if let Err(e) = crate::file_store::set_sha256_xattr(tmp, hex) {
+        tracing::debug!(file = %tmp.display(), error = %e, "could not keep the content tag");
+    }
 }
 
 /// Renames the finished fill into place and makes the rename durable.

@@ -5,8 +5,22 @@
 //! home cluster and their rules, and storage/archive clusters ([`tenants::TenantBook`]); hashed
 //! bearer tokens with operator, tenant and service roles ([`tokens::TokenBook`]).
 
+pub mod api;
+pub mod api_error;
+pub mod contents;
+pub mod control_metrics;
 pub mod embedded_store;
+pub mod http_client;
+pub mod ingestor;
 pub mod names;
+pub mod placement;
+pub mod plane;
 pub mod registry;
+pub mod repair;
+pub mod servers;
+pub mod staging;
+pub mod status_report;
+pub mod syncd;
 pub mod tenants;
 pub mod tokens;
+pub mod work_queue;

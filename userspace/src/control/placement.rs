@@ -1,0 +1,203 @@
+//! One placement step: copy a content's files to one target — a storage server (over its admin
+//! listener: `GET /v1/objects/...` says what it holds, `PUT` sends the bytes with their SHA-256)
+//! or the archive directory (a local copy: temporary file, fsync, rename). A target that already
+//! holds the same bytes is skipped, which makes every step idempotent.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::contents::{ContentRecord, ASSET_LIST};
+use super::http_client::ServiceClient;
+use super::registry::RegistryStore;
+use super::servers::ServerBook;
+use super::work_queue::{Place, WorkItem, WorkKind};
+use crate::file_store::set_sha256_xattr;
+
+/// What a storage server says it holds for one object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Where placement reads from and writes to.
+pub struct Placer {
+    pub store: Arc<dyn RegistryStore>,
+    pub staging_root: PathBuf,
+    pub archive_root: PathBuf,
+    /// The key storage servers accept placement requests with.
+    pub placement_key: String,
+    /// Bytes copied so far (progress and metrics).
+    pub bytes_copied: Arc<AtomicU64>,
+}
+
+/// SHA-256 of a file, as hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Counts bytes as they are read (for progress).
+struct Counting<'a, R> {
+    inner: R,
+    counter: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl Placer {
+    /// The source of `name` for `item` and its expected SHA-256.
+    fn source(
+        &self,
+        item: &WorkItem,
+        record: &ContentRecord,
+        name: &str,
+    ) -> Result<(PathBuf, String), String> {
+        let path = match &item.kind {
+            WorkKind::Place { staging } => self.staging_root.join(staging).join(name),
+            WorkKind::Restore { .. } => self
+                .archive_root
+                .join(&item.tenant)
+                .join(&item.content)
+                .join(name),
+        };
+        let sha = match record.assets.iter().find(|a| a.decl.name == name) {
+            Some(a) => a.sha256.clone(),
+            None => sha256_file(&path).map_err(|e| format!("reading {}: {e}", path.display()))?,
+        };
+        Ok((path, sha))
+    }
+
+    /// The files an item moves.
+    fn files(item: &WorkItem, record: &ContentRecord) -> Vec<String> {
+        match &item.kind {
+            WorkKind::Place { .. } => record
+                .assets
+                .iter()
+                .map(|a| a.decl.name.clone())
+                .chain(std::iter::once(ASSET_LIST.to_string()))
+                .collect(),
+            WorkKind::Restore { assets } => assets.clone(),
+        }
+    }
+
+    /// Copies every file of `item` to `place`.
+    pub fn place(&self, item: &WorkItem, record: &ContentRecord, place: &Place) -> Result<(), String> {
+        for name in Self::files(item, record) {
+            let (src, sha) = self.source(item, record, &name)?;
+            match place {
+                Place::Archive => self.to_archive(item, &name, &src, &sha)?,
+                Place::Server { name: server, .. } => self.to_server(item, server, &name, &src, &sha)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn to_archive(&self, item: &WorkItem, name: &str, src: &Path, sha: &str) -> Result<(), String> {
+        let dir = self.archive_root.join(&item.tenant).join(&item.content);
+        let dest = dir.join(name);
+        if dest.exists() && sha256_file(&dest).ok().as_deref() == Some(sha) {
+            return Ok(());
+        }
+        let fail = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+        let tmp_dir = self.archive_root.join(".strata-put");
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| fail("creating", &tmp_dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| fail("creating", &dir, e))?;
+        let tmp = tmp_dir.join(format!("{}-{name}", item.id));
+        {
+            let mut from = std::fs::File::open(src).map_err(|e| fail("opening", src, e))?;
+            let mut to = std::fs::File::create(&tmp).map_err(|e| fail("creating", &tmp, e))?;
+            let mut counted = Counting {
+                inner: &mut from,
+                counter: &self.bytes_copied,
+            };
+            std::io::copy(&mut counted, &mut to).map_err(|e| fail("copying into", &tmp, e))?;
+            to.flush().map_err(|e| fail("writing", &tmp, e))?;
+            to.sync_all().map_err(|e| fail("syncing", &tmp, e))?;
+        }
+        if sha256_file(&tmp).map_err(|e| fail("reading", &tmp, e))? != sha {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(format!(
+                "the copy of {} in the archive does not match its SHA-256",
+                src.display()
+            ));
+        }
+        let _ = set_sha256_xattr(&tmp, sha);
+        std::fs::rename(&tmp, &dest).map_err(|e| fail("renaming into", &dest, e))?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail("syncing", &dir, e))?;
+        Ok(())
+    }
+
+    fn to_server(
+        &self,
+        item: &WorkItem,
+        server: &str,
+        name: &str,
+        src: &Path,
+        sha: &str,
+    ) -> Result<(), String> {
+        let servers = ServerBook::all(self.store.as_ref()).map_err(|e| e.to_string())?;
+        let Some(state) = servers.iter().find(|s| s.record.name == server) else {
+            return Err(format!("storage server {server} is not registered"));
+        };
+        if !state.up {
+            return Err(format!(
+                "storage server {server} is down (no heartbeat); waiting for it"
+            ));
+        }
+        let client = ServiceClient::new(
+            &format!("http://{}", state.record.admin_addr),
+            &self.placement_key,
+            Duration::from_secs(3600),
+        );
+        let object = format!("/v1/objects/{}/{}/{name}", item.tenant, item.content);
+        match client.get::<ObjectInfo>(&object) {
+            Ok(info) if info.sha256 == sha => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let mut file = std::fs::File::open(src).map_err(|e| format!("opening {}: {e}", src.display()))?;
+        let len = file
+            .metadata()
+            .map_err(|e| format!("reading {}: {e}", src.display()))?
+            .len();
+        let mut counted = Counting {
+            inner: &mut file,
+            counter: &self.bytes_copied,
+        };
+        let stored: ObjectInfo = client
+            .put_stream(&object, &mut counted, len, &[("x-strata-sha256", sha)])
+            .map_err(|e| e.to_string())?;
+        if stored.sha256 != sha {
+            return Err(format!(
+                "{server} stored {name} with SHA-256 {} instead of {sha}",
+                stored.sha256
+            ));
+        }
+        Ok(())
+    }
+}
