@@ -29,8 +29,48 @@ pub enum Command {
     Storage(StorageArgs),
     /// A streaming edge: serves its cache directory zero-copy (io_uring splice).
     Edge(Box<EdgeArgs>),
-    /// A whole point of presence on loopback (one storage server, one edge) with demo content.
+    /// A whole point of presence on loopback: control plane, two storage clusters and an edge,
+    /// with demo content ingested through the real ingest path.
     Pop(PopArgs),
+    /// The control plane: `serve` runs it; the other commands administer a running one.
+    Control(crate::control_cli::ControlArgs),
+    /// Upload a content's files (a directory) to the control plane, which places them on the
+    /// tenant's home cluster, replicas and the archive.
+    Ingest(crate::control_cli::IngestArgs),
+}
+
+/// How a storage server or edge joins a control plane; each overrides the `[control]` key.
+#[derive(Debug, Args)]
+pub struct ControlLinkArgs {
+    /// The control plane's API URL, e.g. http://127.0.0.1:9090.
+    #[arg(long = "control")]
+    pub control_url: Option<String>,
+    /// File holding this server's service token (strata control token issue --role service).
+    #[arg(long)]
+    pub control_token_file: Option<PathBuf>,
+    /// This server's name in the registry.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Time between heartbeats (e.g. 1s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub heartbeat: Option<Duration>,
+}
+
+impl ControlLinkArgs {
+    pub fn apply(&self, link: &mut crate::config::ControlLink) {
+        if let Some(v) = &self.control_url {
+            link.url = v.clone();
+        }
+        if let Some(v) = &self.control_token_file {
+            link.token_file = v.clone();
+        }
+        if let Some(v) = &self.name {
+            link.name = v.clone();
+        }
+        if let Some(v) = self.heartbeat {
+            link.heartbeat = v;
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -38,8 +78,13 @@ pub struct StorageArgs {
     /// Directory to serve [default: /var/lib/strata/storage].
     #[arg(long)]
     pub root: Option<PathBuf>,
+    /// The storage cluster this server belongs to (with --control).
+    #[arg(long)]
+    pub cluster: Option<String>,
     #[command(flatten)]
     pub common: ServeArgs,
+    #[command(flatten)]
+    pub control: ControlLinkArgs,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +101,8 @@ pub struct EdgeArgs {
     pub guard: GuardArgs,
     #[command(flatten)]
     pub lookup: LookupArgs,
+    #[command(flatten)]
+    pub control: ControlLinkArgs,
 }
 
 /// Where misses go: the static name lookup and the miss policy.

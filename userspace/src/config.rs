@@ -174,6 +174,48 @@ pub struct ServeConfig {
     pub upstream: crate::upstream::pool::UpstreamSettings,
     /// Edge only: cache capacity and admission.
     pub cache: crate::cache::CacheSettings,
+    /// The control plane this server reports to (empty url: none).
+    #[serde(default)]
+    pub control: ControlLink,
+}
+
+/// `[control]`: how a storage server or edge joins the control plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ControlLink {
+    /// The control plane's API, e.g. `http://10.0.0.1:9090` (empty: run without one).
+    pub url: String,
+    /// File holding this server's service token.
+    pub token_file: PathBuf,
+    /// This server's registered name (unique; defaults to the host name).
+    pub name: String,
+    /// Storage servers: the cluster they belong to.
+    pub cluster: String,
+    /// Time between heartbeats.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Edges: longest time a name-lookup answer is used before it is fetched again.
+    #[serde(with = "humantime_serde")]
+    pub lookup_ttl: Duration,
+}
+
+impl Default for ControlLink {
+    fn default() -> Self {
+        ControlLink {
+            url: String::new(),
+            token_file: PathBuf::new(),
+            name: String::new(),
+            cluster: String::new(),
+            heartbeat: Duration::from_secs(1),
+            lookup_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ControlLink {
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
 }
 
 impl ServeConfig {
@@ -191,6 +233,7 @@ impl ServeConfig {
             lookup: Default::default(),
             upstream: Default::default(),
             cache: Default::default(),
+            control: Default::default(),
         }
     }
 
@@ -228,6 +271,20 @@ impl ServeConfig {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.control.enabled() {
+            if self.control.token_file.as_os_str().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "control.token_file",
+                    reason: "a control plane needs a service token (--control-token-file)".into(),
+                });
+            }
+            if self.control.name.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "control.name",
+                    reason: "a server reporting to a control plane needs a name (--name)".into(),
+                });
+            }
+        }
         if let Err(e) = self.lookup.validate() {
             return Err(ConfigError::Invalid {
                 key: "lookup",

@@ -5,6 +5,8 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod control_cli;
+pub mod control_lookup;
 pub mod demo_data;
 pub mod file_store;
 pub mod http;

@@ -17,7 +17,21 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
-        Command::Storage(a) => serve("storage", &a.common, ServeConfig::storage_defaults(), a.root),
+        Command::Storage(a) => {
+            let mut defaults = ServeConfig::storage_defaults();
+            if let Some(path) = &a.common.config {
+                defaults = ServeConfig::load(path, defaults).context("strata storage: configuration")?;
+            }
+            a.control.apply(&mut defaults.control);
+            if let Some(c) = &a.cluster {
+                defaults.control.cluster = c.clone();
+            }
+            let args = ServeArgs {
+                config: None,
+                ..a.common
+            };
+            serve("storage", &args, defaults, a.root)
+        }
         Command::Edge(a) => match a.command {
             Some(EdgeCommand::Guard(ref g)) => roles::guard_cli::run(g),
             None => {
@@ -26,6 +40,7 @@ fn main() -> anyhow::Result<()> {
                     defaults = ServeConfig::load(path, defaults).context("strata edge: configuration")?;
                 }
                 a.guard.apply(&mut defaults.guard);
+                a.control.apply(&mut defaults.control);
                 a.lookup
                     .apply(&mut defaults)
                     .context("strata edge: --cluster/--tenant")?;
@@ -37,6 +52,8 @@ fn main() -> anyhow::Result<()> {
             }
         },
         Command::Pop(args) => runtime(0)?.block_on(roles::pop::run(args)),
+        Command::Control(args) => roles::control_admin::run(args),
+        Command::Ingest(args) => roles::ingest::run(&args),
     }
 }
 

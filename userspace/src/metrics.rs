@@ -211,6 +211,16 @@ impl ServerMetrics {
         self.connections_rejected.inc();
     }
 
+    /// Misses since start.
+    pub fn misses_total(&self) -> u64 {
+        self.misses.get()
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.connections_open.get().max(0) as u64
+    }
+
     pub fn miss(&self) {
         self.misses.inc();
     }

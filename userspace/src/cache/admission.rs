@@ -72,6 +72,12 @@ impl Admission {
         self.hot.remove(rel);
     }
 
+    /// A fill pushed by the control plane's syncd: true (and marked filling) unless one is
+    /// already running for `rel`.
+    pub fn start_push(&mut self, rel: &str) -> bool {
+        self.filling.insert(rel.to_string())
+    }
+
     /// Flags `rel` hot: its next miss fills.
     pub fn flag_hot(&mut self, rel: &str) {
         self.hot.insert(rel.to_string());

@@ -73,6 +73,22 @@ impl LruIndex {
         Some((rel, size))
     }
 
+    /// Forgets `rel`; its size if it was indexed.
+    pub fn remove(&mut self, rel: &str) -> Option<u64> {
+        let (size, tick) = self.files.remove(rel)?;
+        self.order.remove(&tick);
+        self.bytes -= size;
+        Some(size)
+    }
+
+    /// Every indexed file and its size.
+    pub fn entries(&self) -> Vec<(String, u64)> {
+        self.files
+            .iter()
+            .map(|(rel, (size, _))| (rel.clone(), *size))
+            .collect()
+    }
+
     pub fn contains(&self, rel: &str) -> bool {
         self.files.contains_key(rel)
     }

@@ -96,6 +96,22 @@ impl EdgeCache {
             .touch(rel, len);
     }
 
+    /// Drops `rel` from the cache now (an operator's eviction); whether it was held.
+    pub fn evict(&self, rel: &str) -> bool {
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(size) = index.remove(rel) else {
+            return false;
+        };
+        if let Err(e) = std::fs::remove_file(self.root.join(rel)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %rel, error = %e, "evicting failed");
+            }
+        }
+        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        self.counters.evicted_bytes.fetch_add(size, Ordering::Relaxed);
+        true
+    }
+
     /// Evicts least-recently-used files until `incoming` more bytes fit; false if they never
     /// can (larger than the whole capacity).
     pub fn make_room(&self, incoming: u64) -> bool {

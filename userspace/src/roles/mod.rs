@@ -1,5 +1,9 @@
-//! The roles the `strata` binary runs: storage, edge, and pop (both on loopback).
+//! The roles the `strata` binary runs: storage, edge, control (serve and the operator's
+//! commands), ingest, and pop (all of them on loopback).
 
+pub mod control;
+pub mod control_admin;
 pub mod guard_cli;
+pub mod ingest;
 pub mod pop;
 pub mod serve;

@@ -42,6 +42,7 @@ pub async fn serve(
     metrics: Arc<ServerMetrics>,
     programs: KernelPrograms,
     cache: Option<Arc<EdgeCache>>,
+    extra: Option<Router>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
@@ -58,6 +59,10 @@ pub async fn serve(
             telemetry: programs.telemetry,
             cache,
         });
+    let app = match extra {
+        Some(routes) => app.merge(routes),
+        None => app,
+    };
     let stop = async move {
         let _ = shutdown.changed().await;
     };

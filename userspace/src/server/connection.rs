@@ -316,6 +316,9 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             if let Some(cache) = &ctx.cache {
                 cache.hit(&path.relative(), a.len);
             }
+            if let Some(demand) = &ctx.demand {
+                demand.record(path.relative(), a.len);
+            }
             a
         }
         Err(StoreError::NotFound(p)) => return miss(state, ctx, head, &path, p).await,
@@ -413,6 +416,9 @@ async fn miss(
         return not_found();
     };
     ctx.metrics.miss();
+    if let Some(demand) = &ctx.demand {
+        demand.record(path.relative(), 0);
+    }
     let clusters = lookup.locate(path);
     if clusters.is_empty() {
         return Answer::Error(
@@ -463,7 +469,14 @@ async fn miss(
     )
     .await
     {
-        ProxyResult::Sent { keep_alive } => Answer::Done(keep_alive),
+        ProxyResult::Sent { keep_alive, lost_on } => {
+            if let Some(tx) = &ctx.failed_reads {
+                for server in lost_on {
+                    let _ = tx.send((path.relative(), server));
+                }
+            }
+            Answer::Done(keep_alive)
+        }
         ProxyResult::Failed { status, message } => Answer::Error(status, message, vec![]),
     }
 }

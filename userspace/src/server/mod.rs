@@ -3,8 +3,11 @@
 
 pub mod admin;
 pub mod connection;
+pub mod control_agent;
+pub mod demand_counter;
 pub mod idle_parker;
 pub mod kernel_setup;
+pub mod object_intake;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +19,8 @@ use tokio::task::JoinHandle;
 
 use crate::cache::EdgeCache;
 use crate::config::{Limits, MissPolicy, ServeConfig};
+use crate::control::servers::ServerRole;
+use crate::control_lookup::ControlLookup;
 use crate::file_store::FileStore;
 use crate::http::response::error_response;
 use crate::kernel::body_path::BodyPath;
@@ -23,6 +28,7 @@ use crate::kernel::KernelPrograms;
 use crate::metrics::ServerMetrics;
 use crate::name_lookup::{NameLookup, StaticLookup};
 use crate::upstream::pool::UpstreamPool;
+use demand_counter::DemandCounter;
 use idle_parker::IdleParker;
 
 /// What every connection task of one server shares.
@@ -39,6 +45,11 @@ pub struct ServerContext {
     pub upstream: Arc<UpstreamPool>,
     /// The edge cache (admission, fills, LRU), when misses are proxied and capacity > 0.
     pub cache: Option<Arc<EdgeCache>>,
+    /// Edges under a control plane: per-asset demand for syncd.
+    pub demand: Option<Arc<DemandCounter>>,
+    /// Edges under a control plane: (asset, storage server) pairs where the server answered
+    /// 404 and a replica served the asset, for the control plane to restore.
+    pub failed_reads: Option<tokio::sync::mpsc::UnboundedSender<(String, SocketAddr)>>,
 }
 
 /// A started server.
@@ -140,7 +151,17 @@ pub async fn start(
         kernel_setup::choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
     let mut upstream_settings = cfg.upstream.clone();
     let mut sockmap = None;
-    let proxies = cfg.miss == MissPolicy::Proxy && !cfg.lookup.tenants.is_empty();
+    let controlled = cfg.control.enabled();
+    let proxies = cfg.miss == MissPolicy::Proxy && (!cfg.lookup.tenants.is_empty() || controlled);
+    let control_client = if controlled {
+        Some(
+            control_agent::client(&cfg.control)
+                .with_context(|| format!("{role}: joining the control plane {}", cfg.control.url))?,
+        )
+    } else {
+        None
+    };
+    let is_edge = role.starts_with("edge");
     let cache = if proxies && cfg.cache.capacity > 0 {
         Some(Arc::new(
             EdgeCache::open(&cfg.root, cfg.cache.clone())
@@ -185,6 +206,24 @@ pub async fn start(
             .map_err(|e| tracing::warn!(role, error = %e, "idle parker unavailable"))
             .ok()
     };
+    let control_lookup = match (&control_client, proxies && is_edge) {
+        (Some(client), true) => {
+            let lookup = Arc::new(ControlLookup::default());
+            if let Err(e) = control_agent::fetch_lookup(client, &lookup).await {
+                tracing::warn!(role, error = %e, "the control plane's name lookup is not reachable yet; misses answer 404 until it is");
+            }
+            Some(lookup)
+        }
+        _ => None,
+    };
+    let demand = (controlled && is_edge).then(|| Arc::new(DemandCounter::default()));
+    let (failed_tx, failed_rx) = if controlled && is_edge {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let placement_key: control_agent::PlacementKey = Default::default();
     let mut limits = cfg.limits.clone();
     limits.max_connections = effective_max_connections(role, limits.max_connections);
     let ctx = Arc::new(ServerContext {
@@ -194,16 +233,18 @@ pub async fn start(
         metrics: metrics.clone(),
         parker: parker.clone(),
         miss: cfg.miss,
-        lookup: if cfg.lookup.tenants.is_empty() {
-            None
-        } else {
-            Some(
+        lookup: match &control_lookup {
+            Some(l) => Some(l.clone() as Arc<dyn NameLookup>),
+            None if cfg.lookup.tenants.is_empty() => None,
+            None => Some(
                 Arc::new(StaticLookup::new(cfg.lookup.clone()).context("lookup configuration")?)
                     as Arc<dyn NameLookup>,
-            )
+            ),
         },
-        upstream,
+        upstream: upstream.clone(),
         cache: cache.clone(),
+        demand: demand.clone(),
+        failed_reads: failed_tx,
     });
     if let Some(p) = &parker {
         p.run_on(tokio::runtime::Handle::current(), &ctx)
@@ -211,18 +252,49 @@ pub async fn start(
     }
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
     let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
+    let intake =
+        (controlled && !is_edge).then(|| object_intake::routes(cfg.root.clone(), placement_key.clone()));
+    let mut tasks = Vec::new();
+    if let Some(client) = control_client {
+        let parts = control_agent::AgentParts {
+            role: if is_edge {
+                ServerRole::Edge
+            } else {
+                ServerRole::Storage
+            },
+            local_addr,
+            admin_addr,
+            placement_key,
+            lookup: control_lookup,
+            cache: cache.clone(),
+            pool: upstream,
+            demand,
+            metrics: metrics.clone(),
+            failed_reads: failed_rx,
+        };
+        tasks.push(tokio::spawn(control_agent::run(
+            cfg.control.clone(),
+            client,
+            parts,
+            shutdown.clone(),
+        )));
+    }
     let admin = tokio::spawn(admin::serve(
         admin_listener,
         metrics,
         programs.clone(),
         cache,
+        intake,
         shutdown,
     ));
     Ok(RunningServer {
         role,
         local_addr,
         admin_addr,
-        tasks: vec![accept, admin],
+        tasks: {
+            tasks.extend([accept, admin]);
+            tasks
+        },
         _programs: programs,
     })
 }
@@ -287,5 +359,7 @@ pub(crate) fn test_context() -> ServerContext {
         lookup: None,
         upstream: Arc::new(UpstreamPool::new(Default::default())),
         cache: None,
+        demand: None,
+        failed_reads: None,
     }
 }

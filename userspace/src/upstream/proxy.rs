@@ -34,8 +34,12 @@ use crate::metrics::ServerMetrics;
 
 /// How a proxied request ended.
 pub enum ProxyResult {
-    /// A response went to the client; whether the client connection may be reused.
-    Sent { keep_alive: bool },
+    /// A response went to the client; whether the client connection may be reused, and the
+    /// servers that answered 404 before another served it (they lost the asset).
+    Sent {
+        keep_alive: bool,
+        lost_on: Vec<SocketAddr>,
+    },
     /// Nothing went to the client: answer with this status and message.
     Failed { status: u16, message: String },
 }
@@ -49,6 +53,8 @@ enum Attempt {
     Whole,
     /// The client already has part of the response: the connection must close.
     Broken,
+    /// The server does not hold the asset (404); another server may.
+    NotHere,
 }
 
 fn retry(reason: String) -> Attempt {
@@ -155,6 +161,9 @@ async fn attempt(
     let (mut up, upstream_head) = first_exchange(pool, server, &ask).await?;
     if upstream_head.status >= 500 {
         return Err(retry(format!("answered {}", upstream_head.status)));
+    }
+    if upstream_head.status == 404 {
+        return Err(Attempt::NotHere);
     }
     let mut plan = None;
     if let (Some((first, last)), Some(asked)) = (window, first_ask) {
@@ -474,14 +483,26 @@ pub async fn proxy(
 ) -> ProxyResult {
     let mut last = String::from("no storage server is configured for this tenant");
     let mut all_timeouts = !servers.is_empty();
+    let mut lost_on = Vec::new();
     for &server in servers {
         let mut outcome = attempt(client, head, server, pool, metrics, stall, true).await;
         if let Err(Attempt::Whole) = outcome {
             outcome = attempt(client, head, server, pool, metrics, stall, false).await;
         }
         match outcome {
-            Ok(keep_alive) => return ProxyResult::Sent { keep_alive },
-            Err(Attempt::Broken) => return ProxyResult::Sent { keep_alive: false },
+            Ok(keep_alive) => return ProxyResult::Sent { keep_alive, lost_on },
+            Err(Attempt::Broken) => {
+                return ProxyResult::Sent {
+                    keep_alive: false,
+                    lost_on,
+                }
+            }
+            Err(Attempt::NotHere) => {
+                tracing::debug!(%server, path = %head.path, "storage server does not hold this asset; trying the next");
+                lost_on.push(server);
+                all_timeouts = false;
+                last = format!("{server} answered 404");
+            }
             Err(Attempt::Whole) => {
                 last = format!("{server} could not answer a range request");
                 all_timeouts = false;
@@ -496,6 +517,12 @@ pub async fn proxy(
                 last = format!("{server} {reason}");
             }
         }
+    }
+    if !servers.is_empty() && lost_on.len() == servers.len() {
+        return ProxyResult::Failed {
+            status: 404,
+            message: format!("no such asset {} (no storage server holds it)", head.path),
+        };
     }
     let status = if all_timeouts { 504 } else { 502 };
     ProxyResult::Failed {
