@@ -1,5 +1,5 @@
-//! `strata pop` on loopback, driven by real curl: two storage clusters and an edge whose cache
-//! starts empty; a cold asset is a miss, then (requested again) filled, then a local hit; the
+//! `strata pop` on loopback, driven by real curl: a control plane, two storage clusters and an
+//! edge whose cache starts empty, the demo content ingested through the control plane; a cold asset is a miss, then (requested again) filled, then a local hit; the
 //! URLs it prints answer, including `curl -r 100-199` (206, 100 bytes) and `?bytes=100-199`.
 
 use std::process::Command;
@@ -38,8 +38,10 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
             "127.0.0.1:0",
             "--storage-west-admin-listen",
             "127.0.0.1:0",
+            "--control-listen",
+            "127.0.0.1:0",
         ],
-        3,
+        4,
     );
     let (edge, edge_admin) = pop.role("edge");
     let (storage, _) = pop.role("storage-west");

@@ -287,9 +287,13 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct PopArgs {
-    /// Where the POP keeps its storage root and edge cache; demo content is created if empty.
+    /// Where the POP keeps its control plane, storage roots and edge cache; demo content is
+    /// ingested on first start.
     #[arg(long, default_value = "strata-pop-data")]
     pub data_dir: PathBuf,
+    /// The control plane's API listener.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub control_listen: SocketAddr,
     /// Edge client listener.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub edge_listen: SocketAddr,
