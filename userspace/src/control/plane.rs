@@ -117,6 +117,13 @@ impl ControlPlane {
             .get("meta/placement_key")?
             .map(|e| String::from_utf8_lossy(&e.value).to_string())
             .context("reading the placement key")?;
+        let partial = crate::server::object_intake::remove_leftover_puts(&archive_root);
+        if partial > 0 {
+            tracing::warn!(
+                partial,
+                "removed partial archive copies an earlier run left; they are copied again"
+            );
+        }
         let swept = super::staging::sweep(store.as_ref(), &staging_root);
         if swept > 0 {
             tracing::info!(swept, "removed staging directories nothing refers to");

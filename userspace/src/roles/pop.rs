@@ -29,7 +29,10 @@ const TENANTS: &[(&str, &str, &str)] = &[("acme", "east", "west"), ("globex", "w
 fn prepare(plane: &ControlPlane, token_dir: &Path) -> anyhow::Result<()> {
     let book = TenantBook { store: plane.store() };
     for name in ["east", "west"] {
-        match book.add_cluster(&Cluster { name: name.into(), tier: Tier::Storage }) {
+        match book.add_cluster(&Cluster {
+            name: name.into(),
+            tier: Tier::Storage,
+        }) {
             Ok(()) | Err(TenantError::ClusterExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -52,7 +55,9 @@ fn prepare(plane: &ControlPlane, token_dir: &Path) -> anyhow::Result<()> {
     for server in ["east-1", "west-1", "edge-1"] {
         let file = token_dir.join(format!("{server}.token"));
         if !file.exists() {
-            let token = TokenBook { store: plane.store() }.issue(&Role::Service { server: server.into() })?;
+            let token = TokenBook { store: plane.store() }.issue(&Role::Service {
+                server: server.into(),
+            })?;
             write_secret(&file, &token)?;
         }
     }
@@ -73,7 +78,10 @@ fn link(control: SocketAddr, token_dir: &Path, name: &str, cluster: &str) -> Con
 async fn wait_up(plane: &ControlPlane, names: &[&str]) -> anyhow::Result<()> {
     for _ in 0..200 {
         let all = ServerBook::all(plane.store())?;
-        if names.iter().all(|n| all.iter().any(|s| s.up && s.record.name == *n)) {
+        if names
+            .iter()
+            .all(|n| all.iter().any(|s| s.up && s.record.name == *n))
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -143,12 +151,26 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         control: link(control.addr, &token_dir, name, cluster),
         ..ServeConfig::storage_defaults()
     };
-    let east_cfg = storage(east_root, args.storage_east_listen, args.storage_east_admin_listen, "east-1", "east");
-    let west_cfg = storage(west_root, args.storage_west_listen, args.storage_west_admin_listen, "west-1", "west");
+    let east_cfg = storage(
+        east_root,
+        args.storage_east_listen,
+        args.storage_east_admin_listen,
+        "east-1",
+        "east",
+    );
+    let west_cfg = storage(
+        west_root,
+        args.storage_west_listen,
+        args.storage_west_admin_listen,
+        "west-1",
+        "west",
+    );
     let east = server::start("storage-east", &east_cfg, stop_rx.clone()).await?;
     let west = server::start("storage-west", &west_cfg, stop_rx.clone()).await?;
     wait_up(&plane, &["east-1", "west-1"]).await?;
-    let first_start = crate::control::contents::ContentBook { store: plane.store() }.list(None)?.is_empty();
+    let first_start = crate::control::contents::ContentBook { store: plane.store() }
+        .list(None)?
+        .is_empty();
     if first_start {
         ingest_demo(control.addr, &args.data_dir, plane.operator_token_file.clone()).await?;
         tracing::info!("demo content ingested through the control plane (home, replica and archive)");
@@ -161,7 +183,12 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         ..ServeConfig::edge_defaults()
     };
     let edge = server::start("edge", &edge_cfg, stop_rx).await?;
-    print_urls(edge.local_addr, edge.admin_addr, control.addr, &plane.operator_token_file);
+    print_urls(
+        edge.local_addr,
+        edge.admin_addr,
+        control.addr,
+        &plane.operator_token_file,
+    );
     stop_signal().await;
     tracing::info!("stopping the POP");
     let _ = stop_tx.send(true);
@@ -185,7 +212,10 @@ fn print_urls(edge: SocketAddr, admin: SocketAddr, control: SocketAddr, token: &
     println!("  curl -s http://{admin}/metrics | grep -E '^strata_(misses|cache_hits|cache_fills|body_bytes)_total'");
     println!("Operate it (another shell):");
     let token = std::fs::canonicalize(token).unwrap_or_else(|_| token.to_path_buf());
-    println!("  export STRATA_CONTROL=http://{control} STRATA_TOKEN_FILE={}", token.display());
+    println!(
+        "  export STRATA_CONTROL=http://{control} STRATA_TOKEN_FILE={}",
+        token.display()
+    );
     println!("  strata control status");
     println!("  strata ingest --tenant acme --content my-show --hot ./my-show-files/");
     println!("  ffplay http://{edge}/acme/test-card/video.mp4   (playable MP4 when ffmpeg made one)");

@@ -36,6 +36,13 @@ struct Intake {
 /// The object routes over `root`, accepting `key` once it is known.
 pub fn routes(root: PathBuf, key: PlacementKey) -> Router {
     let _ = std::fs::create_dir_all(root.join(PUT_DIR));
+    let leftovers = remove_leftover_puts(&root);
+    if leftovers > 0 {
+        tracing::warn!(
+            leftovers,
+            "removed partial placements an earlier run left; the control plane sends them again"
+        );
+    }
     Router::new()
         .route("/v1/objects/{tenant}/{content}/{asset}", get(info).put(store))
         .with_state(Intake { root, key })
@@ -124,6 +131,8 @@ async fn store(
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
+    // Removes the partial file if the sender goes away and this handler is dropped mid-body.
+    let mut partial = PartialFile(Some(tmp.clone()));
     let result = write_checked(&tmp, body, &expected).await;
     let size = match result {
         Ok(size) => size,
@@ -133,6 +142,7 @@ async fn store(
         }
     };
     let dest = intake.root.join(&rel);
+    partial.0 = None; // the blocking task below renames or removes it
     let placed = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         if let Err(e) = set_sha256_xattr(&tmp, &expected) {
             tracing::warn!(file = %tmp.display(), error = %e, "no extended attributes here: this copy's ETag will be inode-based");
@@ -160,6 +170,32 @@ async fn store(
         Ok(Err(e)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("placing {rel}: {e}")),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("placing {rel}: {e}")),
     }
+}
+
+/// A placement being written; removed when dropped unless taken.
+struct PartialFile(Option<PathBuf>);
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Removes what placements of an earlier run left in `root/.strata-put` (a crash mid-write).
+pub fn remove_leftover_puts(root: &std::path::Path) -> usize {
+    let mut removed = 0;
+    for e in std::fs::read_dir(root.join(PUT_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn headers_sha(headers: &HeaderMap) -> String {
