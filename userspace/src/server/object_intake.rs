@@ -52,11 +52,15 @@ fn refuse(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
+fn refused(status: StatusCode, message: String) -> Box<Response> {
+    Box::new(refuse(status, message))
+}
+
 /// Checks the bearer key and the path; the file's path relative to the root.
-fn admit(intake: &Intake, headers: &HeaderMap, t: &str, c: &str, a: &str) -> Result<String, Response> {
+fn admit(intake: &Intake, headers: &HeaderMap, t: &str, c: &str, a: &str) -> Result<String, Box<Response>> {
     let expected = intake.key.read().unwrap_or_else(|p| p.into_inner()).clone();
     let Some(expected) = expected else {
-        return Err(refuse(
+        return Err(refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "this storage server has not registered with a control plane yet".into(),
         ));
@@ -73,13 +77,13 @@ fn admit(intake: &Intake, headers: &HeaderMap, t: &str, c: &str, a: &str) -> Res
                 == 0
     });
     if !same {
-        return Err(refuse(
+        return Err(refused(
             StatusCode::UNAUTHORIZED,
             "missing or wrong placement key".into(),
         ));
     }
     let path = ContentPath::parse(&format!("/{t}/{c}/{a}"))
-        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("object {t}/{c}/{a}: {e}")))?;
+        .map_err(|e| refused(StatusCode::BAD_REQUEST, format!("object {t}/{c}/{a}: {e}")))?;
     Ok(path.relative())
 }
 
@@ -90,7 +94,7 @@ async fn info(
 ) -> Response {
     let rel = match admit(&intake, &headers, &t, &c, &a) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let path = intake.root.join(&rel);
     let hashed = tokio::task::spawn_blocking(move || {
@@ -116,7 +120,7 @@ async fn store(
 ) -> Response {
     let rel = match admit(&intake, &headers, &t, &c, &a) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let Some(expected) = headers
         .get("x-strata-sha256")
