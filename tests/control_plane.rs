@@ -177,6 +177,15 @@ fn ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss
     }
     let listed = ok(&control.cli(&["control", "contents", "acme"]));
     assert!(listed.contains("show") && listed.contains("ready"), "{listed}");
+    // Flagged hot at ingest: pushed to the tenant's one hot edge before any viewer asks.
+    let hot = source("cp-hot-src", &[("video-480p.mp4", 9, 1 << 20)]);
+    ok(&ingest(&control, "acme", "premiere", hot.path(), &["--hot"]));
+    let pushed = data.path().join("edge/acme/premiere/video-480p.mp4");
+    control.wait_for("the hot content on the edge", 600, |_| pushed.exists());
+    let misses = edge.metric("strata_misses_total");
+    let r = get(edge.addr, "/acme/premiere/video-480p.mp4", &[]);
+    assert!(r.status == 200 && r.body == pattern(9, 1 << 20));
+    assert_eq!(edge.metric("strata_misses_total"), misses, "the first viewer already hits");
 }
 
 #[test]
