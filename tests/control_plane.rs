@@ -185,7 +185,11 @@ fn ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss
     let misses = edge.metric("strata_misses_total");
     let r = get(edge.addr, "/acme/premiere/video-480p.mp4", &[]);
     assert!(r.status == 200 && r.body == pattern(9, 1 << 20));
-    assert_eq!(edge.metric("strata_misses_total"), misses, "the first viewer already hits");
+    assert_eq!(
+        edge.metric("strata_misses_total"),
+        misses,
+        "the first viewer already hits"
+    );
 }
 
 #[test]

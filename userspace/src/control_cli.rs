@@ -168,7 +168,7 @@ pub struct IngestArgs {
     /// Return once uploaded and queued, without waiting for placement.
     #[arg(long)]
     pub no_wait: bool,
-    /// No progress bars (plain lines).
+    /// No progress bars or progress lines (for scripts); the outcome is logged.
     #[arg(long)]
     pub quiet: bool,
     /// The directory whose files are the content's assets.

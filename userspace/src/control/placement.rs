@@ -125,21 +125,32 @@ impl Placer {
         std::fs::create_dir_all(&tmp_dir).map_err(|e| fail("creating", &tmp_dir, e))?;
         std::fs::create_dir_all(&dir).map_err(|e| fail("creating", &dir, e))?;
         let tmp = tmp_dir.join(format!("{}-{name}", item.id));
-        {
+        // Hash what is copied: the archive copy must be the bytes the content record names.
+        let copied_sha = {
             let mut from = std::fs::File::open(src).map_err(|e| fail("opening", src, e))?;
             let mut to = std::fs::File::create(&tmp).map_err(|e| fail("creating", &tmp, e))?;
-            let mut counted = Counting {
-                inner: &mut from,
-                counter: &self.bytes_copied,
-            };
-            std::io::copy(&mut counted, &mut to).map_err(|e| fail("copying into", &tmp, e))?;
-            to.flush().map_err(|e| fail("writing", &tmp, e))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = from.read(&mut buf).map_err(|e| fail("reading", src, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                to.write_all(&buf[..n]).map_err(|e| fail("writing", &tmp, e))?;
+                self.bytes_copied.fetch_add(n as u64, Ordering::Relaxed);
+            }
             to.sync_all().map_err(|e| fail("syncing", &tmp, e))?;
-        }
-        if sha256_file(&tmp).map_err(|e| fail("reading", &tmp, e))? != sha {
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        if copied_sha != sha {
             let _ = std::fs::remove_file(&tmp);
             return Err(format!(
-                "the copy of {} in the archive does not match its SHA-256",
+                "{} does not match its recorded SHA-256 (the staging or archive copy is damaged)",
                 src.display()
             ));
         }

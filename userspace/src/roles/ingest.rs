@@ -169,7 +169,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                 .unwrap_or_default();
-            println!(
+            let done = format!(
                 "{}/{} is ready ({} bytes in {:.1?}): on {}; asset list /{}/{}/assets.json",
                 args.tenant,
                 args.content,
@@ -179,6 +179,11 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
                 args.tenant,
                 args.content
             );
+            if args.quiet {
+                tracing::info!("{done}");
+            } else {
+                println!("{done}");
+            }
             return Ok(());
         }
         if let Some(item) = shown["work"].as_array().and_then(|w| w.first()) {
