@@ -37,6 +37,37 @@ fn no_leftovers(root: &Path) {
     assert!(left.is_empty(), "leftover partial placements: {left:?}");
 }
 
+/// A control plane, tenant acme (home east, replica west) and one storage server per cluster.
+struct Site {
+    data: TempDir,
+    control: Control,
+    east_root: std::path::PathBuf,
+    west_root: std::path::PathBuf,
+    _east: Strata,
+    west: Option<Strata>,
+}
+
+fn site(name: &str) -> Site {
+    let data = TempDir::new(name);
+    let control = Control::start(&data.path().join("control"), &[]);
+    control.tenant("acme", "east", &["west"], 0);
+    let (east_root, west_root) = (data.path().join("east"), data.path().join("west"));
+    for d in [&east_root, &west_root] {
+        std::fs::create_dir_all(d).expect("root");
+    }
+    let east = control.storage(&east_root, "east", "east-1");
+    let west = control.storage(&west_root, "west", "west-1");
+    control.wait_for("storage up", 400, |c| c.is_up("east-1") && c.is_up("west-1"));
+    Site {
+        data,
+        control,
+        east_root,
+        west_root,
+        _east: east,
+        west: Some(west),
+    }
+}
+
 fn ingest(
     control: &Control,
     tenant: &str,
@@ -65,19 +96,16 @@ fn ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss
     if !kernel_features_or_skip("ingest_places_content") {
         return;
     }
-    let data = TempDir::new("cp-ingest");
-    let control = Control::start(&data.path().join("control"), &[]);
-    control.tenant("acme", "east", &["west"], 0);
-    let (east_root, west_root) = (data.path().join("east"), data.path().join("west"));
-    for d in [&east_root, &west_root] {
-        std::fs::create_dir_all(d).expect("root");
-    }
-    let _east = control.storage(&east_root, "east", "east-1");
-    let _west = control.storage(&west_root, "west", "west-1");
+    let Site {
+        data,
+        control,
+        east_root,
+        west_root,
+        _east,
+        west: _west,
+    } = site("cp-ingest");
     let edge = control.edge(&data.path().join("edge"), "edge-1", &[]);
-    control.wait_for("servers up", 400, |c| {
-        c.is_up("east-1") && c.is_up("west-1") && c.is_up("edge-1")
-    });
+    control.wait_for("edge up", 400, |c| c.is_up("edge-1"));
     let src = source(
         "cp-src",
         &[
@@ -394,16 +422,14 @@ fn refusals_have_the_right_status_and_message_and_change_nothing() {
 
 #[test]
 fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
-    let data = TempDir::new("cp-kill");
-    let mut control = Control::start(&data.path().join("control"), &[]);
-    control.tenant("acme", "east", &["west"], 0);
-    let (east_root, west_root) = (data.path().join("east"), data.path().join("west"));
-    for d in [&east_root, &west_root] {
-        std::fs::create_dir_all(d).expect("root");
-    }
-    let _east = control.storage(&east_root, "east", "east-1");
-    let _west = control.storage(&west_root, "west", "west-1");
-    control.wait_for("storage up", 400, |c| c.is_up("east-1") && c.is_up("west-1"));
+    let Site {
+        data: _data,
+        mut control,
+        east_root,
+        west_root,
+        _east,
+        west: _west,
+    } = site("cp-kill");
     let names: Vec<String> = (0..150).map(|i| format!("seg-{i:04}.m4s")).collect();
     let files: Vec<(&str, u64, usize)> = names
         .iter()
@@ -457,17 +483,15 @@ fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
 
 #[test]
 fn a_storage_server_down_during_ingest_is_waited_for_and_the_work_completes_when_it_returns() {
-    let data = TempDir::new("cp-down");
-    let control = Control::start(&data.path().join("control"), &[]);
-    control.tenant("acme", "east", &["west"], 0);
-    let (east_root, west_root) = (data.path().join("east"), data.path().join("west"));
-    for d in [&east_root, &west_root] {
-        std::fs::create_dir_all(d).expect("root");
-    }
-    let _east = control.storage(&east_root, "east", "east-1");
-    let west = control.storage(&west_root, "west", "west-1");
-    control.wait_for("storage up", 400, |c| c.is_up("east-1") && c.is_up("west-1"));
-    west.crash();
+    let Site {
+        data: _data,
+        control,
+        east_root,
+        west_root,
+        _east,
+        west,
+    } = site("cp-down");
+    west.expect("west-1 started").crash();
     control.wait_for("west-1 down", 400, |c| !c.is_up("west-1"));
     let src = source(
         "cp-down-src",
@@ -593,23 +617,20 @@ fn syncd_moves_a_shifted_working_set_onto_a_small_edge_cache_and_the_old_set_is_
 
 #[test]
 fn a_file_lost_on_the_home_cluster_is_restored_from_the_archive_while_viewers_get_correct_bytes() {
-    let data = TempDir::new("cp-restore");
-    let control = Control::start(&data.path().join("control"), &[]);
-    control.tenant("acme", "east", &["west"], 0);
-    let (east_root, west_root) = (data.path().join("east"), data.path().join("west"));
-    for d in [&east_root, &west_root] {
-        std::fs::create_dir_all(d).expect("root");
-    }
-    let _east = control.storage(&east_root, "east", "east-1");
-    let _west = control.storage(&west_root, "west", "west-1");
+    let Site {
+        data,
+        control,
+        east_root,
+        west_root,
+        _east,
+        west: _west,
+    } = site("cp-restore");
     let edge = control.edge(
         &data.path().join("edge"),
         "edge-1",
         &["--cache-capacity", "0", "--telemetry", "off"],
     );
-    control.wait_for("servers up", 400, |c| {
-        c.is_up("east-1") && c.is_up("west-1") && c.is_up("edge-1")
-    });
+    control.wait_for("edge up", 400, |c| c.is_up("edge-1"));
     let src = source(
         "cp-restore-src",
         &[("video.mp4", 21, 2 << 20), ("audio-en.aac", 22, 300_000)],

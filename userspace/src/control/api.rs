@@ -24,7 +24,7 @@ use super::registry::Op;
 use super::servers::{Heartbeat, HeartbeatReply, ServerBook, ServerRole};
 use super::staging::{self, IngestRequest};
 use super::tenants::{Cluster, Tenant, TenantBook, TenantChange};
-use super::tokens::{Role, TokenBook};
+use super::tokens::Role;
 use super::work_queue::{encode, pending};
 
 #[derive(Clone)]
@@ -88,10 +88,7 @@ fn role(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    Ok(TokenBook {
-        store: state.plane.store(),
-    }
-    .authenticate(token)?)
+    Ok(state.plane.tokens().authenticate(token)?)
 }
 
 fn operator(state: &ApiState, headers: &HeaderMap, action: &str) -> Result<(), ApiError> {
@@ -147,22 +144,13 @@ async fn hot(State(state): State<ApiState>, headers: HeaderMap) -> ApiResult {
 
 async fn clusters_list(State(state): State<ApiState>, headers: HeaderMap) -> ApiResult {
     operator(&state, &headers, "list clusters")?;
-    ok(serde_json::to_value(
-        TenantBook {
-            store: state.plane.store(),
-        }
-        .clusters()?,
-    )
-    .unwrap_or_default())
+    ok(serde_json::to_value(state.plane.tenants().clusters()?).unwrap_or_default())
 }
 
 async fn clusters_add(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     operator(&state, &headers, "register clusters")?;
     let c: Cluster = parse_json(&body)?;
-    TenantBook {
-        store: state.plane.store(),
-    }
-    .add_cluster(&c)?;
+    state.plane.tenants().add_cluster(&c)?;
     tracing::info!(cluster = %c.name, tier = ?c.tier, "cluster registered");
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
@@ -171,36 +159,21 @@ async fn tokens_issue(State(state): State<ApiState>, headers: HeaderMap, body: B
     operator(&state, &headers, "issue tokens")?;
     let r: Role = parse_json(&body)?;
     if let Role::Tenant { tenant } = &r {
-        TenantBook {
-            store: state.plane.store(),
-        }
-        .get(tenant)?;
+        state.plane.tenants().get(tenant)?;
     }
-    let token = TokenBook {
-        store: state.plane.store(),
-    }
-    .issue(&r)?;
+    let token = state.plane.tokens().issue(&r)?;
     Ok((StatusCode::CREATED, Json(json!({ "token": token, "role": r }))).into_response())
 }
 
 async fn tenants_list(State(state): State<ApiState>, headers: HeaderMap) -> ApiResult {
     operator(&state, &headers, "list tenants")?;
-    ok(serde_json::to_value(
-        TenantBook {
-            store: state.plane.store(),
-        }
-        .list()?,
-    )
-    .unwrap_or_default())
+    ok(serde_json::to_value(state.plane.tenants().list()?).unwrap_or_default())
 }
 
 async fn tenants_create(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     operator(&state, &headers, "create tenants")?;
     let t: Tenant = parse_json(&body)?;
-    TenantBook {
-        store: state.plane.store(),
-    }
-    .create(&t)?;
+    state.plane.tenants().create(&t)?;
     tracing::info!(tenant = %t.name, home = %t.home_cluster, "tenant created");
     Ok((StatusCode::CREATED, Json(t)).into_response())
 }
@@ -225,10 +198,7 @@ async fn tenant_update(
 ) -> ApiResult {
     operator(&state, &headers, "change tenants' rules")?;
     let change: TenantChange = parse_json(&body)?;
-    let t = TenantBook {
-        store: state.plane.store(),
-    }
-    .update(&tenant, &change)?;
+    let t = state.plane.tenants().update(&tenant, &change)?;
     ok(serde_json::to_value(t).unwrap_or_default())
 }
 

@@ -157,6 +157,18 @@ impl ControlPlane {
         self.store.as_ref()
     }
 
+    pub fn tenants(&self) -> TenantBook<'_> {
+        TenantBook { store: self.store() }
+    }
+
+    pub fn tokens(&self) -> TokenBook<'_> {
+        TokenBook { store: self.store() }
+    }
+
+    pub fn contents(&self) -> ContentBook<'_> {
+        ContentBook { store: self.store() }
+    }
+
     /// The name lookup as edges see it.
     pub fn lookup_table(&self) -> anyhow::Result<LookupTable> {
         let store = self.store();
