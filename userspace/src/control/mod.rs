@@ -1,9 +1,9 @@
-//! The control plane (`strata control`): the registry of tiers, clusters, servers, tenants and
-//! content, and what runs on it. Built so far: the registry seam ([`registry::RegistryStore`],
-//! etcd-shaped: revisions, guarded commits, leases, watches) and its embedded ACID backend
-//! ([`embedded_store::EmbeddedStore`], a redb file in the data directory); tenants with a fixed
-//! home cluster and their rules, and storage/archive clusters ([`tenants::TenantBook`]); hashed
-//! bearer tokens with operator, tenant and service roles ([`tokens::TokenBook`]).
+//! The control plane (`strata control serve`): the registry of tiers, clusters, servers, tenants
+//! and content behind an etcd-shaped seam ([`registry::RegistryStore`], embedded ACID backend in
+//! [`embedded_store`]), its `/v1/` API ([`api`]), server liveness by heartbeat leases
+//! ([`servers`]), ingest sessions and the durable work queue ([`staging`], [`work_queue`]) worked
+//! by the [`ingestor`] through [`placement`], restores from the archive ([`repair`]), and syncd
+//! ([`syncd`]), which keeps each edge's hot working set on it.
 
 pub mod api;
 pub mod api_error;
