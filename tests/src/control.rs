@@ -129,42 +129,39 @@ impl Control {
             .expect("run strata")
     }
 
-    /// Starts a storage server of `cluster` named `name` over `root`, heartbeating every 200 ms.
-    pub fn storage(&self, root: &Path, cluster: &str, name: &str) -> Strata {
+    /// The flags that join server `name` to this control plane (a fresh service token,
+    /// heartbeats every 200 ms).
+    fn link_args(&self, name: &str) -> Vec<String> {
         let token = self.service_token_file(name);
-        let url = self.url();
-        Strata::storage(
-            root,
-            &[
-                "--cluster",
-                cluster,
-                "--control",
-                &url,
-                "--control-token-file",
-                token.to_str().expect("utf-8"),
-                "--name",
-                name,
-                "--heartbeat",
-                "200ms",
-            ],
-        )
-    }
-
-    /// Starts an edge named `name` over `cache`, heartbeating every 200 ms, plus `extra`.
-    pub fn edge(&self, cache: &Path, name: &str, extra: &[&str]) -> Strata {
-        std::fs::create_dir_all(cache).expect("edge cache directory");
-        let token = self.service_token_file(name);
-        let url = self.url();
-        let mut args = vec![
+        let token = token.to_str().expect("utf-8").to_string();
+        [
             "--control",
-            &url,
+            &self.url(),
             "--control-token-file",
-            token.to_str().expect("utf-8"),
+            &token,
             "--name",
             name,
             "--heartbeat",
             "200ms",
-        ];
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Starts a storage server of `cluster` named `name` over `root`.
+    pub fn storage(&self, root: &Path, cluster: &str, name: &str) -> Strata {
+        let link = self.link_args(name);
+        let mut args = vec!["--cluster", cluster];
+        args.extend(link.iter().map(String::as_str));
+        Strata::storage(root, &args)
+    }
+
+    /// Starts an edge named `name` over `cache`, plus `extra`.
+    pub fn edge(&self, cache: &Path, name: &str, extra: &[&str]) -> Strata {
+        std::fs::create_dir_all(cache).expect("edge cache directory");
+        let link = self.link_args(name);
+        let mut args: Vec<&str> = link.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
         Strata::edge(cache, &args)
     }

@@ -280,15 +280,8 @@ async fn content_action(
                     let paths: Vec<String> = record.assets.iter().map(|a| format!("{tenant}/{content}/{}", a.decl.name)).collect();
                     if action == "hot" {
                         let t = TenantBook { store }.get(&tenant)?;
-                        let mut edges: Vec<String> = ServerBook::all(store)?
-                            .into_iter()
-                            .filter(|s| s.up && s.record.role == ServerRole::Edge)
-                            .map(|s| s.record.name)
-                            .collect();
-                        edges.sort_by_key(|e| std::cmp::Reverse(plane.syncd.free_bytes(e)));
-                        edges.truncate(t.hot_edges.max(1) as usize);
                         record.hot = true;
-                        record.hot_edges = edges;
+                        record.hot_edges = staging::hot_edges(store, t.hot_edges.max(1), &|e| plane.syncd.free_bytes(e))?;
                     } else {
                         record.hot = false;
                         record.hot_edges.clear();

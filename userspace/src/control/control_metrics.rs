@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::plane::ControlPlane;
-use super::servers::ServerBook;
+use super::servers::{ServerBook, ServerRole};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
@@ -98,12 +98,9 @@ impl ControlMetrics {
 
     pub fn render(&self, plane: &ControlPlane) -> String {
         if let Ok(all) = ServerBook::all(plane.store()) {
-            for role in ["storage", "edge"] {
+            for (kind, role) in [(ServerRole::Storage, "storage"), (ServerRole::Edge, "edge")] {
                 for (state, up) in [("up", true), ("down", false)] {
-                    let n = all
-                        .iter()
-                        .filter(|s| s.up == up && format!("{:?}", s.record.role).eq_ignore_ascii_case(role))
-                        .count();
+                    let n = all.iter().filter(|s| s.up == up && s.record.role == kind).count();
                     self.servers
                         .get_or_create(&ServerLabels { role, state })
                         .set(n as i64);

@@ -42,6 +42,26 @@ impl ClientError {
     }
 }
 
+/// A reader that reports how many bytes each read returned (upload progress, counters).
+pub struct ReadTap<R, F> {
+    inner: R,
+    on_read: F,
+}
+
+impl<R: Read, F: FnMut(usize)> ReadTap<R, F> {
+    pub fn new(inner: R, on_read: F) -> ReadTap<R, F> {
+        ReadTap { inner, on_read }
+    }
+}
+
+impl<R: Read, F: FnMut(usize)> Read for ReadTap<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.on_read)(n);
+        Ok(n)
+    }
+}
+
 /// Reads a token file (surrounding whitespace ignored).
 pub fn read_token_file(path: &Path) -> Result<String, ClientError> {
     std::fs::read_to_string(path)

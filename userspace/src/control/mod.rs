@@ -9,6 +9,7 @@ pub mod api;
 pub mod api_error;
 pub mod contents;
 pub mod control_metrics;
+pub mod digest;
 pub mod embedded_store;
 pub mod http_client;
 pub mod ingestor;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::contents::{ContentRecord, ASSET_LIST};
-use super::http_client::ServiceClient;
+use super::http_client::{ClientError, ReadTap, ServiceClient};
 use super::registry::RegistryStore;
 use super::servers::ServerBook;
 use super::work_queue::{Place, WorkItem, WorkKind};
@@ -37,32 +37,49 @@ pub struct Placer {
     pub bytes_copied: Arc<AtomicU64>,
 }
 
-/// SHA-256 of a file, as hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
+pub use super::digest::sha256_file;
+
+/// A storage server's placement endpoint (`/v1/objects/...` on its admin listener).
+pub struct StorageObjects {
+    client: ServiceClient,
+}
+
+impl StorageObjects {
+    pub fn new(admin_addr: std::net::SocketAddr, placement_key: &str, timeout: Duration) -> StorageObjects {
+        StorageObjects {
+            client: ServiceClient::new(&format!("http://{admin_addr}"), placement_key, timeout),
         }
-        h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
 
-/// Counts bytes as they are read (for progress).
-struct Counting<'a, R> {
-    inner: R,
-    counter: &'a AtomicU64,
-}
+    fn path(tenant: &str, content: &str, name: &str) -> String {
+        format!("/v1/objects/{tenant}/{content}/{name}")
+    }
 
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.counter.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+    /// Whether the server holds the object with this SHA-256 (false: missing or different).
+    pub fn holds(&self, tenant: &str, content: &str, name: &str, sha: &str) -> Result<bool, ClientError> {
+        match self.client.get::<ObjectInfo>(&Self::path(tenant, content, name)) {
+            Ok(info) => Ok(info.sha256 == sha),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends `len` bytes with their SHA-256; what the server stored.
+    pub fn put(
+        &self,
+        tenant: &str,
+        content: &str,
+        name: &str,
+        body: &mut dyn Read,
+        len: u64,
+        sha: &str,
+    ) -> Result<ObjectInfo, ClientError> {
+        self.client.put_stream(
+            &Self::path(tenant, content, name),
+            body,
+            len,
+            &[("x-strata-sha256", sha)],
+        )
     }
 }
 
@@ -104,11 +121,15 @@ impl Placer {
 
     /// Copies every file of `item` to `place`.
     pub fn place(&self, item: &WorkItem, record: &ContentRecord, place: &Place) -> Result<(), String> {
+        let server = match place {
+            Place::Archive => None,
+            Place::Server { name, .. } => Some((name.as_str(), self.storage(name)?)),
+        };
         for name in Self::files(item, record) {
             let (src, sha) = self.source(item, record, &name)?;
-            match place {
-                Place::Archive => self.to_archive(item, &name, &src, &sha)?,
-                Place::Server { name: server, .. } => self.to_server(item, server, &name, &src, &sha)?,
+            match &server {
+                None => self.to_archive(item, &name, &src, &sha)?,
+                Some((server, objects)) => self.to_server(item, server, objects, &name, &src, &sha)?,
             }
         }
         Ok(())
@@ -141,11 +162,7 @@ impl Placer {
                 self.bytes_copied.fetch_add(n as u64, Ordering::Relaxed);
             }
             to.sync_all().map_err(|e| fail("syncing", &tmp, e))?;
-            hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
+            super::digest::hex(&hasher.finalize())
         };
         if copied_sha != sha {
             let _ = std::fs::remove_file(&tmp);
@@ -162,14 +179,8 @@ impl Placer {
         Ok(())
     }
 
-    fn to_server(
-        &self,
-        item: &WorkItem,
-        server: &str,
-        name: &str,
-        src: &Path,
-        sha: &str,
-    ) -> Result<(), String> {
+    /// The placement endpoint of registered storage server `server`, if it is up.
+    fn storage(&self, server: &str) -> Result<StorageObjects, String> {
         let servers = ServerBook::all(self.store.as_ref()).map_err(|e| e.to_string())?;
         let Some(state) = servers.iter().find(|s| s.record.name == server) else {
             return Err(format!("storage server {server} is not registered"));
@@ -179,29 +190,38 @@ impl Placer {
                 "storage server {server} is down (no heartbeat); waiting for it"
             ));
         }
-        let client = ServiceClient::new(
-            &format!("http://{}", state.record.admin_addr),
+        Ok(StorageObjects::new(
+            state.record.admin_addr,
             &self.placement_key,
             Duration::from_secs(3600),
-        );
-        let object = format!("/v1/objects/{}/{}/{name}", item.tenant, item.content);
-        match client.get::<ObjectInfo>(&object) {
-            Ok(info) if info.sha256 == sha => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.status() == Some(404) => {}
-            Err(e) => return Err(e.to_string()),
+        ))
+    }
+
+    fn to_server(
+        &self,
+        item: &WorkItem,
+        server: &str,
+        objects: &StorageObjects,
+        name: &str,
+        src: &Path,
+        sha: &str,
+    ) -> Result<(), String> {
+        if objects
+            .holds(&item.tenant, &item.content, name, sha)
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(());
         }
         let mut file = std::fs::File::open(src).map_err(|e| format!("opening {}: {e}", src.display()))?;
         let len = file
             .metadata()
             .map_err(|e| format!("reading {}: {e}", src.display()))?
             .len();
-        let mut counted = Counting {
-            inner: &mut file,
-            counter: &self.bytes_copied,
-        };
-        let stored: ObjectInfo = client
-            .put_stream(&object, &mut counted, len, &[("x-strata-sha256", sha)])
+        let mut counted = ReadTap::new(&mut file, |n| {
+            self.bytes_copied.fetch_add(n as u64, Ordering::Relaxed);
+        });
+        let stored = objects
+            .put(&item.tenant, &item.content, name, &mut counted, len, sha)
             .map_err(|e| e.to_string())?;
         if stored.sha256 != sha {
             return Err(format!(

@@ -64,7 +64,6 @@ pub struct LookupTable {
 #[derive(Debug, Default)]
 pub struct PlaneCounters {
     pub restores_queued: AtomicU64,
-    pub repairs_reported: AtomicU64,
 }
 
 pub struct ControlPlane {
@@ -81,10 +80,7 @@ pub struct ControlPlane {
 }
 
 fn random_hex() -> String {
-    rand::random::<[u8; 32]>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::digest::hex(&rand::random::<[u8; 32]>())
 }
 
 impl ControlPlane {
@@ -191,7 +187,7 @@ impl ControlPlane {
             }
         }
         let digest = Sha256::digest(serde_json::to_vec(&(&table.tenants, &table.clusters))?);
-        table.etag = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        table.etag = super::digest::hex(&digest[..8]);
         Ok(table)
     }
 

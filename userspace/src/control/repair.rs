@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::api_error::ApiError;
 use super::contents::{ContentBook, ContentRecord};
-use super::placement::ObjectInfo;
+use super::placement::StorageObjects;
 use super::plane::ControlPlane;
 use super::servers::ServerBook;
 use super::staging::now_unix;
@@ -30,28 +30,16 @@ pub fn queue_restore(
         record.content,
         assets.join(",")
     ));
-    let id = format!(
-        "restore-{}",
-        digest
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let id = format!("restore-{}", super::digest::hex(&digest[..8]));
     let item = WorkItem {
         id,
         tenant: record.tenant.clone(),
         content: record.content.clone(),
         kind: WorkKind::Restore { assets },
-        targets: vec![Target {
-            place: Place::Server {
-                name: server.into(),
-                cluster: cluster.into(),
-            },
-            done: false,
-            attempts: 0,
-            last_error: None,
-        }],
+        targets: vec![Target::new(Place::Server {
+            name: server.into(),
+            cluster: cluster.into(),
+        })],
         created_unix: now_unix(),
     };
     let queued = plane.store().create(&item.key(), encode(&item))?;
@@ -70,7 +58,6 @@ pub fn on_failed_read(
     path: &str,
     addr: std::net::SocketAddr,
 ) -> Result<bool, ApiError> {
-    plane.counters.repairs_reported.fetch_add(1, Ordering::Relaxed);
     let mut parts = path.splitn(3, '/');
     let (Some(t), Some(c), Some(a)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(ApiError::bad_request(format!(
@@ -108,20 +95,19 @@ pub fn check_content(
             restoring.push(format!("{}: down, not checked", s.record.name));
             continue;
         }
-        let client = super::http_client::ServiceClient::new(
-            &format!("http://{}", s.record.admin_addr),
+        let objects = StorageObjects::new(
+            s.record.admin_addr,
             &plane.placement_key,
             std::time::Duration::from_secs(600),
         );
         let mut lost = Vec::new();
         for a in &record.assets {
             checked += 1;
-            let object = format!("/v1/objects/{tenant}/{content}/{}", a.decl.name);
-            match client.get::<ObjectInfo>(&object) {
-                Ok(info) if info.sha256 == a.sha256 => {}
-                Ok(_) => lost.push(a.decl.name.clone()),
-                Err(e) if e.status() == Some(404) => lost.push(a.decl.name.clone()),
-                Err(e) => return Err(ApiError::new(502, e.to_string())),
+            let holds = objects
+                .holds(tenant, content, &a.decl.name, &a.sha256)
+                .map_err(|e| ApiError::new(502, e.to_string()))?;
+            if !holds {
+                lost.push(a.decl.name.clone());
             }
         }
         if !lost.is_empty() {

@@ -170,27 +170,23 @@ fn targets(store: &dyn RegistryStore, home: &str, replicas: &[String]) -> Result
             ));
         }
         members.sort_by(|a, b| a.record.name.cmp(&b.record.name));
-        out.extend(members.into_iter().map(|s| Target {
-            place: Place::Server {
+        out.extend(members.into_iter().map(|s| {
+            Target::new(Place::Server {
                 name: s.record.name.clone(),
                 cluster: cluster.into(),
-            },
-            done: false,
-            attempts: 0,
-            last_error: None,
+            })
         }));
     }
-    out.push(Target {
-        place: Place::Archive,
-        done: false,
-        attempts: 0,
-        last_error: None,
-    });
+    out.push(Target::new(Place::Archive));
     Ok(out)
 }
 
 /// Up edges to push a hot content to: the `n` with the most free cache space.
-fn hot_edges(store: &dyn RegistryStore, n: u32, free: &dyn Fn(&str) -> u64) -> Result<Vec<String>, ApiError> {
+pub fn hot_edges(
+    store: &dyn RegistryStore,
+    n: u32,
+    free: &dyn Fn(&str) -> u64,
+) -> Result<Vec<String>, ApiError> {
     let mut edges: Vec<String> = ServerBook::all(store)?
         .into_iter()
         .filter(|s| s.up && s.record.role == ServerRole::Edge)

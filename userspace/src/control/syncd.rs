@@ -47,6 +47,9 @@ pub struct EdgeView {
     held: HashSet<String>,
     #[serde(skip)]
     evict: Vec<String>,
+    /// Sizes of registered assets already looked up (an ingested asset never changes size).
+    #[serde(skip)]
+    sizes: HashMap<String, u64>,
     #[serde(skip)]
     last: Option<Instant>,
 }
@@ -88,6 +91,8 @@ impl Syncd {
                 *s *= factor;
                 *s >= FORGET_BELOW
             });
+            let scores = &view.scores;
+            view.sizes.retain(|p, _| scores.contains_key(p));
         }
         view.last = Some(now);
         for d in &report.demand {
@@ -114,7 +119,16 @@ impl Syncd {
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let mut ranking = Vec::new();
         for (path, score) in ranked {
-            let size = size_of(&path);
+            let size = match view.sizes.get(&path) {
+                Some(known) => Some(*known),
+                None => {
+                    let found = size_of(&path);
+                    if let Some(n) = found {
+                        view.sizes.insert(path.clone(), n);
+                    }
+                    found
+                }
+            };
             let mut take = false;
             if let Some(size) = size {
                 if score >= self.min_score && used + size <= budget && !wanted.iter().any(|(p, _)| p == &path)

@@ -37,10 +37,7 @@ pub enum TokenError {
 }
 
 fn hash_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::digest::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// Issues and checks tokens over any registry backend.
@@ -52,10 +49,7 @@ impl TokenBook<'_> {
     /// A new random token with `role`; the caller shows it once, only its hash is kept.
     pub fn issue(&self, role: &Role) -> Result<String, TokenError> {
         let bytes: [u8; 32] = rand::random();
-        let token = format!(
-            "strata_{}",
-            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
+        let token = format!("strata_{}", super::digest::hex(&bytes));
         // 256 random bits: a collision with an existing token is not a case to handle.
         let role = serde_json::to_vec(role).unwrap_or_default();
         self.store.create(&format!("tokens/{}", hash_hex(&token)), role)?;

@@ -40,6 +40,18 @@ pub struct Target {
     pub last_error: Option<String>,
 }
 
+impl Target {
+    /// A copy still to make.
+    pub fn new(place: Place) -> Target {
+        Target {
+            place,
+            done: false,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+}
+
 /// What the item does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

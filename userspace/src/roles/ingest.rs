@@ -3,7 +3,6 @@
 //! with a progress bar, commits, then follows the placement until the content is everywhere
 //! its tenant's rules say.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::control::contents::{describe_by_name, AssetDecl};
+use crate::control::http_client::ReadTap;
 use crate::control::staging::IngestRequest;
 use crate::control_cli::IngestArgs;
 
@@ -80,19 +80,6 @@ pub fn describe(path: &Path, name: &str, size: u64) -> AssetDecl {
     decl
 }
 
-struct Progressing<'a, R> {
-    inner: R,
-    bar: &'a ProgressBar,
-}
-
-impl<R: Read> Read for Progressing<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bar.inc(n as u64);
-        Ok(n)
-    }
-}
-
 fn bar(len: u64, quiet: bool, template: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -137,10 +124,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
     for (path, name, size) in &files {
         upload.set_message(name.clone());
         let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let mut reader = Progressing {
-            inner: &mut file,
-            bar: &upload,
-        };
+        let mut reader = ReadTap::new(&mut file, |n| upload.inc(n as u64));
         client
             .put_stream::<Value>(&format!("/v1/ingests/{id}/files/{name}"), &mut reader, *size, &[])
             .with_context(|| format!("uploading {}", path.display()))?;

@@ -313,11 +313,14 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     let ctype = content_type(&path.asset);
     let asset = match cached_or_open(state, ctx, &path) {
         Ok(a) => {
-            if let Some(cache) = &ctx.cache {
-                cache.hit(&path.relative(), a.len);
-            }
-            if let Some(demand) = &ctx.demand {
-                demand.record(path.relative(), a.len);
+            if ctx.cache.is_some() || ctx.demand.is_some() {
+                let rel = path.relative();
+                if let Some(cache) = &ctx.cache {
+                    cache.hit(&rel, a.len);
+                }
+                if let Some(demand) = &ctx.demand {
+                    demand.record(rel, a.len);
+                }
             }
             a
         }

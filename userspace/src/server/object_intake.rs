@@ -146,6 +146,7 @@ async fn store(
         }
     };
     let dest = intake.root.join(&rel);
+    let sha256 = expected.clone();
     partial.0 = None; // the blocking task below renames or removes it
     let placed = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         if let Err(e) = set_sha256_xattr(&tmp, &expected) {
@@ -162,14 +163,7 @@ async fn store(
     match placed {
         Ok(Ok(())) => {
             tracing::info!(object = %rel, bytes = size, "object placed");
-            (
-                StatusCode::CREATED,
-                Json(ObjectInfo {
-                    size,
-                    sha256: headers_sha(&headers),
-                }),
-            )
-                .into_response()
+            (StatusCode::CREATED, Json(ObjectInfo { size, sha256 })).into_response()
         }
         Ok(Err(e)) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("placing {rel}: {e}")),
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("placing {rel}: {e}")),
@@ -202,14 +196,6 @@ pub fn remove_leftover_puts(root: &std::path::Path) -> usize {
     removed
 }
 
-fn headers_sha(headers: &HeaderMap) -> String {
-    headers
-        .get("x-strata-sha256")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-}
-
 /// Streams the body into `tmp`, hashing it; fsyncs; checks the SHA-256.
 async fn write_checked(
     tmp: &std::path::Path,
@@ -238,7 +224,7 @@ async fn write_checked(
         file.write_all(&chunk).await.map_err(io)?;
     }
     file.sync_all().await.map_err(io)?;
-    let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let got = crate::control::digest::hex(&hasher.finalize());
     if got != expected {
         return Err((
             StatusCode::UNPROCESSABLE_ENTITY,
