@@ -1,5 +1,5 @@
 //! `cargo xtask fuzz`: runs each cargo-fuzz target (nightly, libFuzzer) for a fixed time.
-//! Crashing inputs land in userspace/fuzz/artifacts/; copy them to userspace/fuzz/regressions/
+//! Crashing inputs land in userspace/http/fuzz/artifacts/; copy them to userspace/http/fuzz/regressions/
 //! where the unit tests replay them.
 
 use std::process::Command;
@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::shell::{exec, output};
 
-/// The fuzz targets in userspace/fuzz/fuzz_targets/.
+/// The fuzz targets in userspace/http/fuzz/fuzz_targets/.
 pub const TARGETS: &[&str] = &["request_head", "range_header"];
 
 #[derive(Args)]
@@ -46,7 +46,7 @@ pub fn run(args: FuzzArgs) -> anyhow::Result<()> {
                     "fuzz",
                     "run",
                     "--fuzz-dir",
-                    "userspace/fuzz",
+                    "userspace/http/fuzz",
                     target,
                     "--",
                 ])

@@ -1,0 +1,25 @@
+//! The control plane (`strata control serve`): the registry of tiers, clusters, servers, tenants
+//! and content behind an etcd-shaped seam ([`registry::RegistryStore`], embedded ACID backend in
+//! [`embedded_store`]), its `/v1/` API ([`api`]), server liveness by heartbeat leases
+//! ([`servers`]), ingest sessions and the durable work queue ([`staging`], [`work_queue`]) worked
+//! by the [`ingestor`] through [`placement`], restores from the archive ([`repair`]), and syncd
+//! ([`syncd`]), which keeps each edge's hot working set on it.
+
+pub mod api;
+pub mod api_error;
+pub mod contents;
+pub mod control_metrics;
+pub mod embedded_store;
+pub mod ingestor;
+pub mod names;
+pub mod placement;
+pub mod plane;
+pub mod registry;
+pub mod repair;
+pub mod servers;
+pub mod staging;
+pub mod status_report;
+pub mod syncd;
+pub mod tenants;
+pub mod tokens;
+pub mod work_queue;

@@ -1,0 +1,235 @@
+//! The control plane's state in one place: the registry, server liveness, the ingestor, syncd,
+//! the staging and archive directories, the placement key, and what the API and /metrics read.
+//! `ControlPlane::open` prepares a data directory (registry file, first operator token,
+//! placement key) and starts the ingestor on the queue it finds.
+
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+
+use strata_wire::lookup::LookupTable;
+
+use super::contents::ContentBook;
+use super::embedded_store::EmbeddedStore;
+use super::ingestor::Ingestor;
+use super::placement::Placer;
+use super::registry::RegistryStore;
+use super::servers::ServerBook;
+use super::syncd::Syncd;
+use super::tenants::TenantBook;
+use super::tokens::{Role, TokenBook};
+use strata_wire::heartbeat::ServerRole;
+
+/// `strata control serve` settings.
+#[derive(Clone, Debug)]
+pub struct ControlSettings {
+    pub data_dir: PathBuf,
+    /// Archive tier directory (default: `{data_dir}/archive`).
+    pub archive_dir: Option<PathBuf>,
+    /// A server is down after this long without a heartbeat.
+    pub server_ttl: Duration,
+    /// syncd's demand half-life.
+    pub demand_half_life: Duration,
+    /// Least decayed requests before syncd pushes an asset.
+    pub push_min_requests: f64,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            data_dir: PathBuf::from("/var/lib/strata/control"),
+            archive_dir: None,
+            server_ttl: Duration::from_secs(5),
+            demand_half_life: Duration::from_secs(60),
+            push_min_requests: 2.0,
+        }
+    }
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct PlaneCounters {
+    pub restores_queued: AtomicU64,
+}
+
+pub struct ControlPlane {
+    pub store: Arc<dyn RegistryStore>,
+    pub servers: ServerBook,
+    pub syncd: Syncd,
+    pub ingestor: Arc<Ingestor>,
+    pub staging_root: PathBuf,
+    pub archive_root: PathBuf,
+    pub placement_key: String,
+    pub counters: PlaneCounters,
+    /// Where the first operator token was written, if this start created it.
+    pub operator_token_file: PathBuf,
+}
+
+fn random_hex() -> String {
+    strata_wire::content_digest::hex(&rand::random::<[u8; 32]>())
+}
+
+impl ControlPlane {
+    /// Opens (or creates) the data directory and starts the ingestor.
+    pub fn open(settings: &ControlSettings) -> anyhow::Result<Arc<ControlPlane>> {
+        let dir = &settings.data_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        let store: Arc<dyn RegistryStore> =
+            Arc::new(EmbeddedStore::open(dir).context("opening the registry")?);
+        let staging_root = dir.join("staging");
+        let archive_root = settings
+            .archive_dir
+            .clone()
+            .unwrap_or_else(|| dir.join("archive"));
+        for d in [&staging_root, &archive_root] {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        let operator_token_file = dir.join("operator.token");
+        if store.list("tokens/")?.is_empty() {
+            let token = TokenBook {
+                store: store.as_ref(),
+            }
+            .issue(&Role::Operator)?;
+            write_secret(&operator_token_file, &token)?;
+            tracing::info!(file = %operator_token_file.display(), "first start: wrote the operator token (keep it secret)");
+        }
+        store.create("meta/placement_key", random_hex().into_bytes())?;
+        let placement_key = store
+            .get("meta/placement_key")?
+            .map(|e| String::from_utf8_lossy(&e.value).to_string())
+            .context("reading the placement key")?;
+        let partial = strata_wire::objects::remove_leftover_puts(&archive_root);
+        if partial > 0 {
+            tracing::warn!(
+                partial,
+                "removed partial archive copies an earlier run left; they are copied again"
+            );
+        }
+        let swept = super::staging::sweep(store.as_ref(), &staging_root);
+        if swept > 0 {
+            tracing::info!(swept, "removed staging directories nothing refers to");
+        }
+        let queued = super::work_queue::pending(store.as_ref())?.len();
+        if queued > 0 {
+            tracing::info!(queued, "resuming queued work");
+        }
+        let ingestor = Ingestor::spawn(Placer {
+            store: store.clone(),
+            staging_root: staging_root.clone(),
+            archive_root: archive_root.clone(),
+            placement_key: placement_key.clone(),
+            bytes_copied: Arc::new(AtomicU64::new(0)),
+        })
+        .context("starting the ingestor thread")?;
+        Ok(Arc::new(ControlPlane {
+            store,
+            servers: ServerBook::new(settings.server_ttl),
+            syncd: Syncd::new(settings.demand_half_life, settings.push_min_requests),
+            ingestor,
+            staging_root,
+            archive_root,
+            placement_key,
+            counters: PlaneCounters::default(),
+            operator_token_file,
+        }))
+    }
+
+    pub fn store(&self) -> &dyn RegistryStore {
+        self.store.as_ref()
+    }
+
+    pub fn tenants(&self) -> TenantBook<'_> {
+        TenantBook { store: self.store() }
+    }
+
+    pub fn tokens(&self) -> TokenBook<'_> {
+        TokenBook { store: self.store() }
+    }
+
+    pub fn contents(&self) -> ContentBook<'_> {
+        ContentBook { store: self.store() }
+    }
+
+    /// The name lookup as edges see it.
+    pub fn lookup_table(&self) -> anyhow::Result<LookupTable> {
+        let store = self.store();
+        let mut table = LookupTable::default();
+        for t in (TenantBook { store }).list()? {
+            let mut clusters = vec![t.home_cluster.clone()];
+            clusters.extend(t.replica_clusters.iter().cloned());
+            table.tenants.insert(t.name, clusters);
+        }
+        for c in (TenantBook { store }).clusters()? {
+            table.clusters.entry(c.name).or_default();
+        }
+        for s in ServerBook::all(store)? {
+            if let (true, ServerRole::Storage, Some(cluster)) = (s.up, s.record.role, &s.record.cluster) {
+                table
+                    .clusters
+                    .entry(cluster.clone())
+                    .or_default()
+                    .push(s.record.addr);
+            }
+        }
+        let digest = Sha256::digest(serde_json::to_vec(&(&table.tenants, &table.clusters))?);
+        table.etag = strata_wire::content_digest::hex(&digest[..8]);
+        Ok(table)
+    }
+
+    /// Size of a registered asset (`tenant/content/asset`), for syncd.
+    pub fn asset_size(&self, path: &str) -> Option<u64> {
+        let mut parts = path.splitn(3, '/');
+        let (t, c, a) = (parts.next()?, parts.next()?, parts.next()?);
+        let record = ContentBook { store: self.store() }.get(t, c).ok()?;
+        record
+            .assets
+            .iter()
+            .find(|x| x.decl.name == a)
+            .map(|x| x.decl.size)
+    }
+
+    /// Assets pushed hot to `edge`.
+    pub fn pinned_for(&self, edge: &str) -> Vec<(String, u64)> {
+        ContentBook { store: self.store() }
+            .list(None)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.hot && c.hot_edges.iter().any(|e| e == edge))
+            .flat_map(|c| {
+                c.assets
+                    .iter()
+                    .map(|a| (format!("{}/{}/{}", c.tenant, c.content, a.decl.name), a.decl.size))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    pub fn bytes_copied(&self) -> u64 {
+        self.ingestor.bytes_copied()
+    }
+
+    pub fn restores_queued(&self) -> u64 {
+        self.counters.restores_queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes a secret file readable only by its owner.
+pub fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(f, "{secret}").with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
+}

@@ -1,0 +1,61 @@
+//! The cache's metrics, read at scrape time: hits, fills by result, evictions, usage and
+//! capacity. The server registers [`CacheCollector`] when it runs a cache.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use strata_kernel::kernel_metrics::{counter, gauge};
+
+use super::EdgeCache;
+
+/// The edge cache's metrics.
+#[derive(Debug)]
+pub struct CacheCollector(pub Arc<EdgeCache>);
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let encoder = &mut encoder;
+        let cache = &self.0;
+        let c = &cache.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        counter(
+            encoder,
+            "cache_hits",
+            "Requests served from the edge's own files",
+            load(&c.hits),
+        )?;
+        {
+            let mut family = encoder.encode_descriptor(
+                "cache_fills",
+                "Background fills of admitted assets, by result",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (result, value) in [
+                ("started", load(&c.fills_started)),
+                ("completed", load(&c.fills_completed)),
+                ("failed", load(&c.fills_failed)),
+            ] {
+                ConstCounter::new(value).encode(family.encode_family(&[("result", result)])?)?;
+            }
+        }
+        counter(
+            encoder,
+            "cache_evictions",
+            "Files evicted (least recently used) to make room",
+            load(&c.evictions),
+        )?;
+        let (files, bytes) = cache.usage();
+        gauge(encoder, "cache_bytes", "Bytes the edge cache holds", bytes as i64)?;
+        gauge(encoder, "cache_files", "Files the edge cache holds", files as i64)?;
+        gauge(
+            encoder,
+            "cache_capacity_bytes",
+            "Bytes the edge cache may hold",
+            cache.settings.capacity as i64,
+        )
+    }
+}

@@ -1,0 +1,138 @@
+//! The edge cache: which proxied assets are admitted (two requests within an interval, or
+//! flagged hot), the one background fill per admitted asset, and the least-recently-used index
+//! that keeps the cache directory within its byte capacity.
+
+pub mod admission;
+pub mod cache_metrics;
+pub mod fill;
+pub mod lru_index;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use admission::Admission;
+use lru_index::LruIndex;
+
+/// `[cache]`: the edge cache's limits and admission rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Bytes the cache directory may hold (0: no admission, misses are only proxied).
+    pub capacity: u64,
+    /// An asset is admitted when requested twice within this interval.
+    #[serde(with = "humantime_serde")]
+    pub admit_interval: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            capacity: 1 << 30,
+            admit_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Counters of the cache, read by /metrics.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub hits: AtomicU64,
+    pub fills_started: AtomicU64,
+    pub fills_completed: AtomicU64,
+    pub fills_failed: AtomicU64,
+    pub evictions: AtomicU64,
+    pub evicted_bytes: AtomicU64,
+}
+
+/// The cache of one edge.
+#[derive(Debug)]
+pub struct EdgeCache {
+    pub settings: CacheSettings,
+    pub index: Mutex<LruIndex>,
+    pub admission: Mutex<Admission>,
+    pub counters: CacheCounters,
+    pub root: std::path::PathBuf,
+}
+
+impl EdgeCache {
+    /// Indexes what `root` holds (oldest first by modification time), removes fills a crash
+    /// left behind, and evicts down to the capacity.
+    pub fn open(root: &std::path::Path, settings: CacheSettings) -> std::io::Result<EdgeCache> {
+        let leftovers = fill::remove_leftover_fills(root)?;
+        if leftovers > 0 {
+            tracing::warn!(
+                leftovers,
+                "removed partial fills left by an earlier run; they were never served"
+            );
+        }
+        let index = LruIndex::scan(root)?;
+        let cache = EdgeCache {
+            admission: Mutex::new(Admission::new(settings.admit_interval)),
+            settings,
+            index: Mutex::new(index),
+            counters: CacheCounters::default(),
+            root: root.to_path_buf(),
+        };
+        cache.make_room(0);
+        let (files, bytes) = cache.usage();
+        tracing::info!(files, bytes, capacity = cache.settings.capacity, root = %root.display(), "edge cache indexed");
+        Ok(cache)
+    }
+
+    /// Files and bytes held now.
+    pub fn usage(&self) -> (usize, u64) {
+        let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        (index.len(), index.bytes())
+    }
+
+    /// A local hit on `rel`: counts it and makes it the most recently used.
+    pub fn hit(&self, rel: &str, len: u64) {
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        self.index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .touch(rel, len);
+    }
+
+    /// Drops `rel` from the cache now (an operator's eviction); whether it was held.
+    pub fn evict(&self, rel: &str) -> bool {
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(size) = index.remove(rel) else {
+            return false;
+        };
+        if let Err(e) = std::fs::remove_file(self.root.join(rel)) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(file = %rel, error = %e, "evicting failed");
+            }
+        }
+        self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        self.counters.evicted_bytes.fetch_add(size, Ordering::Relaxed);
+        true
+    }
+
+    /// Evicts least-recently-used files until `incoming` more bytes fit; false if they never
+    /// can (larger than the whole capacity).
+    pub fn make_room(&self, incoming: u64) -> bool {
+        if incoming > self.settings.capacity {
+            return false;
+        }
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        while index.bytes() + incoming > self.settings.capacity {
+            let Some((rel, size)) = index.pop_oldest() else {
+                break;
+            };
+            match std::fs::remove_file(self.root.join(&rel)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(file = %rel, error = %e, "evicting failed"),
+            }
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            self.counters.evicted_bytes.fetch_add(size, Ordering::Relaxed);
+            tracing::debug!(file = %rel, size, "evicted (least recently used)");
+        }
+        true
+    }
+}

@@ -1,0 +1,79 @@
+//! The name lookup an edge gets from the control plane: the table (tenant → home and replica
+//! clusters → storage servers that are up) fetched from `GET /v1/lookup`, held in memory and
+//! answered without a network round trip. The control agent fetches it again when a heartbeat
+//! reply carries a different etag (invalidation) or when it is older than the TTL.
+
+use std::sync::RwLock;
+use std::time::Instant;
+
+use crate::name_lookup::{ClusterServers, NameLookup};
+use strata_http::content_path::ContentPath;
+use strata_wire::lookup::LookupTable;
+
+/// The cached lookup table.
+#[derive(Debug)]
+pub struct ControlLookup {
+    table: RwLock<(LookupTable, Option<Instant>)>,
+}
+
+impl Default for ControlLookup {
+    fn default() -> Self {
+        ControlLookup {
+            table: RwLock::new((LookupTable::default(), None)),
+        }
+    }
+}
+
+impl ControlLookup {
+    /// Installs a freshly fetched table.
+    pub fn replace(&self, table: LookupTable) {
+        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+        *t = (table, Some(Instant::now()));
+    }
+
+    /// The etag of the table held, and when it was fetched (None: never).
+    pub fn etag(&self) -> (String, Option<Instant>) {
+        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+        (t.0.etag.clone(), t.1)
+    }
+}
+
+impl NameLookup for ControlLookup {
+    fn locate(&self, path: &ContentPath) -> Vec<ClusterServers> {
+        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+        let Some(clusters) = t.0.tenants.get(&path.tenant) else {
+            return Vec::new();
+        };
+        clusters
+            .iter()
+            .map(|c| ClusterServers {
+                cluster: c.clone(),
+                servers: t.0.clusters.get(c).cloned().unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_from_the_installed_table_home_first() {
+        let l = ControlLookup::default();
+        let p = ContentPath::parse("/acme/c/a.mp4").unwrap();
+        assert!(l.locate(&p).is_empty(), "nothing fetched yet");
+        let mut t = LookupTable::default();
+        t.tenants
+            .insert("acme".into(), vec!["east".into(), "west".into()]);
+        t.clusters
+            .insert("east".into(), vec!["127.0.0.1:1".parse().unwrap()]);
+        t.clusters.insert("west".into(), vec![]);
+        t.etag = "e1".into();
+        l.replace(t);
+        let found = l.locate(&p);
+        assert_eq!(found[0].cluster, "east");
+        assert_eq!(found[1].servers.len(), 0, "a cluster with every server down");
+        assert_eq!(l.etag().0, "e1");
+    }
+}

@@ -1,0 +1,557 @@
+//! One client connection: the seed's service co-routine, as a tokio task.
+//!
+//! While idle the task holds no read buffer: it waits for readability, then reads the request
+//! head into a per-thread scratch buffer (a heap buffer only for heads that arrive in pieces or
+//! for pipelined leftovers). Everything a request needs lives in a boxed future that exists only
+//! while it is served, so an idle keep-alive connection costs little more than its socket. The
+//! asset last served stays open for the life of the connection, as the seed does for
+//! persistent connections.
+
+use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::ServerContext;
+use crate::cache::admission::Decision;
+use crate::cache::fill::spawn_fill;
+use crate::file_store::{advise, content_type, OpenAsset, StoreError};
+use crate::metrics::ServerMetrics;
+use crate::server::miss_policy::MissPolicy;
+use crate::upstream::proxy::{proxy, ProxyResult};
+use strata_http::content_path::{ContentPath, PathError};
+use strata_http::file_plan::{plan_file_response, PlanError, Validators};
+use strata_http::request::{parse_request_head, HeadError, Method, RequestHead};
+use strata_http::response::{error_response, HeadBuilder};
+use strata_kernel::body_path::{send_span, BodyError, FileSpan};
+use strata_kernel::socket_opts::set_cork;
+
+/// Read-ahead window hinted at the start of every body.
+const READ_AHEAD: u64 = 4 << 20;
+
+/// Per-connection state kept between requests.
+struct ConnState {
+    stream: TcpStream,
+    /// Bytes of the next (pipelined) request already read.
+    leftover: Option<Vec<u8>>,
+    /// The asset served last, kept open.
+    open_asset: Option<CachedAsset>,
+}
+
+/// A connection's place under `max_connections`, held from accept to close (also while parked);
+/// dropping it counts the connection closed and frees the slot.
+pub struct ConnSlot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<ServerMetrics>,
+}
+
+impl ConnSlot {
+    pub fn new(permit: OwnedSemaphorePermit, metrics: Arc<ServerMetrics>) -> ConnSlot {
+        metrics.connection_opened();
+        ConnSlot {
+            _permit: permit,
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> &ServerMetrics {
+        &self.metrics
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
+    }
+}
+
+/// The open asset of a connection, keyed by a hash of its path. A hash collision cannot serve
+/// the wrong file: reuse also needs the path to name the same inode, size and mtime now.
+pub struct CachedAsset {
+    key: u64,
+    asset: OpenAsset,
+}
+
+fn path_key(path: &ContentPath) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
+}
+
+/// Size of the per-thread scratch buffer request heads are first read into.
+const SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; SCRATCH].into_boxed_slice());
+}
+
+/// What the first read of a request produced.
+enum FirstRead {
+    /// The readiness was spurious: no byte to read (tokio's readiness is now cleared).
+    Nothing,
+    Done(HeadRead),
+    /// Bytes of a head not yet complete (possibly none): continue with a heap buffer.
+    Partial(Vec<u8>),
+}
+
+/// Reads whatever the socket has into the thread's scratch buffer and parses a head from it,
+/// without awaiting: the common case (a whole head in one segment) allocates nothing.
+fn read_first(state: &mut ConnState, max_header_bytes: usize) -> FirstRead {
+    SCRATCH_BUF.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let room = max_header_bytes.min(scratch.len());
+        let n = match state.stream.try_read(&mut scratch[..room]) {
+            Ok(0) => return FirstRead::Done(HeadRead::Gone),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return FirstRead::Nothing,
+            Err(_) => return FirstRead::Done(HeadRead::Gone),
+        };
+        match parse_request_head(&scratch[..n]) {
+            Ok(Some((head, used))) => {
+                if used < n {
+                    state.leftover = Some(scratch[used..n].to_vec());
+                }
+                FirstRead::Done(HeadRead::Head(head))
+            }
+            Ok(None) => FirstRead::Partial(scratch[..n].to_vec()),
+            Err(e) => FirstRead::Done(refusal(e)),
+        }
+    })
+}
+
+/// The response that ends a connection whose head could not be parsed.
+fn refusal(e: HeadError) -> HeadRead {
+    let status = match e {
+        HeadError::TooManyHeaders => 431,
+        HeadError::Version => 505,
+        HeadError::Malformed(_) => 400,
+    };
+    HeadRead::Refuse(status, e.to_string())
+}
+
+/// Serves `stream` until the client leaves, asks to close, errs or times out, or goes quiet
+/// for `park_after` (then it is handed to the idle parker and this task ends).
+pub async fn serve_connection(
+    stream: TcpStream,
+    ctx: Arc<ServerContext>,
+    slot: ConnSlot,
+    open_asset: Option<CachedAsset>,
+) {
+    let mut state = ConnState {
+        stream,
+        leftover: None,
+        open_asset,
+    };
+    let limits = &ctx.limits;
+    let park =
+        ctx.parker.is_some() && !limits.park_after.is_zero() && limits.park_after < limits.idle_timeout;
+    let wait = if park {
+        limits.park_after
+    } else {
+        limits.idle_timeout
+    };
+    loop {
+        let first = if state.leftover.is_none() {
+            match tokio::time::timeout(wait, state.stream.readable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) if park => return park_connection(state, &ctx, slot),
+                Err(_) => {
+                    ctx.metrics.timeout();
+                    break;
+                }
+            }
+            // Read before building the request's (boxed) state: a spurious wake-up, which
+            // tokio reports for fresh sockets, must not allocate anything.
+            match read_first(&mut state, ctx.limits.max_header_bytes) {
+                FirstRead::Nothing => continue,
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        if !Box::pin(serve_one(&mut state, &ctx, first)).await {
+            break;
+        }
+    }
+}
+
+/// Hands a quiet connection to the idle parker for the rest of its idle timeout.
+fn park_connection(state: ConnState, ctx: &ServerContext, slot: ConnSlot) {
+    let Some(parker) = &ctx.parker else { return };
+    let ConnState {
+        stream, open_asset, ..
+    } = state;
+    match stream.into_std() {
+        Ok(stream) => {
+            let deadline = Instant::now() + ctx.limits.idle_timeout.saturating_sub(ctx.limits.park_after);
+            parker.park(stream, open_asset, slot, deadline);
+        }
+        Err(e) => tracing::debug!(error = %e, "could not park an idle connection; closing it"),
+    }
+}
+
+/// What reading a request head produced.
+enum HeadRead {
+    Head(RequestHead),
+    /// The client closed or the socket failed: close without a response.
+    Gone,
+    /// A response that ends the connection (400, 408, 431, 505).
+    Refuse(u16, String),
+}
+
+/// Serves one request. Returns whether the connection stays open.
+async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<FirstRead>) -> bool {
+    let head = match read_head(state, ctx, first).await {
+        HeadRead::Head(h) => h,
+        HeadRead::Gone => return false,
+        HeadRead::Refuse(status, message) => {
+            let _ = respond(state, ctx, status, error_response(status, &message, false, &[])).await;
+            return false;
+        }
+    };
+    let keep_alive = head.keep_alive;
+    let (status, bytes) = match answer(state, ctx, &head).await {
+        Answer::Done(ok) => return ok && keep_alive,
+        Answer::Error(status, message, extra) => {
+            let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            (status, error_response(status, &message, keep_alive, &extra))
+        }
+    };
+    respond(state, ctx, status, bytes).await && keep_alive
+}
+
+/// Reads until one complete request head is buffered, within the header timeout and size limit.
+async fn read_head(state: &mut ConnState, ctx: &ServerContext, first: Option<FirstRead>) -> HeadRead {
+    let limits = &ctx.limits;
+    // A head already read by the idle loop comes first; its pipelined successors, if any,
+    // wait in `leftover` for the next round.
+    let mut buf = match first {
+        Some(FirstRead::Done(r)) => return r,
+        Some(FirstRead::Partial(b)) => b,
+        Some(FirstRead::Nothing) | None => state.leftover.take().unwrap_or_default(),
+    };
+    let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+    loop {
+        if !buf.is_empty() {
+            match parse_request_head(&buf) {
+                Ok(Some((head, used))) => {
+                    buf.drain(..used);
+                    if !buf.is_empty() {
+                        state.leftover = Some(buf);
+                    }
+                    return HeadRead::Head(head);
+                }
+                Ok(None) if buf.len() >= limits.max_header_bytes => {
+                    return HeadRead::Refuse(
+                        431,
+                        format!("request head larger than {} bytes", limits.max_header_bytes),
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => return refusal(e),
+            }
+        }
+        // Grow the buffer geometrically, never past the head limit, so one read cannot
+        // take more than max_header_bytes.
+        let target = limits.max_header_bytes.min((buf.len() * 2).max(2048));
+        if buf.capacity() < target {
+            buf.reserve_exact(target - buf.len());
+        }
+        match tokio::time::timeout_at(deadline, state.stream.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return HeadRead::Gone,
+            Err(_) => {
+                ctx.metrics.timeout();
+                if buf.is_empty() {
+                    return HeadRead::Gone;
+                }
+                return HeadRead::Refuse(
+                    408,
+                    format!(
+                        "request head not complete within {:?}",
+                        limits.header_read_timeout
+                    ),
+                );
+            }
+        }
+        match state.stream.try_read_buf(&mut buf) {
+            Ok(0) => return HeadRead::Gone,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return HeadRead::Gone,
+        }
+    }
+}
+
+/// How a request was answered.
+enum Answer {
+    /// The response went out (true) or the connection broke mid-response (false).
+    Done(bool),
+    /// An error response to send: status, one-line message, extra headers.
+    Error(u16, String, Vec<(&'static str, String)>),
+}
+
+async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) -> Answer {
+    let method = head.method();
+    if let Method::Other(m) = method {
+        return Answer::Error(
+            405,
+            format!("method {m} not allowed; use GET or HEAD"),
+            vec![("Allow", "GET, HEAD".into())],
+        );
+    }
+    let path = match ContentPath::parse(&head.path) {
+        Ok(p) => p,
+        Err(e @ PathError::Bad(_)) => return Answer::Error(400, e.to_string(), vec![]),
+        Err(e @ PathError::NotContent) => return Answer::Error(404, e.to_string(), vec![]),
+    };
+    let ctype = content_type(&path.asset);
+    let asset = match cached_or_open(state, ctx, &path) {
+        Ok(a) => {
+            if ctx.cache.is_some() || ctx.demand.is_some() {
+                let rel = path.relative();
+                if let Some(cache) = &ctx.cache {
+                    cache.hit(&rel, a.len);
+                }
+                if let Some(demand) = &ctx.demand {
+                    demand.record(rel, a.len);
+                }
+            }
+            a
+        }
+        Err(StoreError::NotFound(p)) => return miss(state, ctx, head, &path, p).await,
+        Err(e @ StoreError::Forbidden(_)) => return Answer::Error(403, e.to_string(), vec![]),
+        Err(e) => {
+            tracing::error!(error = %e, "opening asset failed");
+            return Answer::Error(500, "could not read the asset".into(), vec![]);
+        }
+    };
+    let etag = asset.etag();
+    let validators = Validators {
+        len: asset.len,
+        etag: &etag,
+        mtime: asset.mtime,
+    };
+    let plan = match plan_file_response(head, validators) {
+        Ok(p) => p,
+        Err(e @ PlanError::BadQuery(_)) => return Answer::Error(400, e.to_string(), vec![]),
+        Err(e @ PlanError::Unsatisfiable { len, .. }) => {
+            return Answer::Error(
+                416,
+                e.to_string(),
+                vec![("Content-Range", format!("bytes */{len}"))],
+            );
+        }
+    };
+    let mut builder = HeadBuilder::new(plan.status);
+    if plan.status != 304 {
+        builder = builder
+            .header("Content-Type", ctype)
+            .header_u64("Content-Length", plan.body.map_or(0, |b| b.len()));
+    }
+    builder = builder
+        .header("Accept-Ranges", "bytes")
+        .header("ETag", &etag)
+        .header("Last-Modified", &asset.last_modified());
+    if let (true, Some(body)) = (plan.partial, plan.body) {
+        builder = builder.content_range(body, asset.len);
+    }
+    let head_bytes = builder.connection(head.keep_alive).finish();
+    ctx.metrics.response(plan.status);
+    let body = match (plan.send_body, plan.body) {
+        (true, Some(body)) => body,
+        _ => return Answer::Done(write_all(state, ctx, &head_bytes).await),
+    };
+    advise(
+        &asset.file,
+        libc::POSIX_FADV_WILLNEED,
+        body.start,
+        body.len().min(READ_AHEAD),
+    );
+    // Cork so the head and the first body bytes leave together; uncorking flushes the tail.
+    let corked = set_cork(&state.stream, true).is_ok();
+    if !write_all(state, ctx, &head_bytes).await {
+        return Answer::Done(false);
+    }
+    let span = FileSpan {
+        offset: body.start,
+        len: body.len(),
+    };
+    let sent = send_span(
+        &ctx.body_path,
+        &state.stream,
+        &asset.file,
+        span,
+        ctx.limits.send_stall_timeout,
+        ctx.metrics.as_ref(),
+    )
+    .await;
+    if corked {
+        let _ = set_cork(&state.stream, false);
+    }
+    match sent {
+        Ok(()) => Answer::Done(true),
+        Err(e) => {
+            match &e {
+                BodyError::Truncated { .. } => {
+                    tracing::warn!(path = %head.path, error = %e, "body cut short; closing connection")
+                }
+                BodyError::Stalled(_) => ctx.metrics.timeout(),
+                _ => tracing::debug!(error = %e, "body not delivered; closing connection"),
+            }
+            Answer::Done(false)
+        }
+    }
+}
+
+/// An asset the store does not hold: proxy it, redirect to a storage server, or 404, as the
+/// miss policy says.
+async fn miss(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    head: &RequestHead,
+    path: &ContentPath,
+    shown: String,
+) -> Answer {
+    let not_found = || Answer::Error(404, format!("no such asset {shown}"), vec![]);
+    let (MissPolicy::Proxy | MissPolicy::Redirect, Some(lookup)) = (ctx.miss, &ctx.lookup) else {
+        return not_found();
+    };
+    ctx.metrics.miss();
+    if let Some(demand) = &ctx.demand {
+        demand.record(path.relative(), 0);
+    }
+    let clusters = lookup.locate(path);
+    if clusters.is_empty() {
+        return Answer::Error(
+            404,
+            format!(
+                "no such asset {shown} (tenant {} unknown to this edge)",
+                path.tenant
+            ),
+            vec![],
+        );
+    }
+    let servers = ctx.upstream.order(&clusters);
+    if ctx.miss == MissPolicy::Redirect {
+        let Some(server) = servers.first() else {
+            return not_found();
+        };
+        let query = head.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+        let location = format!("http://{server}{}{query}", head.path);
+        return Answer::Error(
+            302,
+            format!("asset is at {location}"),
+            vec![("Location", location)],
+        );
+    }
+    if let Some(cache) = &ctx.cache {
+        let decision = cache
+            .admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .on_miss(&path.relative(), std::time::Instant::now());
+        if decision == Decision::Fill {
+            spawn_fill(
+                cache.clone(),
+                ctx.upstream.clone(),
+                path.clone(),
+                head.path.clone(),
+                servers.clone(),
+            );
+        }
+    }
+    match proxy(
+        &mut state.stream,
+        head,
+        &servers,
+        &ctx.upstream,
+        &ctx.metrics,
+        ctx.limits.send_stall_timeout,
+    )
+    .await
+    {
+        ProxyResult::Sent { keep_alive, lost_on } => {
+            if let Some(tx) = &ctx.failed_reads {
+                for server in lost_on {
+                    let _ = tx.send((path.relative(), server));
+                }
+            }
+            Answer::Done(keep_alive)
+        }
+        ProxyResult::Failed { status, message } => Answer::Error(status, message, vec![]),
+    }
+}
+
+/// Returns the open asset for `path`, reusing the connection's descriptor while the file is
+/// unchanged.
+fn cached_or_open(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    path: &ContentPath,
+) -> Result<OpenAsset, StoreError> {
+    let key = path_key(path);
+    if let Some(cached) = &state.open_asset {
+        if cached.key == key && ctx.store.still_current(path, &cached.asset) {
+            return Ok(cached.asset.clone());
+        }
+    }
+    let asset = ctx.store.open_asset(path)?;
+    state.open_asset = Some(CachedAsset {
+        key,
+        asset: asset.clone(),
+    });
+    Ok(asset)
+}
+
+/// Writes an error or head-only response, counting its status.
+async fn respond(state: &mut ConnState, ctx: &ServerContext, status: u16, bytes: Vec<u8>) -> bool {
+    ctx.metrics.response(status);
+    write_all(state, ctx, &bytes).await
+}
+
+async fn write_all(state: &mut ConnState, ctx: &ServerContext, bytes: &[u8]) -> bool {
+    let stall: Duration = ctx.limits.send_stall_timeout;
+    match tokio::time::timeout(stall, state.stream.write_all(bytes)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            ctx.metrics.timeout();
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn connection_task_future_stays_small() {
+        // The future of a connection between requests is what each connection costs until the
+        // idle parker takes it (then only a slab entry remains); keep it from growing unnoticed.
+        fn size_of_future<F: std::future::Future>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let ctx = std::sync::Arc::new(super::super::test_context());
+            let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+            let permit = slots.try_acquire_owned().expect("permit");
+            let slot = super::ConnSlot::new(permit, ctx.metrics.clone());
+            let fut = super::serve_connection(client, ctx, slot, None);
+            let size = size_of_future(&fut);
+            eprintln!("serve_connection future: {size} bytes");
+            assert!(size <= 640, "idle connection future grew to {size} bytes");
+        });
+    }
+}

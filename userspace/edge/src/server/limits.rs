@@ -1,0 +1,42 @@
+//! `[limits]`: connection limits and timeouts of a serving role.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Connection limits and timeouts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Time from a request's first byte to the end of its head.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Time after which a quiet keep-alive connection is parked (leaves its task for a shared
+    /// epoll set, costing a few hundred bytes); 0 never parks.
+    #[serde(with = "humantime_serde")]
+    pub park_after: Duration,
+    /// Time a client may take no bytes while a response is being sent.
+    #[serde(with = "humantime_serde")]
+    pub send_stall_timeout: Duration,
+    /// Most client connections open at once; more are answered 503 and closed. 0: derived
+    /// from the open-file limit (the limit less 1024 descriptors for files, pipes and maps).
+    pub max_connections: usize,
+    /// Largest request head accepted; larger answers 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            park_after: Duration::from_secs(2),
+            send_stall_timeout: Duration::from_secs(30),
+            max_connections: 0,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The HTTP file server shared by the storage and edge roles: listener, connection limit,
+//! kernel body path selection, eBPF telemetry, and the admin listener.
+
+pub mod admin;
+pub mod connection;
+pub mod control_agent;
+pub mod demand_counter;
+pub mod idle_parker;
+pub mod kernel_setup;
+pub mod limits;
+pub mod miss_policy;
+pub mod object_intake;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::cache::cache_metrics::CacheCollector;
+use crate::cache::EdgeCache;
+use crate::control_lookup::ControlLookup;
+use crate::file_store::FileStore;
+use crate::metrics::ServerMetrics;
+use crate::name_lookup::{NameLookup, StaticLookup};
+use crate::settings::ServeConfig;
+use crate::upstream::pool::UpstreamPool;
+use crate::upstream::pool_metrics::PoolCollector;
+use demand_counter::DemandCounter;
+use idle_parker::IdleParker;
+use limits::Limits;
+use miss_policy::MissPolicy;
+use strata_http::response::error_response;
+use strata_kernel::body_path::BodyPath;
+use strata_kernel::kernel_metrics::KernelCollector;
+use strata_kernel::KernelPrograms;
+use strata_wire::heartbeat::ServerRole;
+
+/// What every connection task of one server shares.
+pub struct ServerContext {
+    pub store: FileStore,
+    pub body_path: BodyPath,
+    pub limits: Limits,
+    pub metrics: Arc<ServerMetrics>,
+    /// Holds keep-alive connections idle past `limits.park_after` (None: they keep their task).
+    pub parker: Option<Arc<IdleParker>>,
+    /// What to do when an asset is not in the store (edge), and where to look for it.
+    pub miss: MissPolicy,
+    pub lookup: Option<Arc<dyn NameLookup>>,
+    pub upstream: Arc<UpstreamPool>,
+    /// The edge cache (admission, fills, LRU), when misses are proxied and capacity > 0.
+    pub cache: Option<Arc<EdgeCache>>,
+    /// Edges under a control plane: per-asset demand for syncd.
+    pub demand: Option<Arc<DemandCounter>>,
+    /// Edges under a control plane: (asset, storage server) pairs where the server answered
+    /// 404 and a replica served the asset, for the control plane to restore.
+    pub failed_reads: Option<tokio::sync::mpsc::UnboundedSender<(String, SocketAddr)>>,
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub role: &'static str,
+    pub local_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    // Dropping them detaches the eBPF programs.
+    _programs: KernelPrograms,
+}
+
+impl RunningServer {
+    /// Waits until the accept loops end (after shutdown).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Number of CPU cores, the default for worker counts.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Binds a listening socket with a backlog fit for many clients.
+fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .with_context(|| format!("creating a socket for {addr}"))?;
+    socket
+        .set_reuseaddr(true)
+        .with_context(|| format!("SO_REUSEADDR on {addr}"))?;
+    socket.bind(addr).with_context(|| format!("binding {addr}"))?;
+    socket
+        .listen(4096)
+        .with_context(|| format!("listening on {addr}"))
+}
+
+/// Raises the soft open-file limit to the hard one and returns it.
+fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// `max_connections`, resolving 0 to what the open-file limit allows.
+fn effective_max_connections(role: &str, configured: usize) -> usize {
+    let nofile = raise_nofile_limit();
+    let fit = nofile.saturating_sub(1024).max(64) as usize;
+    if configured == 0 {
+        tracing::info!(
+            role,
+            open_file_limit = nofile,
+            max_connections = fit,
+            "max_connections from the open-file limit"
+        );
+        return fit;
+    }
+    if configured > fit {
+        tracing::warn!(role, open_file_limit = nofile, max_connections = configured, "max_connections is above what the open-file limit allows; expect accept errors (EMFILE) near the top");
+    }
+    configured
+}
+
+/// Starts a storage or edge server; returns once it is listening.
+pub async fn start(
+    role: &'static str,
+    cfg: &ServeConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<RunningServer> {
+    cfg.validate()?;
+    let store =
+        FileStore::open(&cfg.root).with_context(|| format!("{role}: opening the directory it serves"))?;
+    let listener = bind(cfg.listen).with_context(|| format!("{role}: client listener"))?;
+    let local_addr = listener.local_addr()?;
+    let body_path =
+        kernel_setup::choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
+    let mut upstream_settings = cfg.upstream.clone();
+    let mut sockmap = None;
+    let controlled = cfg.control.enabled();
+    let proxies = cfg.miss == MissPolicy::Proxy && (!cfg.lookup.tenants.is_empty() || controlled);
+    let control_client = if controlled {
+        Some(
+            control_agent::client(&cfg.control)
+                .with_context(|| format!("{role}: joining the control plane {}", cfg.control.url))?,
+        )
+    } else {
+        None
+    };
+    let is_edge = role.starts_with("edge");
+    let cache = if proxies && cfg.cache.capacity > 0 {
+        Some(Arc::new(
+            EdgeCache::open(&cfg.root, cfg.cache.clone())
+                .with_context(|| format!("{role}: indexing the cache directory {}", cfg.root.display()))?,
+        ))
+    } else {
+        None
+    };
+    if proxies {
+        let (path, splice) = kernel_setup::choose_proxy_path(role, cfg.upstream.proxy_path).await?;
+        upstream_settings.proxy_path = path;
+        sockmap = splice;
+    }
+    let mut upstream = UpstreamPool::new(upstream_settings);
+    if let Some(s) = &sockmap {
+        upstream = upstream.with_sockmap(s.clone());
+    }
+    let upstream = Arc::new(upstream);
+    let programs = KernelPrograms {
+        telemetry: kernel_setup::load_telemetry(
+            role,
+            cfg.telemetry,
+            local_addr.port(),
+            &cfg.lookup.all_servers(),
+        )?,
+        guard: kernel_setup::load_guard(role, &cfg.guard)?,
+        splice: sockmap,
+    };
+    let mut collectors: Vec<Box<dyn prometheus_client::collector::Collector>> = vec![
+        Box::new(KernelCollector::new(programs.clone())),
+        Box::new(PoolCollector(upstream.clone())),
+    ];
+    if let Some(c) = &cache {
+        collectors.push(Box::new(CacheCollector(c.clone())));
+    }
+    let metrics = ServerMetrics::new(role, body_path.label(), collectors);
+    let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let parker = if cfg.limits.park_after.is_zero() {
+        None
+    } else {
+        IdleParker::new()
+            .map_err(|e| tracing::warn!(role, error = %e, "idle parker unavailable"))
+            .ok()
+    };
+    let control_lookup = match (&control_client, proxies && is_edge) {
+        (Some(client), true) => {
+            let lookup = Arc::new(ControlLookup::default());
+            if let Err(e) = control_agent::fetch_lookup(client, &lookup).await {
+                tracing::warn!(role, error = %e, "the control plane's name lookup is not reachable yet; misses answer 404 until it is");
+            }
+            Some(lookup)
+        }
+        _ => None,
+    };
+    let demand = (controlled && is_edge).then(|| Arc::new(DemandCounter::default()));
+    let (failed_tx, failed_rx) = if controlled && is_edge {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let placement_key: control_agent::PlacementKey = Default::default();
+    let mut limits = cfg.limits.clone();
+    limits.max_connections = effective_max_connections(role, limits.max_connections);
+    let ctx = Arc::new(ServerContext {
+        store,
+        body_path,
+        limits,
+        metrics: metrics.clone(),
+        parker: parker.clone(),
+        miss: cfg.miss,
+        lookup: match &control_lookup {
+            Some(l) => Some(l.clone() as Arc<dyn NameLookup>),
+            None if cfg.lookup.tenants.is_empty() => None,
+            None => Some(
+                Arc::new(StaticLookup::new(cfg.lookup.clone()).context("lookup configuration")?)
+                    as Arc<dyn NameLookup>,
+            ),
+        },
+        upstream: upstream.clone(),
+        cache: cache.clone(),
+        demand: demand.clone(),
+        failed_reads: failed_tx,
+    });
+    if let Some(p) = &parker {
+        p.run_on(tokio::runtime::Handle::current(), &ctx)
+            .context("starting the idle parker thread")?;
+    }
+    tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
+    let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
+    let intake =
+        (controlled && !is_edge).then(|| object_intake::routes(cfg.root.clone(), placement_key.clone()));
+    let mut tasks = Vec::new();
+    if let Some(client) = control_client {
+        let parts = control_agent::AgentParts {
+            role: if is_edge {
+                ServerRole::Edge
+            } else {
+                ServerRole::Storage
+            },
+            local_addr,
+            admin_addr,
+            placement_key,
+            lookup: control_lookup,
+            cache: cache.clone(),
+            pool: upstream,
+            demand,
+            metrics: metrics.clone(),
+            failed_reads: failed_rx,
+        };
+        tasks.push(tokio::spawn(control_agent::run(
+            cfg.control.clone(),
+            client,
+            parts,
+            shutdown.clone(),
+        )));
+    }
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        metrics,
+        programs.clone(),
+        cache,
+        intake,
+        shutdown,
+    ));
+    Ok(RunningServer {
+        role,
+        local_addr,
+        admin_addr,
+        tasks: {
+            tasks.extend([accept, admin]);
+            tasks
+        },
+        _programs: programs,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
+    tracing::debug!(max_connections = ctx.limits.max_connections, "accepting");
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off briefly rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            ctx.metrics.connection_rejected();
+            tokio::spawn(reject(stream, ctx.clone()));
+            continue;
+        };
+        let slot = connection::ConnSlot::new(permit, ctx.metrics.clone());
+        tokio::spawn(connection::serve_connection(stream, ctx.clone(), slot, None));
+    }
+}
+
+/// Answers a connection over the limit with 503 and closes it.
+async fn reject(stream: TcpStream, ctx: Arc<ServerContext>) {
+    let msg = format!(
+        "server at its limit of {} connections; retry shortly",
+        ctx.limits.max_connections
+    );
+    let resp = error_response(503, &msg, false, &[("Retry-After", "1")]);
+    ctx.metrics.response(503);
+    let _ = stream.try_write(&resp);
+}
+
+/// A context over an empty temporary directory, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_context() -> ServerContext {
+    let dir = std::env::temp_dir().join(format!("strata-ctx-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    ServerContext {
+        store: FileStore::open(&dir).expect("temp dir"),
+        body_path: BodyPath::Sendfile,
+        limits: Limits::default(),
+        metrics: ServerMetrics::new(
+            "test",
+            strata_kernel::body_meter::BodyPathLabel::Sendfile,
+            Vec::new(),
+        ),
+        parker: None,
+        miss: MissPolicy::Error,
+        lookup: None,
+        upstream: Arc::new(UpstreamPool::new(Default::default())),
+        cache: None,
+        demand: None,
+        failed_reads: None,
+    }
+}

@@ -1,0 +1,101 @@
+//! The one interface the proxy moves a body through, chosen once per response: the sockmap
+//! programs (a whole body, or piece by piece), splice(2) through a pipe, or a copy through
+//! userspace. Whatever mover is chosen, it moves exactly the announced bytes and reports an
+//! upstream that ends early, so the client's connection closes rather than looking complete.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use strata_http::request::RequestHead;
+use strata_kernel::body_meter::BodyMeter as _;
+use strata_kernel::sockmap_splice::SockmapSplice;
+use tokio::net::TcpStream;
+
+use super::body_relay::{relay, ProxyPath, RelayError};
+use super::pool::UpstreamPool;
+use super::sockmap_mover::{self, Pieces};
+use crate::metrics::ServerMetrics;
+
+/// Everything a mover works with for one response.
+pub struct Transfer<'a> {
+    pub client: &'a mut TcpStream,
+    pub up: &'a mut TcpStream,
+    pub server: SocketAddr,
+    pub head: &'a RequestHead,
+    /// Body bytes the client was promised.
+    pub len: u64,
+    pub pool: &'a UpstreamPool,
+    pub metrics: &'a ServerMetrics,
+    pub stall: Duration,
+}
+
+/// How one response's body moves.
+pub enum BodyMover<'a> {
+    /// The kernel moves the bytes socket to socket.
+    Sockmap {
+        splice: &'a SockmapSplice,
+        /// Set when the body is fetched piece by piece (see `sockmap_mover`).
+        pieces: Option<Pieces>,
+    },
+    /// socket → pipe → socket with splice(2).
+    Splice,
+    /// read/write through a userspace buffer.
+    Copy,
+}
+
+impl<'a> BodyMover<'a> {
+    /// Picks the mover for a response with `status`: pieces when the first exchange asked for
+    /// one, a copy for error bodies (a line of text), else the configured proxy path.
+    pub fn choose(pool: &'a UpstreamPool, status: u16, pieces: Option<Pieces>) -> BodyMover<'a> {
+        let sockmap = pool.sockmap().map(|s| s.as_ref());
+        if let (Some(plan), Some(splice)) = (pieces, sockmap) {
+            return BodyMover::Sockmap {
+                splice,
+                pieces: Some(plan),
+            };
+        }
+        let path = if !(200..300).contains(&status) {
+            ProxyPath::Copy
+        } else {
+            pool.settings().proxy_path
+        };
+        match (path, sockmap) {
+            (ProxyPath::Sockmap, Some(splice)) => BodyMover::Sockmap { splice, pieces: None },
+            (ProxyPath::Copy, _) => BodyMover::Copy,
+            _ => BodyMover::Splice,
+        }
+    }
+
+    /// Moves the body. True if the upstream connection ended exactly at the body's end (and
+    /// may go back to the pool).
+    pub async fn run(self, t: &mut Transfer<'_>) -> Result<bool, RelayError> {
+        match self {
+            BodyMover::Sockmap {
+                splice,
+                pieces: Some(plan),
+            } => sockmap_mover::pieces(t, splice, plan).await,
+            BodyMover::Sockmap { splice, pieces: None } => {
+                if t.len == 0 {
+                    return Ok(true);
+                }
+                match sockmap_mover::whole(t, splice).await? {
+                    Some(clean) => Ok(clean),
+                    None => Self::relay(t, ProxyPath::Splice).await,
+                }
+            }
+            BodyMover::Splice => Self::relay(t, ProxyPath::Splice).await,
+            BodyMover::Copy => Self::relay(t, ProxyPath::Copy).await,
+        }
+    }
+
+    /// The splice or copy relay of the whole body.
+    async fn relay(t: &mut Transfer<'_>, path: ProxyPath) -> Result<bool, RelayError> {
+        if t.len == 0 {
+            return Ok(true);
+        }
+        t.metrics.body_started(path.label());
+        let timeout = t.pool.settings().response_timeout;
+        relay(path, t.up, t.client, t.len, timeout, t.stall, t.metrics).await?;
+        Ok(true)
+    }
+}

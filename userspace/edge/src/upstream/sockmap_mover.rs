@@ -1,0 +1,246 @@
+//! The sockmap body mover: the kernel's sk_skb programs move the bytes from the storage
+//! server's socket to the client's, never through userspace.
+//!
+//! A plain GET is fetched in pieces of `max_in_flight_per_client` bytes (successive range
+//! requests on the same pooled connection, each guarded by If-Range), because the kernel has no
+//! backpressure between the two sockets: a piece is granted only when the previous one is in
+//! the client socket, so at most one piece per client sits in kernel queues, and the next
+//! piece's request goes out while the previous one drains. A client that lags (a piece took
+//! longer than `lag_after` to reach its socket), a piece that would exceed the total in-flight
+//! cap, or a body the storage server did not cut into pieces above one piece in size, moves by
+//! splice(2) instead, whose pipe pushes back.
+
+use std::time::Duration;
+
+use strata_http::range::{parse_range_header, RangeHeader, RangeSpec};
+use strata_http::request::{Method, RequestHead};
+use strata_kernel::body_meter::BodyMeter as _;
+use strata_kernel::sockmap_splice::SockmapSplice;
+
+use super::body_mover::Transfer;
+use super::body_relay::{relay, ProxyPath, RelayError};
+use super::exchange::exchange;
+use super::pool::UpstreamPool;
+use super::sockmap_relay::{spend, Delivery};
+use super::upstream_head::{upstream_request, UpstreamAsk};
+
+/// The bytes a plain GET asks for, before the length is known: (first, last if given). None
+/// when the request cannot be cut into pieces (HEAD, a query, If-Range, several or suffix
+/// ranges): it is proxied as one body.
+pub fn piece_window(head: &RequestHead) -> Option<(u64, Option<u64>)> {
+    if head.method() != &Method::Get || head.query.is_some() || head.if_range.is_some() {
+        return None;
+    }
+    let Some(range) = &head.range else {
+        return Some((0, None));
+    };
+    match parse_range_header(range) {
+        Ok(RangeHeader::Bytes(specs)) if specs.len() == 1 => match specs[0] {
+            RangeSpec::FromTo(first, last) => Some((first, Some(last))),
+            RangeSpec::From(first) => Some((first, None)),
+            RangeSpec::Suffix(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// The size of one piece.
+pub fn piece_size(pool: &UpstreamPool) -> u64 {
+    pool.settings().max_in_flight_per_client.max(64 * 1024)
+}
+
+/// A body the edge fetches piece by piece.
+pub struct Pieces {
+    /// First and last byte the client gets.
+    pub first: u64,
+    pub last: u64,
+    pub total: u64,
+    /// Last byte of the piece already asked for.
+    pub piece_last: u64,
+    /// Validator the later pieces must still match.
+    pub validator: Option<String>,
+}
+
+/// The send buffer a client gets when it first receives through the sockmap: room for a whole
+/// piece, so that a fast client's piece goes in at once.
+fn client_send_buffer(pool: &UpstreamPool) -> usize {
+    pool.settings().max_in_flight_per_client.min(16 << 20) as usize
+}
+
+/// Moves a whole body of `t.len` bytes in one sockmap grant. Some(clean) when it moved; None
+/// when the sockmap cannot take it (too large for one piece, over the in-flight cap, or refused
+/// by the kernel) and the body should move by splice instead, nothing having been sent.
+pub async fn whole(t: &mut Transfer<'_>, splice: &SockmapSplice) -> Result<Option<bool>, RelayError> {
+    let settings = t.pool.settings();
+    if t.len > settings.max_in_flight_per_client || !splice.reserve(t.len, settings.max_in_flight_total) {
+        return Ok(None);
+    }
+    let done = sockmap_piece(t, splice).await;
+    splice.release(t.len);
+    match done {
+        Ok((d, _)) => {
+            t.metrics.body_started(ProxyPath::Sockmap.label());
+            Ok(Some(d.excess == 0))
+        }
+        Err(RelayError::SockmapRefused(why)) => {
+            tracing::debug!(%why, "sockmap refused this body; it moves by splice");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One sockmap piece, spent and delivered; returns the delivery and how long it took to reach
+/// the client socket.
+async fn sockmap_piece(
+    t: &mut Transfer<'_>,
+    splice: &SockmapSplice,
+) -> Result<(Delivery, Duration), RelayError> {
+    let cookie = splice
+        .add_client(&*t.client, client_send_buffer(t.pool))
+        .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
+    let timeout = t.pool.settings().response_timeout;
+    let d = spend(splice, t.up, t.client, cookie, t.len, timeout, t.metrics).await?;
+    let waited = d.wait(t.client, t.stall).await?;
+    Ok((d, waited))
+}
+
+/// Moves a body piece by piece (see the module comment). True if every piece ended exactly.
+pub async fn pieces(
+    t: &mut Transfer<'_>,
+    splice: &SockmapSplice,
+    mut plan: Pieces,
+) -> Result<bool, RelayError> {
+    let settings = t.pool.settings();
+    let piece = piece_size(t.pool);
+    let cookie = splice
+        .add_client(&*t.client, client_send_buffer(t.pool))
+        .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
+    let mut offset = plan.first;
+    let mut sockmap_ok = true;
+    let mut pending: Option<Delivery> = None;
+    let mut clean = true;
+    t.metrics.body_started(ProxyPath::Sockmap.label());
+    loop {
+        let len = plan.piece_last - offset + 1;
+        if let Some(d) = pending.take() {
+            let waited = d.wait(t.client, t.stall).await;
+            splice.release(d.len);
+            let waited = waited?;
+            clean &= d.excess == 0;
+            if sockmap_ok && waited > settings.lag_after {
+                sockmap_ok = false;
+                tracing::debug!(?waited, "client lags; the rest of its body moves by splice");
+            }
+        }
+        let mut spliced = false;
+        if sockmap_ok && splice.reserve(len, settings.max_in_flight_total) {
+            match spend(
+                splice,
+                t.up,
+                t.client,
+                cookie,
+                len,
+                settings.response_timeout,
+                t.metrics,
+            )
+            .await
+            {
+                Ok(d) => {
+                    pending = Some(d);
+                    spliced = true;
+                }
+                Err(e) => {
+                    splice.release(len);
+                    match e {
+                        RelayError::SockmapRefused(why) => {
+                            tracing::debug!(%why, "sockmap refused this piece; it moves by splice");
+                            sockmap_ok = false;
+                        }
+                        e => return Err(e),
+                    }
+                }
+            }
+        }
+        if !spliced {
+            relay(
+                ProxyPath::Splice,
+                t.up,
+                t.client,
+                len,
+                settings.response_timeout,
+                t.stall,
+                t.metrics,
+            )
+            .await?;
+        }
+        offset = plan.piece_last + 1;
+        if offset > plan.last {
+            break;
+        }
+        // Ask for the next piece while this one drains; a lagging client gets the rest at once.
+        let last = if sockmap_ok {
+            offset.saturating_add(piece - 1).min(plan.last)
+        } else {
+            plan.last
+        };
+        let ask = UpstreamAsk {
+            head: t.head,
+            range: Some((offset, last)),
+            if_range: plan.validator.as_deref(),
+        };
+        let request = upstream_request(&ask, t.server);
+        let next = exchange(t.up, &request, settings.response_timeout)
+            .await
+            .map_err(|f| RelayError::Upstream(std::io::Error::other(f.reason)))?;
+        let expected = next.status == 206
+            && next
+                .content_range
+                .is_some_and(|cr| cr.first == offset && cr.last == last && cr.total == plan.total);
+        if !expected {
+            return Err(RelayError::Upstream(std::io::Error::other(format!(
+                "asked for bytes {offset}-{last}/{} and got {} {:?} (the file changed?)",
+                plan.total,
+                next.status,
+                next.header("content-range")
+            ))));
+        }
+        plan.piece_last = last;
+    }
+    if let Some(d) = pending {
+        let waited = d.wait(t.client, t.stall).await;
+        splice.release(d.len);
+        waited?;
+        clean &= d.excess == 0;
+    }
+    Ok(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(range: Option<&str>) -> RequestHead {
+        RequestHead {
+            method: Some(Method::Get),
+            path: "/t/c/a".into(),
+            range: range.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn plain_gets_and_single_ranges_are_cut_into_pieces_others_are_not() {
+        assert_eq!(piece_window(&get(None)), Some((0, None)));
+        assert_eq!(piece_window(&get(Some("bytes=10-99"))), Some((10, Some(99))));
+        assert_eq!(piece_window(&get(Some("bytes=10-"))), Some((10, None)));
+        assert_eq!(piece_window(&get(Some("bytes=-10"))), None);
+        assert_eq!(piece_window(&get(Some("bytes=0-1,5-6"))), None);
+        let mut q = get(None);
+        q.query = Some("bytes=0-9".into());
+        assert_eq!(piece_window(&q), None);
+        let mut h = get(None);
+        h.method = Some(Method::Head);
+        assert_eq!(piece_window(&h), None);
+    }
+}

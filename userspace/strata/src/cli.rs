@@ -1,0 +1,404 @@
+//! The command line: one subcommand per role. Flags override the role's TOML file, which
+//! overrides the built-in defaults; `--print-config` shows the result.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use strata_edge::server::kernel_setup::{BodyPathMode, EbpfMode};
+use strata_edge::server::miss_policy::MissPolicy;
+use strata_edge::settings::ServeConfig;
+use strata_kernel::guard_settings::{GuardSettings, XdpModeSetting};
+use strata_kernel::xdp_guard::GuardList;
+
+use crate::config::ConfigError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Kernel-assisted media edge: storage tier, streaming edge, and a one-command POP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One server of a storage cluster: serves {root}/{tenant}/{content_id}/{asset}.
+    Storage(StorageArgs),
+    /// A streaming edge: serves its cache directory zero-copy (io_uring splice).
+    Edge(Box<EdgeArgs>),
+    /// A whole point of presence on loopback: control plane, two storage clusters and an edge,
+    /// with demo content ingested through the real ingest path.
+    Pop(PopArgs),
+    /// The control plane: `serve` runs it; the other commands administer a running one.
+    Control(crate::control_cli::ControlArgs),
+    /// Upload a content's files (a directory) to the control plane, which places them on the
+    /// tenant's home cluster, replicas and the archive.
+    Ingest(crate::control_cli::IngestArgs),
+}
+
+/// How a storage server or edge joins a control plane; each overrides the `[control]` key.
+#[derive(Debug, Args)]
+pub struct ControlLinkArgs {
+    /// The control plane's API URL, e.g. http://127.0.0.1:9090.
+    #[arg(long = "control")]
+    pub control_url: Option<String>,
+    /// File holding this server's service token (strata control token issue --role service).
+    #[arg(long)]
+    pub control_token_file: Option<PathBuf>,
+    /// This server's name in the registry.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Time between heartbeats (e.g. 1s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub heartbeat: Option<Duration>,
+}
+
+impl ControlLinkArgs {
+    pub fn apply(&self, link: &mut strata_edge::server::control_agent::ControlLink) {
+        if let Some(v) = &self.control_url {
+            link.url = v.clone();
+        }
+        if let Some(v) = &self.control_token_file {
+            link.token_file = v.clone();
+        }
+        if let Some(v) = &self.name {
+            link.name = v.clone();
+        }
+        if let Some(v) = self.heartbeat {
+            link.heartbeat = v;
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Directory to serve [default: /var/lib/strata/storage].
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// The storage cluster this server belongs to (with --control).
+    #[arg(long)]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub common: ServeArgs,
+    #[command(flatten)]
+    pub control: ControlLinkArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct EdgeArgs {
+    #[command(subcommand)]
+    pub command: Option<EdgeCommand>,
+    /// Cache directory to serve [default: /var/lib/strata/edge-cache].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ServeArgs,
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    #[command(flatten)]
+    pub lookup: LookupArgs,
+    #[command(flatten)]
+    pub control: ControlLinkArgs,
+}
+
+/// Where misses go: the static name lookup and the miss policy.
+#[derive(Debug, Args)]
+pub struct LookupArgs {
+    /// A storage cluster: NAME=ADDR[,ADDR...] (repeatable).
+    #[arg(long = "cluster")]
+    pub clusters: Vec<String>,
+    /// A tenant's clusters: TENANT=HOME_CLUSTER[,REPLICA_CLUSTER...] (repeatable).
+    #[arg(long = "tenant")]
+    pub tenants: Vec<String>,
+    /// On a miss: proxy (fetch from the storage tier), redirect (302), or error (404).
+    #[arg(long, value_enum)]
+    pub miss: Option<MissPolicy>,
+    /// How proxied bodies move: auto (sockmap if the start-up probe passes, else splice),
+    /// sockmap, splice (socket → pipe → socket) or copy.
+    #[arg(long, value_enum)]
+    pub proxy_path: Option<strata_edge::upstream::body_relay::ProxyPath>,
+    /// Bytes the edge cache may hold (0: misses are proxied, never cached).
+    #[arg(long)]
+    pub cache_capacity: Option<u64>,
+    /// Admit an asset to the cache when it is requested twice within this interval (e.g. 60s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub admit_interval: Option<std::time::Duration>,
+}
+
+impl LookupArgs {
+    /// Applies these flags over the configuration (flags add to the file's clusters/tenants).
+    pub fn apply(&self, cfg: &mut ServeConfig) -> Result<(), strata_edge::name_lookup::LookupError> {
+        for c in &self.clusters {
+            cfg.lookup.add_cluster_flag(c)?;
+        }
+        for t in &self.tenants {
+            cfg.lookup.add_tenant_flag(t)?;
+        }
+        if let Some(m) = self.miss {
+            cfg.miss = m;
+        }
+        if let Some(p) = self.proxy_path {
+            cfg.upstream.proxy_path = p;
+        }
+        if let Some(c) = self.cache_capacity {
+            cfg.cache.capacity = c;
+        }
+        if let Some(i) = self.admit_interval {
+            cfg.cache.admit_interval = i;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EdgeCommand {
+    /// Show or change a running edge's XDP guard (through its admin listener).
+    Guard(GuardCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct GuardCommand {
+    /// The edge's admin listener.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    pub admin: SocketAddr,
+    #[command(subcommand)]
+    pub action: GuardAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuardAction {
+    /// Print the guard's interface, mode, limits, lists and counters.
+    List,
+    /// Add a prefix (ADDR or ADDR/LEN) to the allow or block list.
+    Add { list: GuardList, prefix: String },
+    /// Remove a prefix from the allow or block list.
+    Del { list: GuardList, prefix: String },
+}
+
+/// The edge's XDP guard settings; each overrides the `[guard]` key of the same name.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// Attach the XDP guard to this interface (the client-facing one).
+    #[arg(long)]
+    pub guard_interface: Option<String>,
+    /// auto (native where the driver has it, else generic), native, generic.
+    #[arg(long, value_enum)]
+    pub guard_mode: Option<XdpModeSetting>,
+    /// Prefix always let through (repeatable; replaces the file's list).
+    #[arg(long)]
+    pub guard_allow: Vec<String>,
+    /// Prefix dropped (repeatable; replaces the file's list).
+    #[arg(long)]
+    pub guard_block: Vec<String>,
+    /// New TCP connections per second per source (0: no limit).
+    #[arg(long)]
+    pub guard_syn_rate: Option<u32>,
+    /// SYN burst per source.
+    #[arg(long)]
+    pub guard_syn_burst: Option<u32>,
+    /// Packets per second per source (0: no limit).
+    #[arg(long)]
+    pub guard_packet_rate: Option<u32>,
+    /// Packet burst per source.
+    #[arg(long)]
+    pub guard_packet_burst: Option<u32>,
+}
+
+impl GuardArgs {
+    /// Applies these flags over the configuration's `[guard]` section.
+    pub fn apply(&self, g: &mut GuardSettings) {
+        if let Some(v) = &self.guard_interface {
+            g.interface = v.clone();
+        }
+        if let Some(v) = self.guard_mode {
+            g.mode = v;
+        }
+        if !self.guard_allow.is_empty() {
+            g.allow = self.guard_allow.clone();
+        }
+        if !self.guard_block.is_empty() {
+            g.block = self.guard_block.clone();
+        }
+        if let Some(v) = self.guard_syn_rate {
+            g.syn_rate = v;
+        }
+        if let Some(v) = self.guard_syn_burst {
+            g.syn_burst = v;
+        }
+        if let Some(v) = self.guard_packet_rate {
+            g.packet_rate = v;
+        }
+        if let Some(v) = self.guard_packet_burst {
+            g.packet_burst = v;
+        }
+    }
+}
+
+/// Flags shared by the serving roles; each overrides the key of the same name in the TOML file.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (every key optional).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Client listener address.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener address (/metrics, /healthz).
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// How bodies are sent: auto (io_uring splice, else sendfile), io_uring (required), sendfile.
+    #[arg(long, value_enum)]
+    pub body_path: Option<BodyPathMode>,
+    /// io_uring worker rings (0 = one per core).
+    #[arg(long)]
+    pub splice_workers: Option<usize>,
+    /// Threads running connection tasks (0 = one per core).
+    #[arg(long)]
+    pub worker_threads: Option<usize>,
+    /// eBPF connection telemetry: auto, required, off.
+    #[arg(long, value_enum)]
+    pub telemetry: Option<EbpfMode>,
+    /// Time allowed from a request's first byte to the end of its head (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Option<Duration>,
+    /// Time a keep-alive connection may sit idle (e.g. 60s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Quiet time after which a keep-alive connection is parked (e.g. 2s; 0 = never).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub park_after: Option<Duration>,
+    /// Time a client may accept no bytes mid-response (e.g. 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub send_stall_timeout: Option<Duration>,
+    /// Most client connections at once; more get 503.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Largest request head in bytes; larger gets 431.
+    #[arg(long)]
+    pub max_header_bytes: Option<usize>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PopArgs {
+    /// Where the POP keeps its control plane, storage roots and edge cache; demo content is
+    /// ingested on first start.
+    #[arg(long, default_value = "strata-pop-data")]
+    pub data_dir: PathBuf,
+    /// The control plane's API listener.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub control_listen: SocketAddr,
+    /// Edge client listener.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub edge_listen: SocketAddr,
+    /// Edge admin listener.
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    pub edge_admin_listen: SocketAddr,
+    /// Client listener of the storage server of cluster "east" (home of tenant acme).
+    #[arg(long, alias = "storage-listen", default_value = "127.0.0.1:8081")]
+    pub storage_east_listen: SocketAddr,
+    /// Admin listener of the "east" storage server.
+    #[arg(long, alias = "storage-admin-listen", default_value = "127.0.0.1:9081")]
+    pub storage_east_admin_listen: SocketAddr,
+    /// Client listener of the storage server of cluster "west" (home of tenant globex).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    pub storage_west_listen: SocketAddr,
+    /// Admin listener of the "west" storage server.
+    #[arg(long, default_value = "127.0.0.1:9082")]
+    pub storage_west_admin_listen: SocketAddr,
+}
+
+impl ServeArgs {
+    /// Builds the effective configuration: defaults, then the file, then these flags.
+    pub fn resolve(&self, defaults: ServeConfig, root: Option<PathBuf>) -> Result<ServeConfig, ConfigError> {
+        let mut cfg = match &self.config {
+            Some(path) => crate::config::load(path, defaults)?,
+            None => defaults,
+        };
+        if let Some(v) = root {
+            cfg.root = v;
+        }
+        if let Some(v) = self.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = self.admin_listen {
+            cfg.admin_listen = v;
+        }
+        if let Some(v) = self.body_path {
+            cfg.data_path.body_path = v;
+        }
+        if let Some(v) = self.splice_workers {
+            cfg.data_path.splice_workers = v;
+        }
+        if let Some(v) = self.worker_threads {
+            cfg.data_path.worker_threads = v;
+        }
+        if let Some(v) = self.telemetry {
+            cfg.telemetry = v;
+        }
+        if let Some(v) = self.header_read_timeout {
+            cfg.limits.header_read_timeout = v;
+        }
+        if let Some(v) = self.idle_timeout {
+            cfg.limits.idle_timeout = v;
+        }
+        if let Some(v) = self.park_after {
+            cfg.limits.park_after = v;
+        }
+        if let Some(v) = self.send_stall_timeout {
+            cfg.limits.send_stall_timeout = v;
+        }
+        if let Some(v) = self.max_connections {
+            cfg.limits.max_connections = v;
+        }
+        if let Some(v) = self.max_header_bytes {
+            cfg.limits.max_header_bytes = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let cli = Cli::parse_from([
+            "strata",
+            "edge",
+            "--cache-dir",
+            "/c",
+            "--listen",
+            "127.0.0.1:1",
+            "--idle-timeout",
+            "3s",
+            "--body-path",
+            "sendfile",
+            "--telemetry",
+            "required",
+        ]);
+        let Command::Edge(args) = cli.command else {
+            panic!("not edge")
+        };
+        let cfg = args
+            .common
+            .resolve(ServeConfig::edge_defaults(), args.cache_dir.clone())
+            .unwrap();
+        assert_eq!(cfg.root, PathBuf::from("/c"));
+        assert_eq!(cfg.listen.port(), 1);
+        assert_eq!(cfg.limits.idle_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.data_path.body_path, BodyPathMode::Sendfile);
+        assert_eq!(cfg.telemetry, EbpfMode::Required);
+    }
+}

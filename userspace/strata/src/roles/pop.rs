@@ -1,0 +1,226 @@
+//! `strata pop`: a point of presence on loopback in one process: the control plane, two storage
+//! clusters ("east", home of tenant acme, and "west", home of globex; each the other's replica)
+//! reporting to it, and an edge whose name lookup comes from it. On first start the demo
+//! content is ingested through the real ingest path (HTTP upload, durable queue, placement on
+//! home, replica and archive). The edge cache starts empty: a first request is a miss proxied
+//! from the storage tier, a second within a minute admits the asset, later ones are local hits.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::sync::watch;
+
+use super::serve::stop_signal;
+use crate::cli::PopArgs;
+use crate::control_cli::{ClientArgs, IngestArgs};
+use crate::demo_data;
+use strata_control::plane::{write_secret, ControlPlane, ControlSettings};
+use strata_control::servers::ServerBook;
+use strata_control::tenants::{Cluster, Tenant, TenantBook, TenantError, Tier};
+use strata_control::tokens::{Role, TokenBook};
+use strata_edge::server;
+use strata_edge::server::control_agent::ControlLink;
+use strata_edge::server::kernel_setup::EbpfMode;
+use strata_edge::settings::ServeConfig;
+
+/// The POP's clusters and tenants: (tenant, home, replica).
+const TENANTS: &[(&str, &str, &str)] = &[("acme", "east", "west"), ("globex", "west", "east")];
+
+/// Registers clusters and tenants (idempotent) and writes a service token file per server.
+fn prepare(plane: &ControlPlane, token_dir: &Path) -> anyhow::Result<()> {
+    let book = TenantBook { store: plane.store() };
+    for name in ["east", "west"] {
+        match book.add_cluster(&Cluster {
+            name: name.into(),
+            tier: Tier::Storage,
+        }) {
+            Ok(()) | Err(TenantError::ClusterExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for (tenant, home, replica) in TENANTS {
+        let t = Tenant {
+            name: tenant.to_string(),
+            home_cluster: home.to_string(),
+            replica_clusters: vec![replica.to_string()],
+            quota_bytes: 10 << 30,
+            hot_edges: 1,
+            idle_archive_secs: 3600,
+        };
+        match book.create(&t) {
+            Ok(()) | Err(TenantError::Exists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    std::fs::create_dir_all(token_dir).with_context(|| format!("creating {}", token_dir.display()))?;
+    for server in ["east-1", "west-1", "edge-1"] {
+        let file = token_dir.join(format!("{server}.token"));
+        if !file.exists() {
+            let token = TokenBook { store: plane.store() }.issue(&Role::Service {
+                server: server.into(),
+            })?;
+            write_secret(&file, &token)?;
+        }
+    }
+    Ok(())
+}
+
+fn link(control: SocketAddr, token_dir: &Path, name: &str, cluster: &str) -> ControlLink {
+    ControlLink {
+        url: format!("http://{control}"),
+        token_file: token_dir.join(format!("{name}.token")),
+        name: name.into(),
+        cluster: cluster.into(),
+        ..ControlLink::default()
+    }
+}
+
+/// Waits until `names` have registered and are up.
+async fn wait_up(plane: &ControlPlane, names: &[&str]) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        let all = ServerBook::all(plane.store())?;
+        if names
+            .iter()
+            .all(|n| all.iter().any(|s| s.up && s.record.name == *n))
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("storage servers {names:?} did not register with the control plane within 10 s")
+}
+
+/// Ingests the demo content (first start only) through the control plane's API.
+async fn ingest_demo(control: SocketAddr, data_dir: &Path, token_file: PathBuf) -> anyhow::Result<()> {
+    let source = data_dir.join("demo-source");
+    let _ = std::fs::remove_dir_all(&source);
+    let written = demo_data::create(&source, &[])?;
+    let mut contents: Vec<(String, String)> = written.into_iter().map(|(t, c, _)| (t, c)).collect();
+    contents.dedup();
+    for (tenant, content) in contents {
+        let args = IngestArgs {
+            tenant: tenant.clone(),
+            content: content.clone(),
+            hot: false,
+            no_wait: false,
+            quiet: true,
+            dir: source.join(&tenant).join(&content),
+            client: ClientArgs {
+                url: format!("http://{control}"),
+                token: None,
+                token_file: Some(token_file.clone()),
+            },
+        };
+        tokio::task::spawn_blocking(move || super::ingest::run(&args))
+            .await
+            .context("ingest task")?
+            .with_context(|| format!("ingesting the demo content {tenant}/{content}"))?;
+    }
+    let _ = std::fs::remove_dir_all(&source);
+    Ok(())
+}
+
+/// Runs the POP until Ctrl-C.
+pub async fn run(args: PopArgs) -> anyhow::Result<()> {
+    let control_dir = args.data_dir.join("control");
+    let token_dir = control_dir.join("service-tokens");
+    let east_root = args.data_dir.join("storage-east");
+    let west_root = args.data_dir.join("storage-west");
+    let edge_cache = args.data_dir.join("edge-cache");
+    for dir in [&east_root, &west_root, &edge_cache] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let settings = ControlSettings {
+        data_dir: control_dir.clone(),
+        ..ControlSettings::default()
+    };
+    let control = super::control::start(settings, args.control_listen, stop_rx.clone()).await?;
+    let plane = control.plane.clone();
+    tokio::task::spawn_blocking({
+        let plane = plane.clone();
+        let token_dir = token_dir.clone();
+        move || prepare(&plane, &token_dir)
+    })
+    .await
+    .context("preparing the control plane")??;
+    let storage = |root, listen, admin_listen, name: &str, cluster: &str| ServeConfig {
+        root,
+        listen,
+        admin_listen,
+        telemetry: EbpfMode::Off,
+        control: link(control.addr, &token_dir, name, cluster),
+        ..ServeConfig::storage_defaults()
+    };
+    let east_cfg = storage(
+        east_root,
+        args.storage_east_listen,
+        args.storage_east_admin_listen,
+        "east-1",
+        "east",
+    );
+    let west_cfg = storage(
+        west_root,
+        args.storage_west_listen,
+        args.storage_west_admin_listen,
+        "west-1",
+        "west",
+    );
+    let east = server::start("storage-east", &east_cfg, stop_rx.clone()).await?;
+    let west = server::start("storage-west", &west_cfg, stop_rx.clone()).await?;
+    wait_up(&plane, &["east-1", "west-1"]).await?;
+    let first_start = strata_control::contents::ContentBook { store: plane.store() }
+        .list(None)?
+        .is_empty();
+    if first_start {
+        ingest_demo(control.addr, &args.data_dir, plane.operator_token_file.clone()).await?;
+        tracing::info!("demo content ingested through the control plane (home, replica and archive)");
+    }
+    let edge_cfg = ServeConfig {
+        root: edge_cache.clone(),
+        listen: args.edge_listen,
+        admin_listen: args.edge_admin_listen,
+        control: link(control.addr, &token_dir, "edge-1", ""),
+        ..ServeConfig::edge_defaults()
+    };
+    let edge = server::start("edge", &edge_cfg, stop_rx).await?;
+    print_urls(
+        edge.local_addr,
+        edge.admin_addr,
+        control.addr,
+        &plane.operator_token_file,
+    );
+    stop_signal().await;
+    tracing::info!("stopping the POP");
+    let _ = stop_tx.send(true);
+    edge.join().await;
+    east.join().await;
+    west.join().await;
+    control.join().await;
+    Ok(())
+}
+
+fn print_urls(edge: SocketAddr, admin: SocketAddr, control: SocketAddr, token: &Path) {
+    let url = "/acme/launch-trailer/video-1080p.mp4";
+    let get = "curl -o /dev/null -w '%{http_code} %{size_download}\\n'";
+    println!();
+    println!("strata POP is up. Edge http://{edge} (admin http://{admin}), control plane http://{control}");
+    println!("The edge cache starts empty. Try a cold asset twice, then again:");
+    println!("  {get} http://{edge}{url}     # miss: proxied from east");
+    println!("  {get} http://{edge}{url}     # miss again: admitted, the cache fills in the background");
+    println!("  {get} http://{edge}{url}     # local hit");
+    println!("  curl -s http://{edge}/acme/launch-trailer/assets.json   # the asset list");
+    println!("  curl -s http://{admin}/metrics | grep -E '^strata_(misses|cache_hits|cache_fills|body_bytes)_total'");
+    println!("Operate it (another shell):");
+    let token = std::fs::canonicalize(token).unwrap_or_else(|_| token.to_path_buf());
+    println!(
+        "  export STRATA_CONTROL=http://{control} STRATA_TOKEN_FILE={}",
+        token.display()
+    );
+    println!("  strata control status");
+    println!("  strata ingest --tenant acme --content my-show --hot ./my-show-files/");
+    println!("  ffplay http://{edge}/acme/test-card/video.mp4   (playable MP4 when ffmpeg made one)");
+    println!("Ctrl-C stops it.");
+}

@@ -1,0 +1,75 @@
+//! What a storage server or edge tells the control plane every heartbeat (`POST /v1/heartbeat`)
+//! and what it hears back: its record, an edge's cache table and per-asset demand, the lookup
+//! table's etag, the placement key, the assets to hold and to drop.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What a server does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerRole {
+    Storage,
+    Edge,
+}
+
+/// A registered server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRecord {
+    pub name: String,
+    pub role: ServerRole,
+    /// Storage servers: the cluster they belong to.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Where viewers (edges) or edges (storage) connect.
+    pub addr: SocketAddr,
+    /// The admin listener (metrics; on storage servers also placement).
+    pub admin_addr: SocketAddr,
+}
+
+/// One asset an edge reports: requests and bytes since its last report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetDemand {
+    /// `tenant/content/asset`.
+    pub path: String,
+    pub requests: u64,
+    pub bytes: u64,
+}
+
+/// An edge's cache table and load.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeReport {
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    /// Every file the cache holds: `tenant/content/asset` and its size.
+    pub held: Vec<(String, u64)>,
+    pub demand: Vec<AssetDemand>,
+    pub open_connections: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// A heartbeat (`POST /v1/heartbeat`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub server: ServerRecord,
+    #[serde(default)]
+    pub edge: Option<EdgeReport>,
+}
+
+/// What the control plane answers a heartbeat with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// Changes when the name lookup changes: fetch `/v1/lookup` again.
+    pub lookup_etag: String,
+    /// Storage servers: the key placement requests carry (Bearer).
+    #[serde(default)]
+    pub placement_key: Option<String>,
+    /// Edges: assets to hold (`tenant/content/asset`, size), most wanted first.
+    #[serde(default)]
+    pub desired: Vec<(String, u64)>,
+    /// Edges: assets to drop now.
+    #[serde(default)]
+    pub evict: Vec<String>,
+}

@@ -1,0 +1,11 @@
+//! What crosses a process boundary between strata's servers and its control plane, and the
+//! client that carries it: heartbeats and their replies, the name lookup table, asset lists,
+//! placed objects and their digests (the `user.strata.sha256` attribute, the content ETag), and
+//! the blocking HTTP client every party uses for the `/v1/` API. Depends on nothing of strata's.
+
+pub mod assets;
+pub mod client;
+pub mod content_digest;
+pub mod heartbeat;
+pub mod lookup;
+pub mod objects;
