@@ -83,7 +83,7 @@ fn serve(
 
 fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     let threads = if threads == 0 {
-        strata_edge::server::cores()
+        strata_edge::server::kernel_setup::cores()
     } else {
         threads
     };

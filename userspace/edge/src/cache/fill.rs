@@ -13,14 +13,12 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::fill_dir::FILL_DIR;
 use super::EdgeCache;
 use crate::upstream::body_relay::has_pending_bytes;
 use crate::upstream::pool::UpstreamPool;
 use crate::upstream::upstream_head::read_upstream_head;
 use strata_http::content_path::ContentPath;
-
-/// Directory (inside the cache directory) of fills in progress; never served (dot name).
-pub const FILL_DIR: &str = ".strata-fill";
 
 /// Why a fill from one server failed.
 #[derive(Debug, Error)]
@@ -39,23 +37,6 @@ pub enum FillError {
     Short { missing: u64 },
     #[error("writing {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
-}
-
-/// Removes what fills of an earlier run left in the fill directory; returns how many.
-pub fn remove_leftover_fills(root: &Path) -> std::io::Result<usize> {
-    let dir = root.join(FILL_DIR);
-    let mut removed = 0;
-    match std::fs::read_dir(&dir) {
-        Ok(entries) => {
-            for e in entries.flatten() {
-                std::fs::remove_file(e.path())?;
-                removed += 1;
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
-        Err(e) => return Err(e),
-    }
-    Ok(removed)
 }
 
 /// Starts the one fill of `path` (its raw request path `raw_path`) from the first of `servers`

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod cache_metrics;
 pub mod fill;
+pub mod fill_dir;
 pub mod lru_index;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,7 +62,7 @@ impl EdgeCache {
     /// Indexes what `root` holds (oldest first by modification time), removes fills a crash
     /// left behind, and evicts down to the capacity.
     pub fn open(root: &std::path::Path, settings: CacheSettings) -> std::io::Result<EdgeCache> {
-        let leftovers = fill::remove_leftover_fills(root)?;
+        let leftovers = fill_dir::remove_leftover_fills(root)?;
         if leftovers > 0 {
             tracing::warn!(
                 leftovers,

@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 
-use super::ServerContext;
+use super::conn_slot::{CachedAsset, ConnSlot};
+use super::context::ServerContext;
 use crate::cache::admission::Decision;
 use crate::cache::fill::spawn_fill;
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
-use crate::metrics::ServerMetrics;
 use crate::server::miss_policy::MissPolicy;
 use crate::upstream::proxy::{proxy, ProxyResult};
 use strata_http::content_path::{ContentPath, PathError};
@@ -40,40 +39,6 @@ struct ConnState {
     leftover: Option<Vec<u8>>,
     /// The asset served last, kept open.
     open_asset: Option<CachedAsset>,
-}
-
-/// A connection's place under `max_connections`, held from accept to close (also while parked);
-/// dropping it counts the connection closed and frees the slot.
-pub struct ConnSlot {
-    _permit: OwnedSemaphorePermit,
-    metrics: Arc<ServerMetrics>,
-}
-
-impl ConnSlot {
-    pub fn new(permit: OwnedSemaphorePermit, metrics: Arc<ServerMetrics>) -> ConnSlot {
-        metrics.connection_opened();
-        ConnSlot {
-            _permit: permit,
-            metrics,
-        }
-    }
-
-    pub fn metrics(&self) -> &ServerMetrics {
-        &self.metrics
-    }
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        self.metrics.connection_closed();
-    }
-}
-
-/// The open asset of a connection, keyed by a hash of its path. A hash collision cannot serve
-/// the wrong file: reuse also needs the path to name the same inode, size and mtime now.
-pub struct CachedAsset {
-    key: u64,
-    asset: OpenAsset,
 }
 
 fn path_key(path: &ContentPath) -> u64 {
@@ -544,10 +509,10 @@ mod tests {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let addr = listener.local_addr().expect("addr");
             let client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            let ctx = std::sync::Arc::new(super::super::test_context());
+            let ctx = std::sync::Arc::new(super::super::context::test_context());
             let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
             let permit = slots.try_acquire_owned().expect("permit");
-            let slot = super::ConnSlot::new(permit, ctx.metrics.clone());
+            let slot = super::super::conn_slot::ConnSlot::new(permit, ctx.metrics.clone());
             let fut = super::serve_connection(client, ctx, slot, None);
             let size = size_of_future(&fut);
             eprintln!("serve_connection future: {size} bytes");

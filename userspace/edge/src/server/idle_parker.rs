@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::connection::{serve_connection, CachedAsset, ConnSlot};
-use super::ServerContext;
+use super::conn_slot::{CachedAsset, ConnSlot};
 
 /// Longest the parker sleeps between idle-timeout sweeps.
 const SWEEP: Duration = Duration::from_millis(500);
@@ -48,18 +47,24 @@ impl IdleParker {
         }))
     }
 
-    /// Starts the parker's thread, which resumes connections on `runtime` and stops when the
-    /// server context is gone.
-    pub fn run_on(
+    /// Starts the parker's thread, which hands connections that wake to `resume` (a new task on
+    /// `runtime`, with the server context `ctx`) and stops when that context is gone.
+    pub fn run_on<C, F, Fut>(
         self: &Arc<Self>,
         runtime: tokio::runtime::Handle,
-        ctx: &Arc<ServerContext>,
-    ) -> io::Result<()> {
+        ctx: &Arc<C>,
+        resume: F,
+    ) -> io::Result<()>
+    where
+        C: Send + Sync + 'static,
+        F: Fn(tokio::net::TcpStream, Arc<C>, ConnSlot, Option<CachedAsset>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let worker = self.clone();
         let ctx = Arc::downgrade(ctx);
         std::thread::Builder::new()
             .name("idle-parker".into())
-            .spawn(move || worker.run(runtime, ctx))?;
+            .spawn(move || worker.run(runtime, ctx, Arc::new(resume)))?;
         Ok(())
     }
 
@@ -111,7 +116,16 @@ impl IdleParker {
         Some(p)
     }
 
-    fn run(self: Arc<Self>, runtime: tokio::runtime::Handle, ctx: std::sync::Weak<ServerContext>) {
+    fn run<C, F, Fut>(
+        self: Arc<Self>,
+        runtime: tokio::runtime::Handle,
+        ctx: std::sync::Weak<C>,
+        resume: Arc<F>,
+    ) where
+        C: Send + Sync + 'static,
+        F: Fn(tokio::net::TcpStream, Arc<C>, ConnSlot, Option<CachedAsset>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
         let mut next_sweep = Instant::now() + SWEEP;
         loop {
@@ -129,10 +143,10 @@ impl IdleParker {
                 let Some(p) = self.take(ev.u64 as usize) else {
                     continue;
                 };
-                let ctx = ctx.clone();
+                let (ctx, resume) = (ctx.clone(), resume.clone());
                 runtime.spawn(async move {
                     match tokio::net::TcpStream::from_std(p.stream) {
-                        Ok(stream) => serve_connection(stream, ctx, p.slot, p.asset).await,
+                        Ok(stream) => resume(stream, ctx, p.slot, p.asset).await,
                         Err(e) => tracing::warn!(error = %e, "resuming a parked connection failed"),
                     }
                 });
@@ -149,8 +163,8 @@ impl IdleParker {
                     Err(_) => return,
                 };
                 for key in expired {
-                    if self.take(key).is_some() {
-                        ctx.metrics.timeout();
+                    if let Some(p) = self.take(key) {
+                        p.slot.metrics().timeout();
                     }
                 }
             }

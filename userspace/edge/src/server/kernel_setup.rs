@@ -16,7 +16,10 @@ use strata_kernel::sockmap_splice::SockmapSplice;
 use strata_kernel::splice_worker::SplicePool;
 use strata_kernel::xdp_guard::{GuardList, Prefix, XdpGuard};
 
-use super::cores;
+/// Number of CPU cores, the default for worker counts.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
 
 /// How response bodies leave the server.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

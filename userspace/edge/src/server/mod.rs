@@ -2,7 +2,9 @@
 //! kernel body path selection, eBPF telemetry, and the admin listener.
 
 pub mod admin;
+pub mod conn_slot;
 pub mod connection;
+pub mod context;
 pub mod control_agent;
 pub mod demand_counter;
 pub mod idle_parker;
@@ -28,36 +30,14 @@ use crate::name_lookup::{NameLookup, StaticLookup};
 use crate::settings::ServeConfig;
 use crate::upstream::pool::UpstreamPool;
 use crate::upstream::pool_metrics::PoolCollector;
+use context::ServerContext;
 use demand_counter::DemandCounter;
 use idle_parker::IdleParker;
-use limits::Limits;
 use miss_policy::MissPolicy;
 use strata_http::response::error_response;
-use strata_kernel::body_path::BodyPath;
 use strata_kernel::kernel_metrics::KernelCollector;
 use strata_kernel::KernelPrograms;
 use strata_wire::heartbeat::ServerRole;
-
-/// What every connection task of one server shares.
-pub struct ServerContext {
-    pub store: FileStore,
-    pub body_path: BodyPath,
-    pub limits: Limits,
-    pub metrics: Arc<ServerMetrics>,
-    /// Holds keep-alive connections idle past `limits.park_after` (None: they keep their task).
-    pub parker: Option<Arc<IdleParker>>,
-    /// What to do when an asset is not in the store (edge), and where to look for it.
-    pub miss: MissPolicy,
-    pub lookup: Option<Arc<dyn NameLookup>>,
-    pub upstream: Arc<UpstreamPool>,
-    /// The edge cache (admission, fills, LRU), when misses are proxied and capacity > 0.
-    pub cache: Option<Arc<EdgeCache>>,
-    /// Edges under a control plane: per-asset demand for syncd.
-    pub demand: Option<Arc<DemandCounter>>,
-    /// Edges under a control plane: (asset, storage server) pairs where the server answered
-    /// 404 and a replica served the asset, for the control plane to restore.
-    pub failed_reads: Option<tokio::sync::mpsc::UnboundedSender<(String, SocketAddr)>>,
-}
 
 /// A started server.
 pub struct RunningServer {
@@ -76,11 +56,6 @@ impl RunningServer {
             let _ = t.await;
         }
     }
-}
-
-/// Number of CPU cores, the default for worker counts.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// Binds a listening socket with a backlog fit for many clients.
@@ -255,8 +230,12 @@ pub async fn start(
         failed_reads: failed_tx,
     });
     if let Some(p) = &parker {
-        p.run_on(tokio::runtime::Handle::current(), &ctx)
-            .context("starting the idle parker thread")?;
+        p.run_on(
+            tokio::runtime::Handle::current(),
+            &ctx,
+            connection::serve_connection,
+        )
+        .context("starting the idle parker thread")?;
     }
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
     let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
@@ -330,7 +309,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>, mut shutdow
             tokio::spawn(reject(stream, ctx.clone()));
             continue;
         };
-        let slot = connection::ConnSlot::new(permit, ctx.metrics.clone());
+        let slot = conn_slot::ConnSlot::new(permit, ctx.metrics.clone());
         tokio::spawn(connection::serve_connection(stream, ctx.clone(), slot, None));
     }
 }
@@ -344,28 +323,4 @@ async fn reject(stream: TcpStream, ctx: Arc<ServerContext>) {
     let resp = error_response(503, &msg, false, &[("Retry-After", "1")]);
     ctx.metrics.response(503);
     let _ = stream.try_write(&resp);
-}
-
-/// A context over an empty temporary directory, for unit tests.
-#[cfg(test)]
-pub(crate) fn test_context() -> ServerContext {
-    let dir = std::env::temp_dir().join(format!("strata-ctx-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    ServerContext {
-        store: FileStore::open(&dir).expect("temp dir"),
-        body_path: BodyPath::Sendfile,
-        limits: Limits::default(),
-        metrics: ServerMetrics::new(
-            "test",
-            strata_kernel::body_meter::BodyPathLabel::Sendfile,
-            Vec::new(),
-        ),
-        parker: None,
-        miss: MissPolicy::Error,
-        lookup: None,
-        upstream: Arc::new(UpstreamPool::new(Default::default())),
-        cache: None,
-        demand: None,
-        failed_reads: None,
-    }
 }

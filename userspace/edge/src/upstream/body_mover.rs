@@ -3,31 +3,14 @@
 //! userspace. Whatever mover is chosen, it moves exactly the announced bytes and reports an
 //! upstream that ends early, so the client's connection closes rather than looking complete.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use strata_http::request::RequestHead;
 use strata_kernel::body_meter::BodyMeter as _;
 use strata_kernel::sockmap_splice::SockmapSplice;
-use tokio::net::TcpStream;
 
-use super::body_relay::{relay, ProxyPath, RelayError};
+use super::body_relay::{relay, ProxyPath};
 use super::pool::UpstreamPool;
+use super::relay_error::RelayError;
 use super::sockmap_mover::{self, Pieces};
-use crate::metrics::ServerMetrics;
-
-/// Everything a mover works with for one response.
-pub struct Transfer<'a> {
-    pub client: &'a mut TcpStream,
-    pub up: &'a mut TcpStream,
-    pub server: SocketAddr,
-    pub head: &'a RequestHead,
-    /// Body bytes the client was promised.
-    pub len: u64,
-    pub pool: &'a UpstreamPool,
-    pub metrics: &'a ServerMetrics,
-    pub stall: Duration,
-}
+use super::transfer::Transfer;
 
 /// How one response's body moves.
 pub enum BodyMover<'a> {

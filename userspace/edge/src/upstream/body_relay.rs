@@ -10,10 +10,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::relay_error::RelayError;
 use super::socket_watch::{SocketWatch, Want};
 use strata_kernel::body_meter::{BodyMeter as _, BodyPathLabel};
 use strata_kernel::pipe::Pipe;
@@ -43,27 +43,6 @@ impl ProxyPath {
             ProxyPath::Copy => BodyPathLabel::ProxyCopy,
         }
     }
-}
-
-/// Why a body relay stopped short.
-#[derive(Debug, Error)]
-pub enum RelayError {
-    #[error("the storage server ended the body {missing} bytes early")]
-    UpstreamEnded { missing: u64 },
-    #[error("the storage server sent nothing for {0:?}")]
-    UpstreamStalled(Duration),
-    #[error("the client took nothing for {0:?}")]
-    ClientStalled(Duration),
-    #[error("client socket: {0}")]
-    Client(io::Error),
-    #[error("upstream socket: {0}")]
-    Upstream(io::Error),
-    #[error("creating a pipe: {0}")]
-    Pipe(io::Error),
-    /// The kernel would not take the upstream socket into the sockmap (it is no longer
-    /// established: the server already closed). Nothing moved; another path can serve.
-    #[error("sockmap refused the upstream socket: {0}")]
-    SockmapRefused(String),
 }
 
 /// Relays `len` bytes from `up` to `client` by `path`.

@@ -16,11 +16,13 @@ use strata_http::response::HeadBuilder;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::body_mover::{BodyMover, Transfer};
-use super::body_relay::{has_pending_bytes, RelayError};
+use super::body_mover::BodyMover;
+use super::body_relay::has_pending_bytes;
 use super::exchange::first_exchange;
 use super::pool::UpstreamPool;
+use super::relay_error::RelayError;
 use super::sockmap_mover::{piece_size, piece_window, Pieces};
+use super::transfer::Transfer;
 use super::upstream_head::{HeadFailure, UpstreamAsk};
 use crate::metrics::ServerMetrics;
 

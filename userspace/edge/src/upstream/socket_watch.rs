@@ -14,7 +14,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::body_relay::RelayError;
+use super::relay_error::RelayError;
 use strata_kernel::socket_opts::{dup_fd, poll_now};
 
 /// Longest sleep between two looks at the kernel's answer, whatever epoll says.

@@ -17,11 +17,12 @@ use strata_http::request::{Method, RequestHead};
 use strata_kernel::body_meter::BodyMeter as _;
 use strata_kernel::sockmap_splice::SockmapSplice;
 
-use super::body_mover::Transfer;
-use super::body_relay::{relay, ProxyPath, RelayError};
+use super::body_relay::{relay, ProxyPath};
 use super::exchange::exchange;
 use super::pool::UpstreamPool;
+use super::relay_error::RelayError;
 use super::sockmap_relay::{spend, Delivery};
+use super::transfer::Transfer;
 use super::upstream_head::{upstream_request, UpstreamAsk};
 
 /// The bytes a plain GET asks for, before the length is known: (first, last if given). None

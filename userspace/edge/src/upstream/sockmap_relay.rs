@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use super::body_relay::RelayError;
+use super::relay_error::RelayError;
 use super::socket_watch::{SocketWatch, Want};
 use strata_kernel::body_meter::{BodyMeter as _, BodyPathLabel};
 use strata_kernel::socket_opts::{connection_failed, peer_gone, written_bytes};
