@@ -475,10 +475,13 @@ fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
         Some(1),
         "one content, once"
     );
-    let staged = std::fs::read_dir(control.data_dir.join("staging"))
-        .expect("staging")
-        .count();
-    assert_eq!(staged, 0, "the staging copy is removed once everything is placed");
+    // The ingestor removes the staging copy right after the commit that ends the item.
+    let staging = control.data_dir.join("staging");
+    control.wait_for(
+        "the staging copy to be removed once everything is placed",
+        2000,
+        |_| std::fs::read_dir(&staging).expect("staging").count() == 0,
+    );
 }
 
 #[test]

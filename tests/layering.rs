@@ -5,12 +5,13 @@
 //! ```text
 //!   strata (binary: CLI, config, roles, pop, clients)
 //!     ├── strata-edge (serving data plane) ── strata-http, strata-kernel, strata-wire
-//!     └── strata-control (control plane) ──── strata-wire (and strata-http where it must)
-//!   strata-http · strata-kernel (→ strata-common) · strata-wire
+//!     ├── strata-control (control plane) ──── strata-wire, strata-flow (and strata-http where it must)
+//!     └── strata-dns (nameserver) ─────────── strata-wire
+//!   strata-http · strata-kernel (→ strata-common) · strata-wire · strata-flow (map solver)
 //! ```
 //!
 //! Tools (xtask, bench, strata-tests) sit beside the layers: they drive the binary as a
-//! process and may not link the layers in.
+//! process and may not link the layers in (the bench harness times the pure map solver).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -23,6 +24,7 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
     ("strata-ebpf", &["strata-common"]),
     // Layer 1: no I/O of ours, kernel paths, what crosses a process boundary.
     ("strata-http", &[]),
+    ("strata-flow", &[]),
     ("strata-kernel", &["strata-common"]),
     ("strata-wire", &[]),
     // Layer 2: the serving data plane and the control plane, side by side.
@@ -30,7 +32,8 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
         "strata-edge",
         &["strata-http", "strata-kernel", "strata-wire", "strata-common"],
     ),
-    ("strata-control", &["strata-wire", "strata-http"]),
+    ("strata-control", &["strata-wire", "strata-http", "strata-flow"]),
+    ("strata-dns", &["strata-wire"]),
     // Top: the binary.
     (
         "strata",
@@ -40,12 +43,15 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
             "strata-wire",
             "strata-edge",
             "strata-control",
+            "strata-dns",
+            "strata-flow",
             "strata-common",
         ],
     ),
     // Tools beside the layers.
     ("strata-tests", &[]),
-    ("bench", &["strata-tests"]),
+    // The harness times the map solver directly (a pure crate).
+    ("bench", &["strata-tests", "strata-flow"]),
     ("xtask", &[]),
 ];
 

@@ -40,8 +40,16 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
             "127.0.0.1:0",
             "--control-listen",
             "127.0.0.1:0",
+            "--edge-west-listen",
+            "127.0.0.1:0",
+            "--edge-west-admin-listen",
+            "127.0.0.1:0",
+            "--dns-listen",
+            "127.0.0.1:0",
+            "--dns-admin-listen",
+            "127.0.0.1:0",
         ],
-        4,
+        6,
     );
     let (edge, edge_admin) = pop.role("edge");
     let (storage, _) = pop.role("storage-west");
@@ -74,5 +82,20 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
         "proxied from west"
     );
     assert_eq!(curl(&[&format!("http://{edge_admin}/healthz")]).0, 200);
+    // Client routing: the POP's nameserver ranks both regions' edges for 127.0.0.1.
+    let (dns, _) = pop.role("dns");
+    let (edge_west, _) = pop.role("edge-west");
+    let srv = strata_tests::dns::dig(dns, None, &["+short", "SRV", "_a1-2130706433._tcp.srv.cdn.test"]);
+    let records = strata_tests::dns::srv_records(&srv);
+    let ports: Vec<u16> = records.iter().map(|r| r.port).collect();
+    assert!(
+        records.len() == 2 && ports.contains(&edge.port()) && ports.contains(&edge_west.port()),
+        "both regions' edges in the SRV answer: {srv}"
+    );
+    assert_eq!(
+        curl(&[&format!("http://{edge_west}/globex/keynote-2026/video-720p.mp4")]),
+        (200, 4 << 20),
+        "the west region's edge serves too"
+    );
     assert_eq!(pop.stop(), Some(0), "Ctrl-C/SIGTERM shuts the POP down cleanly");
 }

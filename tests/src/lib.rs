@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod control;
+pub mod dns;
 pub mod netns;
 pub mod tiers;
 

@@ -14,7 +14,14 @@ use anyhow::{bail, Context as _};
 use crate::shell::{exec, output};
 
 /// Debian packages the tests and the POP use.
-pub const DEBIAN_PACKAGES: &[&str] = &["curl", "iproute2", "procps", "strace", "fonts-dejavu-core"];
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "curl",
+    "iproute2",
+    "procps",
+    "strace",
+    "fonts-dejavu-core",
+    "bind9-dnsutils",
+];
 
 /// Runs every setup step, saying what it does.
 pub fn run_all(verbose: bool) -> anyhow::Result<()> {

@@ -34,9 +34,9 @@ pub struct ApiState {
     pub metrics: Arc<ControlMetrics>,
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
-fn ok(v: Value) -> ApiResult {
+pub(crate) fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
@@ -64,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/lookup", get(lookup))
         .route("/v1/repairs", post(repair_report))
+        .merge(super::map_api::routes())
         .fallback(|| async { ApiError::new(404, "no such endpoint; see /v1/status") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -83,7 +84,7 @@ async fn count_responses(
 }
 
 /// The role of the request's bearer token.
-fn role(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
+pub(crate) fn role(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -92,7 +93,7 @@ fn role(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
     Ok(state.plane.tokens().authenticate(token)?)
 }
 
-fn operator(state: &ApiState, headers: &HeaderMap, action: &str) -> Result<(), ApiError> {
+pub(crate) fn operator(state: &ApiState, headers: &HeaderMap, action: &str) -> Result<(), ApiError> {
     Ok(role(state, headers)?.may_operate(action)?)
 }
 
@@ -101,7 +102,7 @@ fn manager(state: &ApiState, headers: &HeaderMap, tenant: &str) -> Result<(), Ap
 }
 
 /// Runs blocking registry or file work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -412,6 +413,15 @@ async fn heartbeat(State(state): State<ApiState>, headers: HeaderMap, body: Byte
             ServerRole::Storage => reply.placement_key = Some(plane.placement_key.clone()),
             ServerRole::Edge => {
                 let report = hb.edge.unwrap_or_default();
+                if let Some(region) = &hb.server.region {
+                    plane
+                        .regions()
+                        .ensure(region)
+                        .map_err(|e| ApiError::bad_request(format!("field server.region: {e}")))?;
+                }
+                plane
+                    .map
+                    .observe_edge(&hb.server.name, hb.server.region.as_deref(), &report);
                 let pinned = plane.pinned_for(&hb.server.name);
                 let (desired, evict) = plane
                     .syncd

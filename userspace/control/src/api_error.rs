@@ -106,6 +106,18 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<super::regions::RegionError> for ApiError {
+    fn from(e: super::regions::RegionError) -> ApiError {
+        use super::regions::RegionError;
+        let status = match e {
+            RegionError::Name(_) | RegionError::BadPrefix(_) => 400,
+            RegionError::NoRegion(_) | RegionError::NoBlock(_) => 404,
+            RegionError::Registry(_) | RegionError::Corrupt { .. } => 500,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
 impl From<super::names::BadName> for ApiError {
     fn from(e: super::names::BadName) -> ApiError {
         ApiError::bad_request(e.to_string())

@@ -93,6 +93,15 @@ impl ControlMetrics {
         ControlMetrics { registry, ..m }
     }
 
+    /// Adds a scrape-time collector another part of the control plane brings.
+    pub fn with_collector(
+        mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) -> ControlMetrics {
+        self.registry.register_collector(collector);
+        self
+    }
+
     pub fn response(&self, status: u16) {
         self.responses.get_or_create(&StatusLabels { status }).inc();
     }

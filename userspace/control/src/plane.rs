@@ -17,7 +17,10 @@ use strata_wire::lookup::LookupTable;
 use super::contents::ContentBook;
 use super::embedded_store::EmbeddedStore;
 use super::ingestor::Ingestor;
+use super::map::settings::MapSettings;
+use super::map::MapMaker;
 use super::placement::Placer;
+use super::regions::RegionBook;
 use super::registry::RegistryStore;
 use super::servers::ServerBook;
 use super::syncd::Syncd;
@@ -37,6 +40,8 @@ pub struct ControlSettings {
     pub demand_half_life: Duration,
     /// Least decayed requests before syncd pushes an asset.
     pub push_min_requests: f64,
+    /// The network map maker's settings.
+    pub map: MapSettings,
 }
 
 impl Default for ControlSettings {
@@ -47,6 +52,7 @@ impl Default for ControlSettings {
             server_ttl: Duration::from_secs(5),
             demand_half_life: Duration::from_secs(60),
             push_min_requests: 2.0,
+            map: MapSettings::default(),
         }
     }
 }
@@ -61,6 +67,8 @@ pub struct ControlPlane {
     pub store: Arc<dyn RegistryStore>,
     pub servers: ServerBook,
     pub syncd: Syncd,
+    /// The network map maker (regions, blocks, min-cost flow).
+    pub map: Arc<MapMaker>,
     pub ingestor: Arc<Ingestor>,
     pub staging_root: PathBuf,
     pub archive_root: PathBuf,
@@ -127,10 +135,14 @@ impl ControlPlane {
             bytes_copied: Arc::new(AtomicU64::new(0)),
         })
         .context("starting the ingestor thread")?;
+        let map = Arc::new(MapMaker::new(settings.map.clone()));
+        map.spawn(Arc::downgrade(&store))
+            .context("starting the map maker thread")?;
         Ok(Arc::new(ControlPlane {
             store,
             servers: ServerBook::new(settings.server_ttl),
             syncd: Syncd::new(settings.demand_half_life, settings.push_min_requests),
+            map,
             ingestor,
             staging_root,
             archive_root,
@@ -150,6 +162,12 @@ impl ControlPlane {
 
     pub fn tokens(&self) -> TokenBook<'_> {
         TokenBook { store: self.store() }
+    }
+
+    pub fn regions(&self) -> RegionBook<'_> {
+        RegionBook {
+            store: self.store.as_ref(),
+        }
     }
 
     pub fn contents(&self) -> ContentBook<'_> {

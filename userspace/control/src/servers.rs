@@ -138,6 +138,8 @@ mod tests {
             cluster: Some(cluster.into()),
             addr: "127.0.0.1:1".parse().unwrap(),
             admin_addr: "127.0.0.1:2".parse().unwrap(),
+            region: None,
+            capacity_bps: 0,
         }
     }
 

@@ -172,6 +172,8 @@ pub struct PrefixReport {
     pub retransmits: u64,
     /// Mean smoothed RTT at close, microseconds.
     pub srtt_us_mean: u64,
+    /// Sum of the smoothed RTT at close over `connections`, microseconds.
+    pub srtt_us_sum: u64,
     /// Bytes acknowledged per second of connection lifetime.
     pub delivery_rate_bps: u64,
 }
@@ -197,6 +199,7 @@ impl PrefixReport {
             bytes_received: s.bytes_received,
             retransmits: s.retrans,
             srtt_us_mean: s.srtt_us_sum.checked_div(s.connections).unwrap_or(0),
+            srtt_us_sum: s.srtt_us_sum,
             delivery_rate_bps: (s.bytes_acked * 1_000_000)
                 .checked_div(s.duration_us_sum)
                 .unwrap_or(0),

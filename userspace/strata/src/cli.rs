@@ -32,11 +32,15 @@ pub enum Command {
     Storage(StorageArgs),
     /// A streaming edge: serves its cache directory zero-copy (io_uring splice).
     Edge(Box<EdgeArgs>),
-    /// A whole point of presence on loopback: control plane, two storage clusters and an edge,
-    /// with demo content ingested through the real ingest path.
+    /// A whole point of presence on loopback: control plane, two storage clusters, an edge in
+    /// each of two regions and a nameserver, with demo content ingested through the real
+    /// ingest path.
     Pop(PopArgs),
     /// The control plane: `serve` runs it; the other commands administer a running one.
     Control(crate::control_cli::ControlArgs),
+    /// The authoritative nameserver: DNS SRV answers that rank regions for each client from the
+    /// control plane's network map.
+    Dns(DnsArgs),
     /// Upload a content's files (a directory) to the control plane, which places them on the
     /// tenant's home cluster, replicas and the archive.
     Ingest(crate::control_cli::IngestArgs),
@@ -57,6 +61,12 @@ pub struct ControlLinkArgs {
     /// Time between heartbeats (e.g. 1s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub heartbeat: Option<Duration>,
+    /// Edges: the region this edge serves viewers in (DNS SRV answers route clients to regions).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Edges: bits per second this edge can send to viewers (the network map's capacity).
+    #[arg(long)]
+    pub capacity_bps: Option<u64>,
 }
 
 impl ControlLinkArgs {
@@ -72,6 +82,12 @@ impl ControlLinkArgs {
         }
         if let Some(v) = self.heartbeat {
             link.heartbeat = v;
+        }
+        if let Some(v) = &self.region {
+            link.region = v.clone();
+        }
+        if let Some(v) = self.capacity_bps {
+            link.capacity_bps = v;
         }
     }
 }
@@ -303,6 +319,21 @@ pub struct PopArgs {
     /// Edge admin listener.
     #[arg(long, default_value = "127.0.0.1:9080")]
     pub edge_admin_listen: SocketAddr,
+    /// Client listener of the second edge (region "west"; the first edge is region "east").
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    pub edge_west_listen: SocketAddr,
+    /// Admin listener of the second edge.
+    #[arg(long, default_value = "127.0.0.1:9083")]
+    pub edge_west_admin_listen: SocketAddr,
+    /// The nameserver's UDP and TCP listener.
+    #[arg(long, default_value = "127.0.0.1:5353")]
+    pub dns_listen: SocketAddr,
+    /// The nameserver's admin listener.
+    #[arg(long, default_value = "127.0.0.1:9053")]
+    pub dns_admin_listen: SocketAddr,
+    /// The zone the nameserver answers.
+    #[arg(long, default_value = "cdn.test")]
+    pub dns_domain: String,
     /// Client listener of the storage server of cluster "east" (home of tenant acme).
     #[arg(long, alias = "storage-listen", default_value = "127.0.0.1:8081")]
     pub storage_east_listen: SocketAddr,
@@ -400,5 +431,81 @@ mod tests {
         assert_eq!(cfg.limits.idle_timeout, Duration::from_secs(3));
         assert_eq!(cfg.data_path.body_path, BodyPathMode::Sendfile);
         assert_eq!(cfg.telemetry, EbpfMode::Required);
+    }
+}
+
+/// `strata dns`: flags over the `--config` file over the defaults.
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// TOML configuration file (every key optional).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Print the resulting configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// UDP and TCP listener, e.g. 127.0.0.1:5353.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Admin listener (/metrics, /healthz).
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// The zone answered, e.g. cdn.example.net.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// TTL of every answer, seconds.
+    #[arg(long)]
+    pub ttl: Option<u32>,
+    /// The control plane's API URL.
+    #[arg(long = "control")]
+    pub control_url: Option<String>,
+    /// File holding this nameserver's service token.
+    #[arg(long)]
+    pub control_token_file: Option<PathBuf>,
+    /// This nameserver's name (its service token names it).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Time between two fetches of the network map (e.g. 2s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub map_refresh: Option<Duration>,
+    /// Time between two reports of query counts per client block (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub report_every: Option<Duration>,
+}
+
+impl DnsArgs {
+    /// The settings: defaults, then the file, then these flags.
+    pub fn resolve(&self) -> Result<strata_dns::settings::DnsSettings, ConfigError> {
+        let mut s = match &self.config {
+            Some(path) => crate::config::load(path, strata_dns::settings::DnsSettings::default())?,
+            None => strata_dns::settings::DnsSettings::default(),
+        };
+        if let Some(v) = self.listen {
+            s.listen = v;
+        }
+        if let Some(v) = self.admin_listen {
+            s.admin_listen = v;
+        }
+        if let Some(v) = &self.domain {
+            s.domain = v.clone();
+        }
+        if let Some(v) = self.ttl {
+            s.ttl = v;
+        }
+        if let Some(v) = &self.control_url {
+            s.control_url = v.clone();
+        }
+        if let Some(v) = &self.control_token_file {
+            s.control_token_file = v.clone();
+        }
+        if let Some(v) = &self.name {
+            s.name = v.clone();
+        }
+        if let Some(v) = self.map_refresh {
+            s.map_refresh = v;
+        }
+        if let Some(v) = self.report_every {
+            s.report_every = v;
+        }
+        Ok(s)
     }
 }

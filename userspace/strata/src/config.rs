@@ -1,11 +1,14 @@
 //! Configuration of the serving roles: one TOML file per role, a default for every key, and
 //! command-line flags (see `cli.rs`) that override the file. The settings themselves live
 //! beside the code they configure (`strata_edge::settings::ServeConfig` composes them); this
-//! module only reads them from TOML, lays the file over the role's defaults, and prints them.
+//! module only reads them from TOML, lays the file over the role's defaults, and prints them
+//! (the serving roles' `ServeConfig`, the nameserver's `DnsSettings`).
 
 use std::path::{Path, PathBuf};
 
-use strata_edge::settings::{InvalidSetting, ServeConfig};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use strata_edge::settings::InvalidSetting;
 use thiserror::Error;
 
 /// Why a configuration could not be used.
@@ -20,7 +23,7 @@ pub enum ConfigError {
 }
 
 /// Reads a TOML file on top of `defaults`: keys the file leaves out keep their defaults.
-pub fn load(path: &Path, defaults: ServeConfig) -> Result<ServeConfig, ConfigError> {
+pub fn load<T: Serialize + DeserializeOwned>(path: &Path, defaults: T) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -32,7 +35,7 @@ pub fn load(path: &Path, defaults: ServeConfig) -> Result<ServeConfig, ConfigErr
 }
 
 /// Parses TOML text on top of `defaults`.
-pub fn parse(text: &str, defaults: ServeConfig) -> Result<ServeConfig, toml::de::Error> {
+pub fn parse<T: Serialize + DeserializeOwned>(text: &str, defaults: T) -> Result<T, toml::de::Error> {
     let mut merged = toml::Value::try_from(&defaults).expect("defaults serialize to TOML");
     let file: toml::Value = toml::from_str(text)?;
     merge(&mut merged, file);
@@ -40,7 +43,7 @@ pub fn parse(text: &str, defaults: ServeConfig) -> Result<ServeConfig, toml::de:
 }
 
 /// The configuration as TOML, as `--print-config` shows it.
-pub fn to_toml(config: &ServeConfig) -> String {
+pub fn to_toml<T: Serialize>(config: &T) -> String {
     toml::to_string_pretty(config).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
 }
 
@@ -67,6 +70,7 @@ mod tests {
 
     use strata_edge::server::kernel_setup::BodyPathMode;
     use strata_edge::server::limits::Limits;
+    use strata_edge::settings::ServeConfig;
 
     use super::*;
 

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use strata_control::map::settings::{CostWeights, MapSettings};
+use strata_control::plane::ControlSettings;
 
 use strata_wire::client::{read_token_file, ClientError, ServiceClient};
 
@@ -94,6 +96,46 @@ pub enum ControlCommand {
     Repair { tenant: String, content: String },
     /// syncd's ranking and each edge's wanted set.
     HotList,
+    /// Regions of edges: network capacity and base cost.
+    #[command(subcommand)]
+    Region(RegionCommand),
+    /// Client blocks the network map covers even before traffic from them is seen.
+    #[command(subcommand)]
+    Block(BlockCommand),
+    /// The network map: each client block, its load and its regions in order.
+    Map {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegionCommand {
+    /// Create or change a region.
+    Set {
+        name: String,
+        /// The region's network capacity toward viewers, bits/s (default: its servers' sum).
+        #[arg(long)]
+        capacity_bps: Option<u64>,
+        /// Added to every cost of the region.
+        #[arg(long, default_value_t = 0)]
+        base_cost: u64,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlockCommand {
+    /// Add a block, e.g. 198.51.100.0/24.
+    Add {
+        prefix: String,
+    },
+    /// Remove a configured block.
+    Del {
+        prefix: String,
+    },
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +196,59 @@ pub struct ServeControlArgs {
     /// syncd: recent requests before an asset is pushed to an edge.
     #[arg(long, default_value_t = 2.0)]
     pub push_min_requests: f64,
+    /// Network map: time between two solves.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub map_interval: Duration,
+    /// Network map: candidate regions per client block (the cheapest usable ones).
+    #[arg(long, default_value_t = 5)]
+    pub map_candidates: usize,
+    /// Network map: load one DNS query per interval stands for, bits/s.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub map_load_per_query_bps: u64,
+    /// Network map: share of a measurement kept from one solve to the next (0..1).
+    #[arg(long, default_value_t = 0.5)]
+    pub map_keep: f64,
+    /// Cost weight per millisecond of RTT a region's edges measured to a block.
+    #[arg(long, default_value_t = 1.0)]
+    pub cost_rtt_ms: f64,
+    /// Cost weight per percent of bytes retransmitted to a block.
+    #[arg(long, default_value_t = 20.0)]
+    pub cost_loss_percent: f64,
+    /// Cost weight per millisecond a client reported for one MiB from a region.
+    #[arg(long, default_value_t = 0.1)]
+    pub cost_client_ms_per_mib: f64,
+    /// Cost weight per percent of a client's fetches from a region that failed.
+    #[arg(long, default_value_t = 5.0)]
+    pub cost_client_error_percent: f64,
+    /// RTT assumed for a region that measured nothing to a block, milliseconds.
+    #[arg(long, default_value_t = 100.0)]
+    pub cost_unmeasured_rtt_ms: f64,
+}
+
+impl ServeControlArgs {
+    /// The control plane's settings from these flags.
+    pub fn settings(&self) -> ControlSettings {
+        ControlSettings {
+            data_dir: self.data_dir.clone(),
+            archive_dir: self.archive_dir.clone(),
+            server_ttl: self.server_ttl,
+            demand_half_life: self.demand_half_life,
+            push_min_requests: self.push_min_requests,
+            map: MapSettings {
+                interval: self.map_interval,
+                candidates: self.map_candidates,
+                load_per_query_bps: self.map_load_per_query_bps,
+                keep: self.map_keep.clamp(0.0, 1.0),
+                weights: CostWeights {
+                    rtt_ms: self.cost_rtt_ms,
+                    loss_percent: self.cost_loss_percent,
+                    client_ms_per_mib: self.cost_client_ms_per_mib,
+                    client_error_percent: self.cost_client_error_percent,
+                    unmeasured_rtt_ms: self.cost_unmeasured_rtt_ms,
+                },
+            },
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -119,6 +119,16 @@ impl ServiceClient {
         answer("GET", url, resp)
     }
 
+    pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let resp = self
+            .agent
+            .delete(&url)
+            .header("authorization", self.bearer())
+            .call();
+        answer("DELETE", url, resp)
+    }
+
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
         self.send_json("POST", path, body)
     }

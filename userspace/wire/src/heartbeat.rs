@@ -26,6 +26,13 @@ pub struct ServerRecord {
     pub addr: SocketAddr,
     /// The admin listener (metrics; on storage servers also placement).
     pub admin_addr: SocketAddr,
+    /// Edges: the region they serve viewers in (the network map's unit).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Edges: the bits per second this server can send to viewers (the map's per-server
+    /// capacity); 0 when unknown.
+    #[serde(default)]
+    pub capacity_bps: u64,
 }
 
 /// One asset an edge reports: requests and bytes since its last report.
@@ -48,6 +55,22 @@ pub struct EdgeReport {
     pub open_connections: u64,
     pub hits: u64,
     pub misses: u64,
+    /// Per client block, what the edge's connection telemetry measured (running totals since
+    /// the edge started; the control plane takes differences between heartbeats).
+    #[serde(default)]
+    pub blocks: Vec<BlockTelemetry>,
+}
+
+/// One client /24 (/48) as an edge's sock_ops telemetry saw it: totals over closed connections.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockTelemetry {
+    /// `a.b.c.0/24` or `x:y:z::/48`.
+    pub prefix: String,
+    pub connections: u64,
+    pub bytes_acked: u64,
+    pub retransmits: u64,
+    /// Sum of the smoothed RTT at close over `connections`, microseconds.
+    pub srtt_us_sum: u64,
 }
 
 /// A heartbeat (`POST /v1/heartbeat`).

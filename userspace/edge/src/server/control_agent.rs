@@ -20,8 +20,11 @@ use crate::metrics::ServerMetrics;
 use crate::name_lookup::NameLookup;
 use crate::upstream::pool::UpstreamPool;
 use strata_http::content_path::ContentPath;
+use strata_kernel::conn_telemetry::ConnTelemetry;
 use strata_wire::client::{read_token_file, ServiceClient};
-use strata_wire::heartbeat::{EdgeReport, Heartbeat, HeartbeatReply, ServerRecord, ServerRole};
+use strata_wire::heartbeat::{
+    BlockTelemetry, EdgeReport, Heartbeat, HeartbeatReply, ServerRecord, ServerRole,
+};
 use strata_wire::lookup::LookupTable;
 
 use super::demand_counter::DemandCounter;
@@ -43,6 +46,8 @@ pub struct AgentParts {
     pub pool: Arc<UpstreamPool>,
     pub demand: Option<Arc<DemandCounter>>,
     pub metrics: Arc<ServerMetrics>,
+    /// Edges: the connection telemetry whose per-block figures feed the network map.
+    pub telemetry: Option<Arc<ConnTelemetry>>,
     /// Edges: storage servers that answered 404 for an asset a replica then served.
     pub failed_reads: Option<mpsc::UnboundedReceiver<(String, SocketAddr)>>,
 }
@@ -59,6 +64,10 @@ pub struct ControlLink {
     pub name: String,
     /// Storage servers: the cluster they belong to.
     pub cluster: String,
+    /// Edges: the region they serve viewers in (the network map routes clients to regions).
+    pub region: String,
+    /// Edges: bits per second this server can send to viewers (the map's per-server capacity).
+    pub capacity_bps: u64,
     /// Time between heartbeats.
     #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
@@ -74,6 +83,8 @@ impl Default for ControlLink {
             token_file: PathBuf::new(),
             name: String::new(),
             cluster: String::new(),
+            region: String::new(),
+            capacity_bps: 10_000_000_000,
             heartbeat: Duration::from_secs(1),
             lookup_ttl: Duration::from_secs(10),
         }
@@ -114,6 +125,8 @@ pub async fn run(
         cluster: (!link.cluster.is_empty()).then(|| link.cluster.clone()),
         addr: parts.local_addr,
         admin_addr: parts.admin_addr,
+        region: (!link.region.is_empty()).then(|| link.region.clone()),
+        capacity_bps: link.capacity_bps,
     };
     let mut healthy = None;
     let mut tick = tokio::time::interval(link.heartbeat);
@@ -189,6 +202,24 @@ fn edge_report(parts: &AgentParts) -> Option<EdgeReport> {
         report.used_bytes = index.bytes();
         report.held = index.entries();
         report.hits = cache.counters.hits.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(telemetry) = &parts.telemetry {
+        match telemetry.prefix_reports() {
+            Ok(prefixes) => {
+                report.blocks = prefixes
+                    .into_iter()
+                    .filter(|p| p.kind == "client")
+                    .map(|p| BlockTelemetry {
+                        prefix: p.prefix,
+                        connections: p.connections,
+                        bytes_acked: p.bytes_acked,
+                        retransmits: p.retransmits,
+                        srtt_us_sum: p.srtt_us_sum,
+                    })
+                    .collect();
+            }
+            Err(e) => tracing::debug!(error = %e, "reading per-block telemetry failed"),
+        }
     }
     Some(report)
 }

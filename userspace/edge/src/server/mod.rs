@@ -257,6 +257,7 @@ pub async fn start(
             pool: upstream,
             demand,
             metrics: metrics.clone(),
+            telemetry: programs.telemetry.clone(),
             failed_reads: failed_rx,
         };
         tasks.push(tokio::spawn(control_agent::run(

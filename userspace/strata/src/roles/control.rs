@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use strata_control::api::{router, ApiState};
 use strata_control::control_metrics::ControlMetrics;
+use strata_control::map::map_metrics::MapCollector;
 use strata_control::plane::{ControlPlane, ControlSettings};
 
 /// A running control plane.
@@ -41,7 +42,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let app = router(ApiState {
         plane: plane.clone(),
-        metrics: Arc::new(ControlMetrics::new()),
+        metrics: Arc::new(ControlMetrics::new().with_collector(Box::new(MapCollector(plane.map.clone())))),
     });
     tracing::info!(
         role = "control",
@@ -55,7 +56,10 @@ pub async fn start(
         let stop = async move {
             let _ = shutdown.changed().await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(error = %e, "control API listener failed");
         }
     });

@@ -7,18 +7,11 @@ use anyhow::Context as _;
 use serde_json::{json, Value};
 
 use crate::control_cli::{ControlArgs, ControlCommand, TenantCommand};
-use strata_control::plane::ControlSettings;
 
 /// Runs the command.
 pub fn run(args: ControlArgs) -> anyhow::Result<()> {
     if let ControlCommand::Serve(s) = &args.command {
-        let settings = ControlSettings {
-            data_dir: s.data_dir.clone(),
-            archive_dir: s.archive_dir.clone(),
-            server_ttl: s.server_ttl,
-            demand_half_life: s.demand_half_life,
-            push_min_requests: s.push_min_requests,
-        };
+        let settings = s.settings();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -42,6 +35,9 @@ pub fn run(args: ControlArgs) -> anyhow::Result<()> {
             println!("cluster {name} ({tier}) registered");
         }
         ControlCommand::Tenant(t) => tenant(&client, t)?,
+        ControlCommand::Region(r) => super::map_admin::region(&client, r)?,
+        ControlCommand::Block(b) => super::map_admin::block(&client, b)?,
+        ControlCommand::Map { json } => super::map_admin::map(&client, json)?,
         ControlCommand::Token { role, tenant, server } => {
             let body = match role.as_str() {
                 "tenant" => {

@@ -3,7 +3,9 @@
 
 pub mod control;
 pub mod control_admin;
+pub mod dns;
 pub mod guard_cli;
 pub mod ingest;
+pub mod map_admin;
 pub mod pop;
 pub mod serve;

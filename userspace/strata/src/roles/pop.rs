@@ -1,6 +1,7 @@
 //! `strata pop`: a point of presence on loopback in one process: the control plane, two storage
 //! clusters ("east", home of tenant acme, and "west", home of globex; each the other's replica)
-//! reporting to it, and an edge whose name lookup comes from it. On first start the demo
+//! reporting to it, an edge in each of two regions ("east", "west") whose name lookup comes
+//! from it, and a nameserver (`cdn.test`) answering SRV queries from its network map. On first start the demo
 //! content is ingested through the real ingest path (HTTP upload, durable queue, placement on
 //! home, replica and archive). The edge cache starts empty: a first request is a miss proxied
 //! from the storage tier, a second within a minute admits the asset, later ones are local hits.
@@ -20,6 +21,7 @@ use strata_control::plane::{write_secret, ControlPlane, ControlSettings};
 use strata_control::servers::ServerBook;
 use strata_control::tenants::{Cluster, Tenant, TenantBook, TenantError, Tier};
 use strata_control::tokens::{Role, TokenBook};
+use strata_dns::settings::DnsSettings;
 use strata_edge::server;
 use strata_edge::server::control_agent::ControlLink;
 use strata_edge::server::kernel_setup::EbpfMode;
@@ -55,7 +57,7 @@ fn prepare(plane: &ControlPlane, token_dir: &Path) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(token_dir).with_context(|| format!("creating {}", token_dir.display()))?;
-    for server in ["east-1", "west-1", "edge-1"] {
+    for server in ["east-1", "west-1", "edge-1", "edge-2", "dns-1"] {
         let file = token_dir.join(format!("{server}.token"));
         if !file.exists() {
             let token = TokenBook { store: plane.store() }.issue(&Role::Service {
@@ -89,7 +91,7 @@ async fn wait_up(plane: &ControlPlane, names: &[&str]) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("storage servers {names:?} did not register with the control plane within 10 s")
+    bail!("servers {names:?} did not register with the control plane within 10 s")
 }
 
 /// Ingests the demo content (first start only) through the control plane's API.
@@ -129,14 +131,17 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
     let east_root = args.data_dir.join("storage-east");
     let west_root = args.data_dir.join("storage-west");
     let edge_cache = args.data_dir.join("edge-cache");
-    for dir in [&east_root, &west_root, &edge_cache] {
+    let edge_west_cache = args.data_dir.join("edge-west-cache");
+    for dir in [&east_root, &west_root, &edge_cache, &edge_west_cache] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let settings = ControlSettings {
+    let mut settings = ControlSettings {
         data_dir: control_dir.clone(),
         ..ControlSettings::default()
     };
+    // A demo map that follows the POP quickly.
+    settings.map.interval = Duration::from_secs(2);
     let control = super::control::start(settings, args.control_listen, stop_rx.clone()).await?;
     let plane = control.plane.clone();
     tokio::task::spawn_blocking({
@@ -178,28 +183,88 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         ingest_demo(control.addr, &args.data_dir, plane.operator_token_file.clone()).await?;
         tracing::info!("demo content ingested through the control plane (home, replica and archive)");
     }
-    let edge_cfg = ServeConfig {
-        root: edge_cache.clone(),
-        listen: args.edge_listen,
-        admin_listen: args.edge_admin_listen,
-        control: link(control.addr, &token_dir, "edge-1", ""),
+    let edge_cfg = |root: PathBuf, listen, admin_listen, name: &str, region: &str| ServeConfig {
+        root,
+        listen,
+        admin_listen,
+        control: ControlLink {
+            region: region.into(),
+            ..link(control.addr, &token_dir, name, "")
+        },
         ..ServeConfig::edge_defaults()
     };
-    let edge = server::start("edge", &edge_cfg, stop_rx).await?;
+    let edge = server::start(
+        "edge",
+        &edge_cfg(
+            edge_cache.clone(),
+            args.edge_listen,
+            args.edge_admin_listen,
+            "edge-1",
+            "east",
+        ),
+        stop_rx.clone(),
+    )
+    .await?;
+    let edge_west = server::start(
+        "edge-west",
+        &edge_cfg(
+            edge_west_cache.clone(),
+            args.edge_west_listen,
+            args.edge_west_admin_listen,
+            "edge-2",
+            "west",
+        ),
+        stop_rx.clone(),
+    )
+    .await?;
+    wait_up(&plane, &["edge-1", "edge-2"]).await?;
+    let solver = plane.clone();
+    tokio::task::spawn_blocking(move || solver.map.solve_now(solver.store()))
+        .await
+        .context("solving the first map")??;
+    let dns_cfg = DnsSettings {
+        listen: args.dns_listen,
+        admin_listen: args.dns_admin_listen,
+        domain: args.dns_domain.clone(),
+        control_url: format!("http://{}", control.addr),
+        control_token_file: token_dir.join("dns-1.token"),
+        name: "dns-1".into(),
+        ..DnsSettings::default()
+    };
+    let dns = strata_dns::start(&dns_cfg, stop_rx).await?;
     print_urls(
         edge.local_addr,
         edge.admin_addr,
         control.addr,
         &plane.operator_token_file,
     );
+    print_dns(dns.local_addr, &args.dns_domain, edge_west.local_addr);
     stop_signal().await;
     tracing::info!("stopping the POP");
     let _ = stop_tx.send(true);
+    dns.join().await;
     edge.join().await;
+    edge_west.join().await;
     east.join().await;
     west.join().await;
     control.join().await;
     Ok(())
+}
+
+fn print_dns(dns: SocketAddr, domain: &str, edge_west: SocketAddr) {
+    let ip = u32::from(std::net::Ipv4Addr::LOCALHOST);
+    println!("Client routing: a nameserver for {domain} at {dns}, edges in regions east and west (west: http://{edge_west}):");
+    println!(
+        "  dig @{} -p {} SRV _a1-{ip}._tcp.srv.{domain}   # regions ranked for 127.0.0.1",
+        dns.ip(),
+        dns.port()
+    );
+    println!(
+        "  dig @{} -p {} A reast.{domain}                  # region east's edges",
+        dns.ip(),
+        dns.port()
+    );
+    println!("  strata control map                                # the network map (blocks, load, regions)");
 }
 
 fn print_urls(edge: SocketAddr, admin: SocketAddr, control: SocketAddr, token: &Path) {
