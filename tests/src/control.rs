@@ -32,7 +32,12 @@ pub struct Control {
 impl Control {
     /// Starts a control plane over `data_dir` with a 1 s server TTL, plus `extra` flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Control {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        Control::start_at(data_dir, std::net::Ipv4Addr::LOCALHOST, extra)
+    }
+
+    /// The same, listening on `ip` (an address of the test's namespace).
+    pub fn start_at(data_dir: &Path, ip: std::net::Ipv4Addr, extra: &[&str]) -> Control {
+        let addr: SocketAddr = format!("{ip}:{}", free_port()).parse().expect("addr");
         let mut c = Control {
             process: None,
             addr,
@@ -131,7 +136,7 @@ impl Control {
 
     /// The flags that join server `name` to this control plane (a fresh service token,
     /// heartbeats every 200 ms).
-    fn link_args(&self, name: &str) -> Vec<String> {
+    pub fn link_args(&self, name: &str) -> Vec<String> {
         let token = self.service_token_file(name);
         let token = token.to_str().expect("utf-8").to_string();
         [

@@ -136,6 +136,21 @@ impl Lan {
         );
     }
 
+    /// Joins the test's own (root) namespace to the LAN as host `host` (198.18.N.host/24), so
+    /// processes the test starts there (a control plane, a nameserver) and the test itself
+    /// talk to the hosts directly. The link goes when the LAN is dropped.
+    pub fn join_root(&self, host: u8) -> Ipv4Addr {
+        let a = Ipv4Addr::new(198, 18, self.subnet, host);
+        let ours = format!("{}r", self.tag);
+        let peer = format!("{}rp", self.tag);
+        ip(&["link", "add", &ours, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &self.switch_ns]);
+        ip(&["-n", &self.switch_ns, "link", "set", &peer, "master", "br0", "up"]);
+        ip(&["addr", "add", &format!("{a}/24"), "dev", &ours]);
+        ip(&["link", "set", &ours, "up"]);
+        a
+    }
+
     /// Adds a second address to client `c` (for a blocked and an allowed source on one host).
     pub fn add_client_addr(&self, c: usize, host: u8) -> Ipv4Addr {
         let a = Ipv4Addr::new(198, 18, self.subnet, host);

@@ -26,6 +26,7 @@ pub struct InstallArgs {
 const ROLES: &[(&str, &str, &str)] = &[
     ("storage", "--root", "/var/lib/strata/storage"),
     ("edge", "--cache-dir", "/var/lib/strata/edge-cache"),
+    ("dns", "--config", "/var/lib/strata/dns"),
 ];
 
 fn unit(role: &str) -> String {
