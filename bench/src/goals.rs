@@ -1,6 +1,7 @@
 //! The goals for the numbers, checked against a run and stated plainly in the report:
 //! each says met or short, with the figures behind it. They are goals, never test assertions.
 
+use crate::map_solve::{MapCase, MapSolveResult, GOAL_SECONDS};
 use crate::scenarios::{Results, ServerResult, WorkloadResult};
 
 /// One goal as judged on one run.
@@ -28,6 +29,18 @@ fn at_least(label: String, ours: f64, theirs: f64) -> Verdict {
     Verdict {
         met: ratio >= 1.0,
         text: format!("{label}: ×{ratio:.2} (goal ≥ ×1.00; {ours:.2} vs {theirs:.2})"),
+    }
+}
+
+/// The map solve's median time against its goal.
+fn map_solve(m: &MapSolveResult, c: &MapCase) -> Verdict {
+    let ms = c.solve_ms.median;
+    Verdict {
+        met: ms < GOAL_SECONDS * 1000.0,
+        text: format!(
+            "(e) map solve, {} blocks × {} regions × {} candidates, {}: median {ms:.1} ms per solve (goal < {GOAL_SECONDS:.0} s)",
+            m.blocks, m.regions, m.candidates_per_block, c.title
+        ),
     }
 }
 
@@ -102,6 +115,15 @@ pub fn judge(r: &Results) -> Vec<Verdict> {
             }
         }
     }
+    if let Some(m) = &r.map_solve {
+        for c in m
+            .cases
+            .iter()
+            .filter(|c| c.failure.is_none() && !c.runs.is_empty())
+        {
+            out.push(map_solve(m, c));
+        }
+    }
     for i in r.idle.iter().filter(|i| i.strata && i.failure.is_none()) {
         let kib = i.kib_per_connection.median;
         out.push(Verdict {
@@ -126,5 +148,33 @@ mod tests {
         let v = at_least("t".into(), 9.0, 10.0);
         assert!(!v.met);
         assert!(v.text.contains("×0.90"), "{}", v.text);
+    }
+
+    #[test]
+    fn a_map_solve_is_met_under_a_second_and_short_at_or_over_it() {
+        let m = MapSolveResult {
+            blocks: 10,
+            regions: 2,
+            candidates_per_block: 1,
+            cases: Vec::new(),
+        };
+        let case = |median: f64| MapCase {
+            title: "capacity 90% of load".into(),
+            capacity_percent: 90,
+            runs: vec![median / 1000.0],
+            solve_ms: crate::figures::Spread {
+                median,
+                min: median,
+                max: median,
+            },
+            carried_share: 0.9,
+            blocks_split: 0,
+            blocks_short: 0,
+            failure: None,
+        };
+        let met = map_solve(&m, &case(250.0));
+        assert!(met.met);
+        assert!(met.text.contains("median 250.0 ms"), "{}", met.text);
+        assert!(!map_solve(&m, &case(1000.0)).met);
     }
 }

@@ -1,7 +1,7 @@
 //! strata's benchmark harness (`cargo xtask bench` runs `bench run`): strata against nginx,
-//! HAProxy and the machine's own limit, side by side in one run, written up as markdown, JSON
-//! and PNG plots. `bench load` is the load generator on its own; `bench hold` is the idle
-//! scenario's helper process.
+//! HAProxy and the machine's own limit, side by side in one run, and the network map's solve
+//! time, written up as markdown, JSON and PNG plots. `bench load` is the load generator on its
+//! own; `bench hold` is the idle scenario's helper process.
 
 mod body_sink;
 mod contenders;
@@ -11,6 +11,7 @@ mod goals;
 mod http_get;
 mod idle_hold;
 mod load;
+mod map_solve;
 mod peer_configs;
 mod physical_limit;
 mod plots;
@@ -58,8 +59,9 @@ struct RunArgs {
     #[arg(long, default_value = "target/release/strata")]
     strata: PathBuf,
     /// Run only these scenarios (a local hit, b proxied miss, c Zipf with admission, d idle
-    /// connections); comma-separated. The limit probe always runs.
-    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d"])]
+    /// connections, e map solve); comma-separated. The limit probe always runs. Without a, b, c
+    /// or d no server runs: neither the strata binary nor the peers are needed.
+    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e"])]
     only: Vec<String>,
     /// Scratch directory for the served files and caches (removed afterwards).
     #[arg(long)]
@@ -67,14 +69,23 @@ struct RunArgs {
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let strata = std::fs::canonicalize(&args.strata).with_context(|| {
-        format!(
-            "no strata binary at {} (build it: cargo build --release -p strata)",
-            args.strata.display()
-        )
-    })?;
     let peers = !args.no_peers;
-    if peers {
+    let mut settings = scenarios::Settings::new(args.quick, peers);
+    settings.only.clone_from(&args.only);
+    let strata = match std::fs::canonicalize(&args.strata) {
+        Ok(path) => path,
+        // Only the map solve and the limit probe: no server to start.
+        Err(_) if !settings.runs_servers() => args.strata.clone(),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "no strata binary at {} (build it: cargo build --release -p strata)",
+                    args.strata.display()
+                )
+            })
+        }
+    };
+    if peers && settings.runs_servers() {
         for program in ["nginx", "haproxy"] {
             anyhow::ensure!(
                 servers::installed(program),
@@ -91,8 +102,6 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let exe = std::env::current_exe().context("finding the bench executable")?;
-    let mut settings = scenarios::Settings::new(args.quick, peers);
-    settings.only.clone_from(&args.only);
     let cx = scenarios::RunContext::new(&strata, &exe, &work, &out.join("logs"));
     eprintln!(
         "bench: {} run(s) per figure, {} s each; servers on CPU {}, load on CPU {}; report in {}",

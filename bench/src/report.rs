@@ -1,6 +1,6 @@
 //! The report: report.md (tables, each strata figure with its ratio to the best peer and to the
-//! machine's limit), report.json (every raw figure and the machine's description), and the
-//! console summary.
+//! machine's limit; the map solve's times), report.json (every raw figure and the machine's
+//! description), and the console summary.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::figures::{Spread, Summary};
+use crate::map_solve::MapSolveResult;
 use crate::scenarios::{Results, ServerResult, Settings, WorkloadResult};
 
 /// What the numbers were measured on.
@@ -128,6 +129,9 @@ impl Report {
             workload_table(&mut s, w, r.limit.gbit_per_sec.median);
         }
         idle_table(&mut s, r);
+        if let Some(m) = &r.map_solve {
+            map_solve_table(&mut s, m);
+        }
         let verdicts = crate::goals::judge(r);
         if !verdicts.is_empty() {
             let _ = writeln!(s, "\n## Goals\n");
@@ -155,6 +159,17 @@ impl Report {
                 "(d) idle: {} {:.3} KiB per connection",
                 i.name, i.kib_per_connection.median
             );
+        }
+        for c in self.results.map_solve.iter().flat_map(|m| &m.cases) {
+            let _ = match &c.failure {
+                Some(f) => writeln!(s, "(e) map solve, {}: failed: {f}", c.title),
+                None => writeln!(
+                    s,
+                    "(e) map solve, {}: {} ms per solve",
+                    c.title,
+                    cell(&c.solve_ms, 1)
+                ),
+            };
         }
         s
     }
@@ -195,6 +210,43 @@ fn idle_table(s: &mut String, r: &Results) {
             peer.name,
             ratio(strata.kib_per_connection.median, peer.kib_per_connection.median)
         );
+    }
+}
+
+fn map_solve_table(s: &mut String, m: &MapSolveResult) {
+    let _ = writeln!(s, "\n## (e) map solve\n");
+    let _ = writeln!(
+        s,
+        "strata-flow's min-cost max-flow on a seeded random map: {} blocks × {} regions, {} candidate \
+         regions per block; each case solved {} time(s) in the harness's process on CPU {}.\n",
+        m.blocks,
+        m.regions,
+        m.candidates_per_block,
+        m.cases.iter().map(|c| c.runs.len()).max().unwrap_or(0),
+        crate::scenarios::LOAD_CPU
+    );
+    let _ = writeln!(
+        s,
+        "| case | solve ms | load carried | blocks split over regions | blocks with load unassigned |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for c in &m.cases {
+        match &c.failure {
+            Some(f) => {
+                let _ = writeln!(s, "| {} | failed: {} ||||", c.title, f.replace('|', "/"));
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.1}% | {} | {} |",
+                    c.title,
+                    cell(&c.solve_ms, 1),
+                    c.carried_share * 100.0,
+                    c.blocks_split,
+                    c.blocks_short
+                );
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The benchmark run: the machine's limit, then scenarios (a) local hit, (b) proxied miss,
-//! (c) Zipf mix with admission and fill, (d) idle connections. Every server runs pinned to
-//! CPU 0 and the load generator to CPU 1; each measurement starts a fresh server, warms it,
-//! and measures; runs alternate between contenders so drift hits them all alike.
+//! (c) Zipf mix with admission and fill, (d) idle connections, (e) the network map's solve time.
+//! Every server runs pinned to CPU 0 and the load generator to CPU 1; each measurement starts a
+//! fresh server, warms it, and measures; runs alternate between contenders so drift hits them
+//! all alike. Scenario (e) runs no server: it times the map solver in this process, on CPU 1.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::corpus::Corpus;
 use crate::figures::{RunFigures, Spread, Summary};
 use crate::idle_hold::{self, IdleRun};
 use crate::load::{run_load, LoadPlan, Target};
+use crate::map_solve::MapSolveResult;
 use crate::physical_limit::{sendfile_loop, LimitRun};
 use crate::proc_stats::{machine_busy_seconds, tree_cpu_seconds, PeakRss};
 use crate::servers::{pin_to_cpu, ServerEnv, ServerProcess};
@@ -33,7 +35,9 @@ pub struct Settings {
     pub warmup: Duration,
     pub idle_levels: Vec<usize>,
     pub idle_settle: Duration,
-    /// Scenarios to run (a, b, c, d); all when empty. The limit always runs.
+    /// Solves of the map per case in scenario (e).
+    pub solve_reps: usize,
+    /// Scenarios to run (a, b, c, d, e); all when empty. The limit always runs.
     pub only: Vec<String>,
 }
 
@@ -52,6 +56,7 @@ impl Settings {
             },
             // strata parks a keep-alive connection after 2 s quiet; every server gets the same wait.
             idle_settle: Duration::from_secs(3),
+            solve_reps: if quick { 3 } else { 9 },
             only: Vec::new(),
         }
     }
@@ -59,6 +64,11 @@ impl Settings {
     /// Whether scenario `name` is to run.
     pub fn wants(&self, name: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+
+    /// Whether any scenario to run starts servers (all but the map solve do).
+    pub fn runs_servers(&self) -> bool {
+        ["a", "b", "c", "d"].iter().any(|name| self.wants(name))
     }
 }
 
@@ -103,6 +113,8 @@ pub struct Results {
     pub limit: LimitResult,
     pub workloads: Vec<WorkloadResult>,
     pub idle: Vec<IdleResult>,
+    /// Scenario (e), when it ran.
+    pub map_solve: Option<MapSolveResult>,
 }
 
 /// A workload as planned.
@@ -367,9 +379,15 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         .into_iter()
         .filter(|c| s.wants("d") && (s.peers || c.is_strata()))
         .collect();
+    let map_cases = if s.wants("e") {
+        crate::map_solve::CAPACITY_PERCENTS.len() as u64
+    } else {
+        0
+    };
     let steps = s.reps as u64
         * (1 + workloads.iter().map(|w| w.contenders.len() as u64).sum::<u64>()
-            + idle_contenders.len() as u64);
+            + idle_contenders.len() as u64)
+        + map_cases;
     let bar = progress(steps);
 
     let mut limit_runs = Vec::new();
@@ -427,6 +445,9 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
             failure,
         });
     }
+    let map_solve = s
+        .wants("e")
+        .then(|| crate::map_solve::measure(s.solve_reps, &bar));
     bar.finish_and_clear();
     Ok(Results {
         limit: LimitResult {
@@ -441,6 +462,7 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         },
         workloads: results,
         idle,
+        map_solve,
     })
 }
 

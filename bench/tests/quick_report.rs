@@ -1,6 +1,7 @@
 //! `bench run --quick --no-peers` against the real strata binary: the report files exist and
 //! hold plausible figures (every workload moved checksummed bytes without an error, the idle
-//! scenario reached its levels, the plots are PNGs). No speed is asserted.
+//! scenario reached its levels, the map solve timed both its cases, the plots are PNGs). No
+//! speed is asserted.
 
 use std::process::Command;
 
@@ -89,9 +90,22 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
     assert!(levels.iter().all(|l| number(l, &["rss_kib"]) > 0.0));
     assert!(number(idle, &["kib_per_connection", "median"]).is_finite());
 
+    let cases = json["results"]["map_solve"]["cases"]
+        .as_array()
+        .expect("map solve cases");
+    assert_eq!(cases.len(), 2, "{cases:?}");
+    for case in cases {
+        assert!(case["failure"].is_null(), "map solve failed: {}", case["failure"]);
+        assert!(number(case, &["solve_ms", "median"]) > 0.0);
+        let carried = number(case, &["carried_share"]);
+        assert!(carried > 0.0 && carried <= 1.0, "carried share {carried}");
+    }
+
     let md = std::fs::read_to_string(out.path().join("report.md")).expect("report.md");
     assert!(
-        md.contains("## (a) local hit") && md.contains("## (d) idle keep-alive connections"),
+        md.contains("## (a) local hit")
+            && md.contains("## (d) idle keep-alive connections")
+            && md.contains("## (e) map solve"),
         "{md}"
     );
     assert!(md.contains("of the limit"), "{md}");

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// Bad input to [`solve`](crate::solver::solve).
+/// Why `solve` refused a problem.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlowError {
     /// A block's candidate names a region index past the end of the region list.

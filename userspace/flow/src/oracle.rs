@@ -6,11 +6,15 @@
 //! - `brute_force`: every integer split of every block's load over its candidates (as written),
 //!   keeping the best that respects the capacities. Only for tiny problems.
 //!
-//! Both give the most load that fits and the least cost of carrying it.
+//! Both give the most load that fits and the least cost of carrying it. For problems too big
+//! for them, `certify` checks a solution by the optimality conditions instead: a flow is a
+//! maximum one when its residual graph has no path from the source to the sink, and the
+//! cheapest of its value when the residual graph has no cycle of negative cost.
 
 use rand::Rng;
 
 use crate::problem::{Block, Candidate, Problem, Region};
+use crate::solution::Solution;
 
 /// The most load that fits and the least cost of carrying that much.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +151,80 @@ fn split(
     }
 }
 
+/// Why `solution` is not a cheapest maximum flow of `problem`, if it is not. Assumes it is a
+/// valid assignment (checked elsewhere). The residual graph is taken over the source, the
+/// regions and the sink, each block folded into the edges it makes: source → r at cost c(b, r)
+/// for a block b with load unassigned; r → source at −c(b, r) and r → r2 at c(b, r2) − c(b, r)
+/// for a block with flow on r; r → sink for a region with room, sink → r for one carrying load.
+pub fn certify(problem: &Problem, solution: &Solution) -> Result<(), String> {
+    let regions = problem.regions.len();
+    let (source, sink) = (regions, regions + 1);
+    let nodes = regions + 2;
+    let mut w: Vec<Vec<Option<i128>>> = vec![vec![None; nodes]; nodes];
+    let mut edge = |from: usize, to: usize, cost: i128| {
+        let slot = &mut w[from][to];
+        *slot = Some(slot.map_or(cost, |c: i128| c.min(cost)));
+    };
+    let mut used = vec![0u128; regions];
+    for (b, block) in problem.blocks.iter().enumerate() {
+        let cost_of = |r: usize| {
+            block
+                .candidates
+                .iter()
+                .filter(|c| c.region == r)
+                .map(|c| i128::from(c.cost))
+                .min()
+        };
+        if solution.unassigned[b] > 0 {
+            for c in &block.candidates {
+                edge(source, c.region, i128::from(c.cost));
+            }
+        }
+        for &(r, amount) in &solution.flows[b] {
+            used[r] += u128::from(amount);
+            let here = cost_of(r).ok_or(format!("block {b} flows to {r}, not a candidate"))?;
+            edge(r, source, -here);
+            for c in &block.candidates {
+                if c.region != r {
+                    edge(r, c.region, i128::from(c.cost) - here);
+                }
+            }
+        }
+    }
+    for (r, region) in problem.regions.iter().enumerate() {
+        if used[r] < u128::from(region.capacity) {
+            edge(r, sink, 0);
+        }
+        if used[r] > 0 {
+            edge(sink, r, 0);
+        }
+    }
+    // Floyd–Warshall: shortest walks between every pair, a negative diagonal is a negative cycle.
+    let mut d = w;
+    for k in 0..nodes {
+        let through_k = d[k].clone();
+        for row in d.iter_mut() {
+            let Some(to_k) = row[k] else { continue };
+            for (to_j, k_to_j) in row.iter_mut().zip(&through_k) {
+                if let Some(k_to_j) = k_to_j {
+                    if to_j.is_none_or(|c| to_k + k_to_j < c) {
+                        *to_j = Some(to_k + k_to_j);
+                    }
+                }
+            }
+        }
+    }
+    if d[source][sink].is_some() {
+        return Err("the sink is still reachable: more load fits".into());
+    }
+    match (0..nodes).find(|&i| d[i][i].is_some_and(|c| c < 0)) {
+        Some(i) => Err(format!(
+            "a negative cycle through node {i}: the same load fits cheaper"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Bounds for a random problem (each inclusive).
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
@@ -187,6 +265,41 @@ pub fn random_problem(rng: &mut impl Rng, shape: Shape) -> Problem {
     }
 }
 
+/// A random map of exactly `blocks` blocks of load 1–1000, each with `candidates` distinct
+/// regions (of `regions`) at costs 0–`max_cost`, and regions whose capacities (uneven) add up
+/// to about `capacity_percent` % of the total load.
+pub fn random_map(
+    rng: &mut impl Rng,
+    (blocks, regions, candidates): (usize, usize, usize),
+    max_cost: u64,
+    capacity_percent: u64,
+) -> Problem {
+    let blocks: Vec<Block> = (0..blocks)
+        .map(|_| Block {
+            load: rng.random_range(1..=1000),
+            candidates: rand::seq::index::sample(rng, regions, candidates)
+                .into_iter()
+                .map(|region| Candidate {
+                    region,
+                    cost: rng.random_range(0..=max_cost),
+                })
+                .collect(),
+        })
+        .collect();
+    let total: u64 = blocks.iter().map(|b| b.load).sum();
+    let weights: Vec<u64> = (0..regions).map(|_| rng.random_range(1..=100)).collect();
+    let weight: u64 = weights.iter().sum();
+    Problem {
+        blocks,
+        regions: weights
+            .iter()
+            .map(|w| Region {
+                capacity: total * capacity_percent / 100 * w / weight,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::rngs::StdRng;
@@ -209,6 +322,41 @@ mod tests {
             let p = random_problem(&mut rng, shape);
             assert_eq!(bellman_ford(&p), brute_force(&p), "problem {i}: {p:?}");
         }
+    }
+
+    #[test]
+    fn certify_accepts_the_best_and_rejects_load_left_out_or_placed_dearly() {
+        let p = Problem {
+            blocks: vec![
+                Block {
+                    load: 2,
+                    candidates: vec![Candidate { region: 0, cost: 1 }, Candidate { region: 1, cost: 4 }],
+                },
+                Block {
+                    load: 1,
+                    candidates: vec![Candidate { region: 1, cost: 2 }],
+                },
+            ],
+            regions: vec![Region { capacity: 2 }, Region { capacity: 2 }],
+        };
+        let solution = |flows: Vec<Vec<(usize, u64)>>, unassigned: Vec<u64>| Solution {
+            flows,
+            unassigned,
+            total_cost: 0,
+        };
+        let best = solution(vec![vec![(0, 2)], vec![(1, 1)]], vec![0, 0]);
+        assert_eq!(certify(&p, &best), Ok(()));
+        let short = solution(vec![vec![(0, 2)], vec![]], vec![0, 1]);
+        assert!(certify(&p, &short).is_err_and(|e| e.contains("reachable")));
+        let dear = solution(vec![vec![(0, 1), (1, 1)], vec![(1, 1)]], vec![0, 0]);
+        assert!(certify(&p, &dear).is_err_and(|e| e.contains("negative cycle")));
+        // Carrying block 0's second unit on region 1 (cost 4) instead of block 1 (cost 2).
+        let swapped = solution(vec![vec![(0, 2)], vec![]], vec![0, 1]);
+        let p2 = Problem {
+            regions: vec![Region { capacity: 2 }, Region { capacity: 0 }],
+            ..p.clone()
+        };
+        assert_eq!(certify(&p2, &swapped), Ok(()));
     }
 
     #[test]

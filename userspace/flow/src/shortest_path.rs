@@ -1,19 +1,19 @@
 //! The cheapest path from the source to the sink in the compressed residual graph (the
 //! primal-dual method): Dijkstra over the region nodes with node potentials (Johnson's reduced
 //! costs), so the negative move costs never matter; then, until none is left, paths made only
-//! of edges of reduced cost 0, found by depth-first search, before the next Dijkstra.
+//! of edges of reduced cost 0, found by breadth-first search, before the next Dijkstra.
 //!
 //! Potentials: the source's is 0, each region and the sink has one; an edge u → v of cost c has
 //! reduced cost c + p(u) − p(v), which stays ≥ 0 on every residual edge. After a search with
 //! sink distance D, every node's potential grows by min(its distance, D) (unreached nodes: D);
 //! this keeps every reduced cost ≥ 0 and makes each edge of the path found exactly 0, so the
 //! reverse edges an augmentation creates are 0 too. A path of reduced cost 0 is therefore
-//! always a cheapest one, whichever search found it.
+//! always a cheapest one, whichever search found it, and the breadth-first search can be left
+//! out at any time without changing the answer's cost: it only saves Dijkstras where costs tie.
 //!
 //! The graph is dense (an edge per pair of regions) and small, so Dijkstra finds its next node
-//! by a scan rather than a heap. In the depth-first search, a region from which the sink could
-//! not be reached stays out until the next Dijkstra: augmenting only adds edges between regions
-//! of the path it took, so it cannot give such a region a way out.
+//! by a scan rather than a heap. The breadth-first search takes the path of fewest hops: long
+//! paths shift load through many blocks and split it into small pieces.
 
 use crate::region_graph::{Hop, Residual, NO_MOVE};
 
@@ -26,11 +26,17 @@ pub struct PathFinder {
     dist: Vec<i128>,
     done: Vec<bool>,
     via: Vec<Option<Hop>>,
-    /// Regions the depth-first search found no way to the sink from, since the last Dijkstra.
-    dead: Vec<bool>,
-    /// Regions the current depth-first search has entered.
+    /// Regions the current breadth-first search has entered.
     seen: Vec<bool>,
+    /// Whether a breadth-first search found a path since the last Dijkstra.
+    found_tight: bool,
+    /// Phases still to run without breadth-first search, and how many the last pause was.
+    pause: u32,
+    last_pause: u32,
 }
+
+/// The longest pause of breadth-first search, in phases.
+const MAX_PAUSE: u32 = 32;
 
 impl PathFinder {
     /// For a graph with `regions` region nodes and no flow yet (all costs ≥ 0, potentials 0).
@@ -41,26 +47,41 @@ impl PathFinder {
             dist: vec![UNREACHED; regions],
             done: vec![false; regions],
             via: vec![None; regions],
-            dead: vec![false; regions],
             seen: vec![false; regions],
+            found_tight: false,
+            pause: 0,
+            last_pause: 0,
         }
     }
 
     /// A cheapest path from the source to a region with room left, or `None` when the sink
     /// cannot be reached (the flow is maximum).
+    ///
+    /// Searches paths of reduced cost 0 first; when such searches keep finding nothing right
+    /// after a Dijkstra (all costs distinct, say), pauses them for a growing number of phases.
     pub fn next_path(&mut self, g: &Residual<'_>) -> Option<Vec<Hop>> {
-        self.tight_path(g).or_else(|| self.dijkstra(g))
+        if self.pause > 0 {
+            self.pause -= 1;
+        } else if let Some(path) = self.tight_path(g) {
+            self.found_tight = true;
+            return Some(path);
+        } else if self.found_tight {
+            self.last_pause = 0;
+        } else {
+            self.last_pause = (self.last_pause * 2).clamp(1, MAX_PAUSE);
+            self.pause = self.last_pause;
+        }
+        self.found_tight = false;
+        self.dijkstra(g)
     }
 
-    /// A path of reduced cost 0 under the current potentials, by depth-first search.
+    /// A path of reduced cost 0 under the current potentials with the fewest hops, by
+    /// breadth-first search from every region a tight entry edge reaches.
     fn tight_path(&mut self, g: &Residual<'_>) -> Option<Vec<Hop>> {
         let n = g.regions();
         self.seen.fill(false);
-        let mut stack: Vec<(usize, usize)> = Vec::new();
+        let mut queue: Vec<usize> = Vec::new();
         for root in 0..n {
-            if self.dead[root] || self.seen[root] {
-                continue;
-            }
             let Some((cost, arc)) = g.cheapest_entry(root) else {
                 continue;
             };
@@ -72,30 +93,25 @@ impl PathFinder {
             if self.exit_is_tight(g, root) {
                 return self.path_to(g, root);
             }
-            // (region, next region to try from it)
-            stack.push((root, 0));
-            while let Some(&mut (u, ref mut next)) = stack.last_mut() {
-                let costs = g.move_costs_from(u);
-                let base = self.potential[u];
-                let found = (*next..n).find(|&v| {
-                    costs[v] != NO_MOVE
-                        && !self.seen[v]
-                        && !self.dead[v]
-                        && base + costs[v] == self.potential[v]
-                });
-                let Some(v) = found else {
-                    self.dead[u] = true;
-                    stack.pop();
+            queue.push(root);
+        }
+        // The queue is `queue[head..]`; what is before it has been searched.
+        let mut head = 0;
+        while let Some(&u) = queue.get(head) {
+            head += 1;
+            let costs = g.move_costs_from(u);
+            let base = self.potential[u];
+            for (v, &cost) in costs.iter().enumerate() {
+                if cost == NO_MOVE || self.seen[v] || base + cost != self.potential[v] {
                     continue;
-                };
-                *next = v + 1;
+                }
                 let (from, to) = g.cheapest_move_arcs(u, v);
                 self.via[v] = Some(Hop::Move { from, to });
                 self.seen[v] = true;
                 if self.exit_is_tight(g, v) {
                     return self.path_to(g, v);
                 }
-                stack.push((v, 0));
+                queue.push(v);
             }
         }
         None
@@ -106,11 +122,9 @@ impl PathFinder {
         g.room[region] > 0 && self.potential[region] == self.sink_potential
     }
 
-    /// A cheapest path by Dijkstra; updates the potentials and starts a new phase of
-    /// depth-first searches.
+    /// A cheapest path by Dijkstra; updates the potentials (a new phase).
     fn dijkstra(&mut self, g: &Residual<'_>) -> Option<Vec<Hop>> {
         let n = g.regions();
-        self.dead.fill(false);
         self.dist.fill(UNREACHED);
         self.done.fill(false);
         self.via.fill(None);

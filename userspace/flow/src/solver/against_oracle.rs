@@ -1,17 +1,30 @@
 //! `solve` against the slow oracles on many random problems: the answer must be a valid
 //! assignment (candidates only, capacities respected, every block's load accounted for, the
-//! cost adding up) that carries the most load there is, at the least cost there is.
+//! cost adding up) that carries the most load there is, at the least cost there is. Problems
+//! too big for the oracles are checked by the optimality conditions (`certify`).
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::oracle::{bellman_ford, brute_force, random_problem, Optimum, Shape};
+use crate::oracle::{bellman_ford, brute_force, certify, random_map, random_problem, Optimum, Shape};
 use crate::problem::Problem;
 use crate::solution::Solution;
 use crate::solver::solve;
 
 /// Panics unless `s` is a valid assignment of `p` with the load and cost of `best`.
 fn check(p: &Problem, s: &Solution, best: Optimum, what: &str) {
+    check_valid(p, s, what);
+    assert_eq!(
+        s.total_assigned(),
+        best.carried,
+        "{what}: carried load is not the most"
+    );
+    assert_eq!(s.total_cost, best.cost, "{what}: cost is not the least");
+}
+
+/// Panics unless `s` is a valid assignment of `p`: candidates only, capacities respected, every
+/// block's load accounted for, the cost adding up.
+fn check_valid(p: &Problem, s: &Solution, what: &str) {
     assert_eq!(s.flows.len(), p.blocks.len(), "{what}");
     assert_eq!(s.unassigned.len(), p.blocks.len(), "{what}");
     let mut used = vec![0u128; p.regions.len()];
@@ -48,12 +61,6 @@ fn check(p: &Problem, s: &Solution, best: Optimum, what: &str) {
         );
     }
     assert_eq!(cost, s.total_cost, "{what}: total cost does not add up");
-    assert_eq!(
-        s.total_assigned(),
-        best.carried,
-        "{what}: carried load is not the most"
-    );
-    assert_eq!(s.total_cost, best.cost, "{what}: cost is not the least");
 }
 
 /// Solves `count` random problems of `shape` and checks each against `oracle`.
@@ -76,7 +83,7 @@ fn small_random_problems_match_the_bellman_ford_oracle() {
         capacity: 12,
         cost: 20,
     };
-    run(1, 1000, shape, bellman_ford);
+    run(1, 2000, shape, bellman_ford);
 }
 
 #[test]
@@ -130,4 +137,24 @@ fn medium_random_problems_with_long_reroutes_match_the_oracle() {
         cost: 50,
     };
     run(5, 40, shape, bellman_ford);
+}
+
+#[test]
+fn large_random_maps_get_solutions_that_meet_the_optimality_conditions() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let mut split = 0;
+    for max_cost in [3, 1000, u64::MAX] {
+        for capacity_percent in [50, 90, 100, 110, 150] {
+            let p = random_map(&mut rng, (2000, 40, 5), max_cost, capacity_percent);
+            let s = solve(&p).unwrap_or_else(|e| panic!("{e}"));
+            let what = format!("costs up to {max_cost}, capacity {capacity_percent} % of load");
+            check_valid(&p, &s, &what);
+            if let Err(why) = certify(&p, &s) {
+                panic!("{what}: {why}");
+            }
+            split += s.flows.iter().filter(|f| f.len() > 1).count();
+        }
+    }
+    // The maps are tight enough that some blocks must be split over regions.
+    assert!(split > 0);
 }
