@@ -6,7 +6,8 @@
 //!   strata (binary: CLI, config, roles, pop, clients)
 //!     ├── strata-edge (serving data plane) ── strata-http, strata-kernel, strata-wire
 //!     ├── strata-control (control plane) ──── strata-wire, strata-flow (and strata-http where it must)
-//!     └── strata-dns (nameserver) ─────────── strata-wire
+//!     ├── strata-dns (nameserver) ─────────── strata-wire
+//!     └── strata-client (strata fetch) ─────── strata-wire
 //!   strata-http · strata-kernel (→ strata-common) · strata-wire · strata-flow (map solver)
 //! ```
 //!
@@ -34,6 +35,7 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
     ),
     ("strata-control", &["strata-wire", "strata-http", "strata-flow"]),
     ("strata-dns", &["strata-wire"]),
+    ("strata-client", &["strata-wire"]),
     // Top: the binary.
     (
         "strata",
@@ -44,6 +46,7 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
             "strata-edge",
             "strata-control",
             "strata-dns",
+            "strata-client",
             "strata-flow",
             "strata-common",
         ],

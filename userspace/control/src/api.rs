@@ -3,8 +3,6 @@
 //! `/healthz`. Malformed bodies get 400 naming the field; unknown tenants, contents and ingests
 //! 404 with a message.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -16,10 +14,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt as _;
 
+use super::api_common::ApiState;
+use super::api_common::{blocking, manager, ok, operator, role, ApiResult};
 use super::api_error::{parse_json, ApiError};
 use super::contents::{content_key, ContentBook};
-use super::control_metrics::ControlMetrics;
-use super::plane::ControlPlane;
 use super::registry::Op;
 use super::servers::ServerBook;
 use super::staging::{self, IngestRequest};
@@ -27,18 +25,6 @@ use super::tenants::{Cluster, Tenant, TenantBook, TenantChange};
 use super::tokens::Role;
 use super::work_queue::{encode, pending};
 use strata_wire::heartbeat::{Heartbeat, HeartbeatReply, ServerRole};
-
-#[derive(Clone)]
-pub struct ApiState {
-    pub plane: Arc<ControlPlane>,
-    pub metrics: Arc<ControlMetrics>,
-}
-
-pub(crate) type ApiResult = Result<Response, ApiError>;
-
-pub(crate) fn ok(v: Value) -> ApiResult {
-    Ok(Json(v).into_response())
-}
 
 /// The router of the control listener.
 pub fn router(state: ApiState) -> Router {
@@ -81,33 +67,6 @@ async fn count_responses(
     let resp = next.run(req).await;
     state.metrics.response(resp.status().as_u16());
     resp
-}
-
-/// The role of the request's bearer token.
-pub(crate) fn role(state: &ApiState, headers: &HeaderMap) -> Result<Role, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    Ok(state.plane.tokens().authenticate(token)?)
-}
-
-pub(crate) fn operator(state: &ApiState, headers: &HeaderMap, action: &str) -> Result<(), ApiError> {
-    Ok(role(state, headers)?.may_operate(action)?)
-}
-
-fn manager(state: &ApiState, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
-    Ok(role(state, headers)?.may_manage(tenant)?)
-}
-
-/// Runs blocking registry or file work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {

@@ -141,6 +141,19 @@ pub fn describe_by_name(name: &str, size: u64) -> AssetDecl {
         .iter()
         .find(|p| p.len() >= 4 && p.ends_with('p') && p[..p.len() - 1].bytes().all(|b| b.is_ascii_digit()))
         .map(|p| p.to_string());
+    // A bitrate in the name: `2500k`, `2500kbps`, `6m`, `6mbps`.
+    let bitrate = parts.iter().find_map(|p| {
+        let (digits, scale) = if let Some(d) = p.strip_suffix("kbps").or_else(|| p.strip_suffix('k')) {
+            (d, 1_000)
+        } else if let Some(d) = p.strip_suffix("mbps").or_else(|| p.strip_suffix('m')) {
+            (d, 1_000_000)
+        } else {
+            return None;
+        };
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<u64>().ok().map(|n| n * scale))
+            .flatten()
+    });
     let language = match kind {
         AssetKind::Audio | AssetKind::Subtitles => parts
             .iter()
@@ -154,7 +167,7 @@ pub fn describe_by_name(name: &str, size: u64) -> AssetDecl {
         size,
         kind,
         codec: None,
-        bitrate: None,
+        bitrate: bitrate.filter(|_| matches!(kind, AssetKind::Video | AssetKind::Audio)),
         resolution,
         language,
     }
@@ -181,5 +194,11 @@ mod tests {
         assert_eq!(describe_by_name("thumb-01.jpg", 1).kind, AssetKind::Thumbnail);
         assert_eq!(describe_by_name("master.m3u8", 1).kind, AssetKind::Manifest);
         assert_eq!(describe_by_name("notes.txt", 1).kind, AssetKind::Other);
+        assert_eq!(
+            describe_by_name("video-720p-3000k.mp4", 1).bitrate,
+            Some(3_000_000)
+        );
+        assert_eq!(describe_by_name("audio-en-128kbps.aac", 1).bitrate, Some(128_000));
+        assert_eq!(describe_by_name("video-1080p.mp4", 1).bitrate, None);
     }
 }

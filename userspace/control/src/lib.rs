@@ -6,6 +6,7 @@
 //! ([`syncd`]), which keeps each edge's hot working set on it.
 
 pub mod api;
+pub mod api_common;
 pub mod api_error;
 pub mod contents;
 pub mod control_metrics;

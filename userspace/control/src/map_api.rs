@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use strata_wire::network_map::{ClientReport, DnsQueryReport};
 
-use super::api::{blocking, ok, operator, role, ApiResult, ApiState};
+use super::api_common::{blocking, ok, operator, role, ApiResult, ApiState};
 use super::api_error::{parse_json, ApiError};
 use super::regions::{Block, Region};
 use super::tokens::Role;

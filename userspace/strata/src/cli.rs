@@ -41,6 +41,9 @@ pub enum Command {
     /// The authoritative nameserver: DNS SRV answers that rank regions for each client from the
     /// control plane's network map.
     Dns(DnsArgs),
+    /// The intelligent client: finds servers by DNS SRV, probes them, downloads by adaptive
+    /// byte ranges (hedged, switching servers for a clear gain), or simulates a player (--play).
+    Fetch(Box<FetchArgs>),
     /// Upload a content's files (a directory) to the control plane, which places them on the
     /// tenant's home cluster, replicas and the archive.
     Ingest(crate::control_cli::IngestArgs),
@@ -508,4 +511,60 @@ impl DnsArgs {
         }
         Ok(s)
     }
+}
+
+/// `strata fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// TENANT/CONTENT (a rendition is chosen from its asset list) or TENANT/CONTENT/ASSET.
+    pub target: String,
+    /// The nameserver to ask for `_a{bucket}-{ip}._tcp.srv.DOMAIN`, e.g. 127.0.0.1:5353.
+    #[arg(long)]
+    pub dns: Option<SocketAddr>,
+    /// The CDN's domain.
+    #[arg(long, default_value = "cdn.test")]
+    pub domain: String,
+    /// Servers to use instead of DNS, e.g. http://127.0.0.1:8080 (repeatable).
+    #[arg(long = "server")]
+    pub servers: Vec<String>,
+    /// The content bucket in the SRV name.
+    #[arg(long, default_value_t = 1)]
+    pub bucket: u32,
+    /// The IPv4 address to put in the SRV name [default: this host's address toward the
+    /// nameserver].
+    #[arg(long)]
+    pub client_ip: Option<std::net::Ipv4Addr>,
+    /// `auto` (by device and throughput) or an asset name.
+    #[arg(long, default_value = "auto")]
+    pub rendition: String,
+    /// Highest video height the device shows.
+    #[arg(long)]
+    pub max_height: Option<u32>,
+    /// Codecs the device plays, by prefix (e.g. avc1; repeatable; default: any).
+    #[arg(long = "codec")]
+    pub codecs: Vec<String>,
+    /// Asset name prefixes in order of preference (repeatable).
+    #[arg(long = "prefer")]
+    pub prefer: Vec<String>,
+    /// Simulate a player (buffer, ABR) and print its QoE instead of writing a file.
+    #[arg(long)]
+    pub play: bool,
+    /// Write the asset here (byte-exact, checked against the asset list's SHA-256).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Write one JSON line per piece and decision here.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Write the playback's QoE as JSON here (with --play).
+    #[arg(long)]
+    pub qoe: Option<PathBuf>,
+    /// The control plane to report timings to (POST /v1/reports; no token needed).
+    #[arg(long = "control", env = "STRATA_CONTROL")]
+    pub control: Option<String>,
+    /// Never ask a second server for a late piece.
+    #[arg(long)]
+    pub no_hedge: bool,
+    /// Re-probe the other servers after this many pieces.
+    #[arg(long, default_value_t = 4)]
+    pub reprobe_every: u32,
 }

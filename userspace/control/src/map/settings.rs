@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-/// The weights of the cost of serving a block from a region (see [`super::costs`]).
+/// The weights of the cost of serving a block from a region (see the `costs` module).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CostWeights {
     /// Per millisecond of smoothed RTT the region's edges measured to the block.

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use strata_control::api::{router, ApiState};
+use strata_control::api::router;
+use strata_control::api_common::ApiState;
 use strata_control::control_metrics::ControlMetrics;
 use strata_control::map::map_metrics::MapCollector;
 use strata_control::plane::{ControlPlane, ControlSettings};

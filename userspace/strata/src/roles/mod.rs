@@ -4,6 +4,7 @@
 pub mod control;
 pub mod control_admin;
 pub mod dns;
+pub mod fetch;
 pub mod guard_cli;
 pub mod ingest;
 pub mod map_admin;
