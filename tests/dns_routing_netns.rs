@@ -7,41 +7,17 @@
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use strata_tests::control::Control;
 use strata_tests::dns::*;
 use strata_tests::netns::{connect_from, in_netns, ip, Lan};
+use strata_tests::routing::{edge, shape_toward};
 use strata_tests::*;
 
 const SIZE: usize = 256 * 1024;
 const PATH: &str = "/acme/clip/seg.ts";
-
-/// An edge of `region` on client host `c` of the LAN, serving `cache`.
-fn edge(lan: &Lan, control: &Control, c: usize, name: &str, region: &str, cache: &std::path::Path) -> Strata {
-    let listen = format!("{}:8080", lan.client_addr(c));
-    let admin = format!("{}:9080", lan.client_addr(c));
-    let link = control.link_args(name);
-    let mut args = vec![
-        "edge",
-        "--cache-dir",
-        cache.to_str().expect("utf-8"),
-        "--listen",
-        &listen,
-        "--admin-listen",
-        &admin,
-        "--body-path",
-        "io_uring",
-        "--telemetry",
-        "required",
-        "--region",
-        region,
-    ];
-    args.extend(link.iter().map(String::as_str));
-    Strata::start_in(Some(&lan.client_ns[c]), &args, 1)
-}
 
 /// `n` whole fetches (Connection: close, so the telemetry counts each at its close) from
 /// `source` in namespace `ns`.
@@ -71,40 +47,6 @@ fn order(map: &Value, prefix: &str) -> Vec<String> {
         .and_then(|b| b["regions"].as_array())
         .map(|r| r.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default()
-}
-
-/// Shapes traffic from namespace `ns`'s interface `ifname` toward `dst` (only): an htb class
-/// of `rate` with a tbf queue for that destination, everything else unshaped.
-fn shape_toward(ns: &str, ifname: &str, dst: &str, rate: &str) {
-    let tc = |args: &[&str]| {
-        let out = Command::new("tc")
-            .args(["-n", ns])
-            .args(args)
-            .output()
-            .expect("tc");
-        assert!(
-            out.status.success(),
-            "tc {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    tc(&[
-        "qdisc", "add", "dev", ifname, "root", "handle", "1:", "htb", "default", "10", "r2q", "1000",
-    ]);
-    tc(&[
-        "class", "add", "dev", ifname, "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit",
-    ]);
-    tc(&[
-        "class", "add", "dev", ifname, "parent", "1:", "classid", "1:30", "htb", "rate", rate,
-    ]);
-    tc(&[
-        "qdisc", "add", "dev", ifname, "parent", "1:30", "handle", "30:", "tbf", "rate", rate, "burst",
-        "16kb", "latency", "400ms",
-    ]);
-    tc(&[
-        "filter", "add", "dev", ifname, "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip",
-        "dst", dst, "flowid", "1:30",
-    ]);
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod control;
 pub mod dns;
 pub mod netns;
+pub mod routing;
 pub mod tiers;
 
 /// The strata binary under test: $STRATA_BIN (set by `cargo xtask test`) or target/{release,debug}.
@@ -98,6 +99,15 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 /// 64-bit checksum of a byte string.
 pub fn checksum(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// SHA-256 of `bytes`, lower-case hex (as asset lists write it).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Reads a value with `read` until `done` holds of it, for at most ten seconds, and returns the

@@ -129,7 +129,12 @@ fn fill(
             since_probe = 0;
             session.probe(&asset.url, asset.size, false);
         }
-        if let Some((to, why)) = session.should_switch(None) {
+        let decision = if piece.from != session.current {
+            Some((piece.from, "a hedged piece came first from it".to_string()))
+        } else {
+            session.should_switch(None)
+        };
+        if let Some((to, why)) = decision {
             let from = session.servers[session.current].server.clone();
             let target = session.servers[to].server.clone();
             trace.write(&TraceLine {

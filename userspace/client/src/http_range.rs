@@ -27,7 +27,7 @@ pub enum RangeError {
         status: u16,
         what: String,
     },
-    #[error("{server} answered bytes {got} to a request for {want}")]
+    #[error("{server} answered {got} to a request for bytes {want}")]
     WrongRange {
         server: SocketAddr,
         got: String,

@@ -217,7 +217,12 @@ pub fn play(
             since_probe = 0;
             session.probe(&current.url, current.size, false);
         }
-        if let Some((to, why)) = session.should_switch(Some(bitrate(current))) {
+        let decision = if piece.from != session.current {
+            Some((piece.from, "a hedged piece came first from it".to_string()))
+        } else {
+            session.should_switch(Some(bitrate(current)))
+        };
+        if let Some((to, why)) = decision {
             let target = session.servers[to].server.clone();
             trace.write(&TraceLine {
                 t_ms: started.elapsed().as_millis() as u64,

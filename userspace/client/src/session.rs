@@ -343,6 +343,14 @@ impl Session {
                 }
             }
             if let Some(w) = winner {
+                if w.from != i {
+                    // The current server had not finished after the hedge wait and the whole
+                    // hedged fetch: its rate is at most that.
+                    let waited = wait.unwrap_or_default() + w.fetched.elapsed;
+                    let bound = len as f64 * 8.0 / waited.as_secs_f64().max(1e-3);
+                    let s = &mut self.servers[i];
+                    s.rate_bps = Some(s.rate_bps.map_or(bound, |r| r.min(bound)));
+                }
                 return Ok(w);
             }
             // Both failed or the current one did: the next best server gets the range.

@@ -42,7 +42,9 @@ impl Trace {
     pub fn write(&mut self, line: &TraceLine) {
         if let Some(f) = &mut self.file {
             if let Ok(text) = serde_json::to_string(line) {
+                // A line at a time, so a watcher sees the fetch as it goes.
                 let _ = writeln!(f, "{text}");
+                let _ = f.flush();
             }
         }
     }

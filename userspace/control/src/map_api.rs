@@ -213,5 +213,11 @@ async fn client_report(
         Ok((used, unknown))
     })
     .await?;
+    state
+        .plane
+        .map
+        .counters
+        .client_reports
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     ok(json!({ "used": used, "unknown_servers": unknown }))
 }

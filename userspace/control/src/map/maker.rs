@@ -26,6 +26,8 @@ pub struct MapCounters {
     pub blocks: AtomicU64,
     pub regions: AtomicU64,
     pub unassigned_bps: AtomicU64,
+    /// Client reports accepted (`POST /v1/reports`).
+    pub client_reports: AtomicU64,
 }
 
 pub struct MapMaker {

@@ -32,6 +32,13 @@ impl Collector for MapCollector {
             None,
             solves.metric_type(),
         )?)?;
+        let reports = ConstCounter::new(c.client_reports.load(Ordering::Relaxed));
+        reports.encode(encoder.encode_descriptor(
+            "map_client_reports",
+            "Client timing reports accepted (POST /v1/reports)",
+            None,
+            reports.metric_type(),
+        )?)?;
         let gauges = [
             (
                 "map_solve_seconds",
