@@ -10,7 +10,7 @@ use crate::setup::install_debian_packages;
 use crate::shell::{exec, root};
 
 /// The peers strata is measured against.
-const PEER_PACKAGES: &[&str] = &["nginx", "haproxy"];
+const PEER_PACKAGES: &[&str] = &["nginx", "haproxy", "knot", "dnsperf"];
 
 #[derive(Args)]
 pub struct BenchArgs {

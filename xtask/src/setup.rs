@@ -2,7 +2,8 @@
 //!
 //! - the nightly toolchain's rust-src (aya-ebpf programs are built with -Z build-std=core);
 //! - bpf-linker, built against the nightly toolchain's own LLVM (there is no system LLVM 22);
-//! - the Debian packages the tests use.
+//! - the Debian packages the tests use (dig, ffmpeg, Chromium among them);
+//! - hls.js, pinned, into target/npm for the browser tests.
 //!
 //! Every step checks first and skips what is already there.
 
@@ -21,7 +22,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "strace",
     "fonts-dejavu-core",
     "bind9-dnsutils",
+    "ffmpeg",
+    "chromium",
 ];
+
+/// The hls.js release the browser tests play with, installed into target/npm (never committed).
+pub const HLS_JS: &str = "hls.js@1.6.19";
 
 /// Runs every setup step, saying what it does.
 pub fn run_all(verbose: bool) -> anyhow::Result<()> {
@@ -29,6 +35,7 @@ pub fn run_all(verbose: bool) -> anyhow::Result<()> {
     rust_src(verbose)?;
     bpf_linker(verbose)?;
     debian_packages(verbose)?;
+    npm_packages(verbose)?;
     Ok(())
 }
 
@@ -126,6 +133,38 @@ fn bpf_linker(verbose: bool) -> anyhow::Result<()> {
     exec(&mut cmd)?;
     if output(Command::new(cargo_bin("bpf-linker")).arg("--version")).is_none() {
         bail!("bpf-linker was built but does not run; see the cargo output above");
+    }
+    Ok(())
+}
+
+/// hls.js for the browser tests, in target/npm of the build tree.
+fn npm_packages(verbose: bool) -> anyhow::Result<()> {
+    let prefix = crate::shell::root().join("target/npm");
+    let dist = prefix.join("node_modules/hls.js/dist/hls.min.js");
+    if dist.exists() {
+        if verbose {
+            println!("setup: {HLS_JS} present in {}", prefix.display());
+        }
+        return Ok(());
+    }
+    if output(Command::new("npm").arg("--version")).is_none() {
+        // Debian's npm conflicts with the Node.js builds that carry their own npm: install it
+        // only where there is none.
+        install_debian_packages(&["nodejs", "npm"], verbose)?;
+    }
+    println!(
+        "setup: installing {HLS_JS} into {} (for the browser tests)",
+        prefix.display()
+    );
+    std::fs::create_dir_all(&prefix).with_context(|| format!("creating {}", prefix.display()))?;
+    exec(
+        Command::new("npm")
+            .args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg(HLS_JS),
+    )?;
+    if !dist.exists() {
+        bail!("npm installed {HLS_JS} but {} is missing", dist.display());
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::session::Session;
 /// The report of `session`.
 pub fn of(session: &Session) -> ClientReport {
     ClientReport {
+        client: None,
         timings: session
             .servers
             .iter()

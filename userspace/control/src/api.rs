@@ -366,6 +366,7 @@ async fn heartbeat(State(state): State<ApiState>, headers: HeaderMap, body: Byte
             .etag;
         let mut reply = HeartbeatReply {
             lookup_etag,
+            map_version: plane.map.current().version,
             ..Default::default()
         };
         match hb.server.role {

@@ -155,6 +155,7 @@ fn allow_report(source: IpAddr) -> bool {
 async fn client_report(
     State(state): State<ApiState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
     if body.len() > MAX_REPORT_BYTES {
@@ -195,8 +196,20 @@ async fn client_report(
             )));
         }
     }
+    // A server may report for a client (edges forward what players send); nobody else may.
+    let client = match report.client {
+        None => peer.ip(),
+        Some(ip) => match role(&state, &headers)? {
+            Role::Service { .. } | Role::Operator => ip,
+            Role::Tenant { .. } => {
+                return Err(ApiError::new(
+                    403,
+                    "field client: only servers report for another client",
+                ))
+            }
+        },
+    };
     let plane = state.plane.clone();
-    let client = peer.ip();
     let (used, unknown) = blocking(move || {
         let mut used = 0;
         let mut unknown = Vec::new();

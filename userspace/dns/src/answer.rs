@@ -14,7 +14,7 @@ use strata_wire::network_map::{MapRegion, MapServer};
 
 use crate::rendezvous;
 use crate::scheme::{self, Asked};
-use crate::view::{network, MapView};
+use strata_wire::map_view::{network, MapView};
 
 /// What answers depend on besides the map.
 #[derive(Clone, Debug)]

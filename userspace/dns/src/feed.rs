@@ -11,7 +11,7 @@ use strata_wire::network_map::{DnsQueryReport, NetworkMap};
 use tokio::sync::watch;
 
 use crate::server::Shared;
-use crate::view::MapView;
+use strata_wire::map_view::MapView;
 
 /// Fetches the map once and installs it; the map's version.
 pub async fn fetch_map(client: &ServiceClient, shared: &Shared) -> anyhow::Result<u64> {

@@ -10,7 +10,6 @@ pub mod rendezvous;
 pub mod scheme;
 pub mod server;
 pub mod settings;
-pub mod view;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +27,7 @@ use answer::AnswerSettings;
 use dns_metrics::DnsMetrics;
 use server::Shared;
 use settings::DnsSettings;
-use view::MapView;
+use strata_wire::map_view::MapView;
 
 /// A started nameserver.
 pub struct RunningDns {

@@ -15,7 +15,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::answer::{answer, AnswerSettings};
 use crate::dns_metrics::DnsMetrics;
-use crate::view::MapView;
+use strata_wire::map_view::MapView;
 
 /// TCP connections served at once.
 const MAX_TCP: usize = 1024;

@@ -95,4 +95,7 @@ pub struct HeartbeatReply {
     /// Edges: assets to drop now.
     #[serde(default)]
     pub evict: Vec<String>,
+    /// The network map's version: an edge steering players fetches `/v1/map` when it changes.
+    #[serde(default)]
+    pub map_version: u64,
 }

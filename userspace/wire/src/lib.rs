@@ -9,5 +9,6 @@ pub mod client;
 pub mod content_digest;
 pub mod heartbeat;
 pub mod lookup;
+pub mod map_view;
 pub mod network_map;
 pub mod objects;

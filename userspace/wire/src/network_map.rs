@@ -77,6 +77,11 @@ pub struct DnsQueryReport {
 #[serde(deny_unknown_fields)]
 pub struct ClientReport {
     pub timings: Vec<ServerTiming>,
+    /// The client these timings are of, when a server reports for it (edges forwarding what
+    /// players sent with their steering requests; needs a service token). Without it the
+    /// report is of the address it came from.
+    #[serde(default)]
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// One server as a client saw it.

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use super::conn_slot::{CachedAsset, ConnSlot};
 use super::context::ServerContext;
+use super::steering::{is_multivariant, manifest, steer_playlist, steering_target, Steering, MAX_PLAYLIST};
 use crate::cache::admission::Decision;
 use crate::cache::fill::spawn_fill;
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
@@ -270,6 +271,9 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             vec![("Allow", "GET, HEAD".into())],
         );
     }
+    if let (Some(steering), Some((tenant, content))) = (&ctx.steering, steering_target(&head.path)) {
+        return steering_manifest(state, ctx, head, steering, tenant, content).await;
+    }
     let path = match ContentPath::parse(&head.path) {
         Ok(p) => p,
         Err(e @ PathError::Bad(_)) => return Answer::Error(400, e.to_string(), vec![]),
@@ -296,6 +300,11 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             return Answer::Error(500, "could not read the asset".into(), vec![]);
         }
     };
+    if let (Some(steering), true) = (&ctx.steering, path.asset.ends_with(".m3u8")) {
+        if let Some(text) = multivariant_text(&asset) {
+            return steered_playlist(state, ctx, head, steering, &path, &text).await;
+        }
+    }
     let etag = asset.etag();
     let validators = Validators {
         len: asset.len,
@@ -321,6 +330,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     }
     builder = builder
         .header("Accept-Ranges", "bytes")
+        .header("Access-Control-Allow-Origin", "*")
         .header("ETag", &etag)
         .header("Last-Modified", &asset.last_modified());
     if let (true, Some(body)) = (plan.partial, plan.body) {
@@ -372,6 +382,90 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             Answer::Done(false)
         }
     }
+}
+
+/// The text of `asset` if it is a multivariant playlist small enough to rewrite.
+fn multivariant_text(asset: &OpenAsset) -> Option<String> {
+    use std::os::unix::fs::FileExt as _;
+    if asset.len > MAX_PLAYLIST {
+        return None;
+    }
+    let mut buf = vec![0u8; asset.len as usize];
+    asset.file.read_exact_at(&mut buf, 0).ok()?;
+    let text = String::from_utf8(buf).ok()?;
+    is_multivariant(&text).then_some(text)
+}
+
+/// Sends a small in-memory body (`HEAD` gets the head alone).
+async fn small_body(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    head: &RequestHead,
+    ctype: &str,
+    body: &[u8],
+) -> Answer {
+    let bytes = HeadBuilder::new(200)
+        .header("Content-Type", ctype)
+        .header_u64("Content-Length", body.len() as u64)
+        .header("Cache-Control", "no-cache")
+        .header("Access-Control-Allow-Origin", "*")
+        .connection(head.keep_alive)
+        .finish();
+    ctx.metrics.response(200);
+    if !write_all(state, ctx, &bytes).await {
+        return Answer::Done(false);
+    }
+    if head.method() == &Method::Head {
+        return Answer::Done(true);
+    }
+    Answer::Done(write_all(state, ctx, body).await)
+}
+
+/// The multivariant playlist with a pathway per region and the steering tag.
+async fn steered_playlist(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    head: &RequestHead,
+    steering: &Steering,
+    path: &ContentPath,
+    text: &str,
+) -> Answer {
+    let (Ok(client), Ok(local)) = (state.stream.peer_addr(), state.stream.local_addr()) else {
+        return Answer::Done(false);
+    };
+    let steered = steer_playlist(steering, client.ip(), text, &path.tenant, &path.content_id, local);
+    small_body(
+        state,
+        ctx,
+        head,
+        "application/vnd.apple.mpegurl",
+        steered.as_bytes(),
+    )
+    .await
+}
+
+/// The steering manifest for this client; its report goes to the control agent.
+async fn steering_manifest(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    head: &RequestHead,
+    steering: &Steering,
+    tenant: &str,
+    content: &str,
+) -> Answer {
+    let Ok(client) = state.stream.peer_addr() else {
+        return Answer::Done(false);
+    };
+    let query = head
+        .path
+        .split_once('?')
+        .map(|(_, q)| q)
+        .or(head.query.as_deref());
+    let (body, report) = manifest(steering, client.ip(), tenant, content, query);
+    if let (Some(report), Some(tx)) = (report, &ctx.player_reports) {
+        let _ = tx.try_send(report);
+    }
+    small_body(state, ctx, head, "application/json", body.as_bytes()).await
 }
 
 /// An asset the store does not hold: proxy it, redirect to a storage server, or 404, as the

@@ -11,6 +11,7 @@ use super::demand_counter::DemandCounter;
 use super::idle_parker::IdleParker;
 use super::limits::Limits;
 use super::miss_policy::MissPolicy;
+use super::steering::{PlayerReport, Steering};
 use crate::cache::EdgeCache;
 use crate::file_store::FileStore;
 use crate::metrics::ServerMetrics;
@@ -36,6 +37,11 @@ pub struct ServerContext {
     /// Edges under a control plane: (asset, storage server) pairs where the server answered
     /// 404 and a replica served the asset, for the control plane to restore.
     pub failed_reads: Option<tokio::sync::mpsc::UnboundedSender<(String, SocketAddr)>>,
+    /// Edges under a control plane: the map players are steered by (HLS Content Steering).
+    pub steering: Option<Arc<Steering>>,
+    /// Edges under a control plane: throughput players reported with their steering requests
+    /// (bounded: reports beyond it are dropped, never queued without end).
+    pub player_reports: Option<tokio::sync::mpsc::Sender<PlayerReport>>,
 }
 
 /// A context over an empty temporary directory, for unit tests.
@@ -59,5 +65,7 @@ pub(crate) fn test_context() -> ServerContext {
         cache: None,
         demand: None,
         failed_reads: None,
+        steering: None,
+        player_reports: None,
     }
 }

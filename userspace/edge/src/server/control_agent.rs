@@ -26,8 +26,11 @@ use strata_wire::heartbeat::{
     BlockTelemetry, EdgeReport, Heartbeat, HeartbeatReply, ServerRecord, ServerRole,
 };
 use strata_wire::lookup::LookupTable;
+use strata_wire::map_view::MapView;
+use strata_wire::network_map::{ClientReport, NetworkMap, ServerTiming};
 
 use super::demand_counter::DemandCounter;
+use super::steering::{PlayerReport, Steering};
 
 /// Pushed fills started per heartbeat at most.
 const PUSHES_PER_BEAT: usize = 4;
@@ -48,6 +51,10 @@ pub struct AgentParts {
     pub metrics: Arc<ServerMetrics>,
     /// Edges: the connection telemetry whose per-block figures feed the network map.
     pub telemetry: Option<Arc<ConnTelemetry>>,
+    /// Edges: the map players are steered by, refreshed when the control plane's changes.
+    pub steering: Option<Arc<Steering>>,
+    /// Edges: throughput players reported, forwarded to `/v1/reports`.
+    pub player_reports: Option<mpsc::Receiver<PlayerReport>>,
     /// Edges: storage servers that answered 404 for an asset a replica then served.
     pub failed_reads: Option<mpsc::UnboundedReceiver<(String, SocketAddr)>>,
 }
@@ -132,11 +139,16 @@ pub async fn run(
     let mut tick = tokio::time::interval(link.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failed_reads = parts.failed_reads.take();
+    let mut player_reports = parts.player_reports.take();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             Some((path, server)) = async { match failed_reads.as_mut() { Some(rx) => rx.recv().await, None => None } } => {
                 report_failed_read(&client, path, server).await;
+                continue;
+            }
+            Some(report) = async { match player_reports.as_mut() { Some(rx) => rx.recv().await, None => None } } => {
+                forward_player_report(&client, report).await;
                 continue;
             }
             _ = shutdown.changed() => return,
@@ -182,6 +194,41 @@ pub async fn run(
         if let Some(cache) = &parts.cache {
             apply_sync(cache, &parts, &reply);
         }
+        if let Some(steering) = &parts.steering {
+            if steering.view().map.version != reply.map_version {
+                let c = client.clone();
+                match tokio::task::spawn_blocking(move || c.get::<NetworkMap>("/v1/map")).await {
+                    Ok(Ok(map)) => {
+                        tracing::debug!(version = map.version, "network map fetched for content steering");
+                        steering.replace(MapView::new(map));
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "fetching the network map failed; steering by the old one")
+                    }
+                    Err(e) => tracing::error!(error = %e, "map fetch task failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Sends a player's reported throughput to the control plane as the client's report.
+async fn forward_player_report(client: &ServiceClient, r: PlayerReport) {
+    let report = ClientReport {
+        client: Some(r.client),
+        timings: vec![ServerTiming {
+            server: r.server,
+            // A second's worth of the reported throughput.
+            bytes: r.throughput_bps / 8,
+            ms: 1000,
+            errors: 0,
+        }],
+    };
+    let c = client.clone();
+    let sent =
+        tokio::task::spawn_blocking(move || c.post::<_, serde_json::Value>("/v1/reports", &report)).await;
+    if let Ok(Err(e)) = sent {
+        tracing::debug!(error = %e, "forwarding a player's steering report failed");
     }
 }
 

@@ -12,6 +12,7 @@ pub mod kernel_setup;
 pub mod limits;
 pub mod miss_policy;
 pub mod object_intake;
+pub mod steering;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -200,6 +201,14 @@ pub async fn start(
         _ => None,
     };
     let demand = (controlled && is_edge).then(|| Arc::new(DemandCounter::default()));
+    let steering =
+        (controlled && is_edge).then(|| Arc::new(steering::Steering::new(steering::MANIFEST_TTL_SECS)));
+    let (player_tx, player_rx) = if controlled && is_edge {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     let (failed_tx, failed_rx) = if controlled && is_edge {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (Some(tx), Some(rx))
@@ -228,6 +237,8 @@ pub async fn start(
         cache: cache.clone(),
         demand: demand.clone(),
         failed_reads: failed_tx,
+        steering: steering.clone(),
+        player_reports: player_tx,
     });
     if let Some(p) = &parker {
         p.run_on(
@@ -259,6 +270,8 @@ pub async fn start(
             metrics: metrics.clone(),
             telemetry: programs.telemetry.clone(),
             failed_reads: failed_rx,
+            steering,
+            player_reports: player_rx,
         };
         tasks.push(tokio::spawn(control_agent::run(
             cfg.control.clone(),

@@ -1,10 +1,10 @@
-//! The network map as a nameserver holds it: regions by name, and client blocks indexed by
-//! prefix length for longest-prefix lookup of a client's address.
+//! The network map as its readers (nameservers, edges steering players) hold it: regions by
+//! name, and client blocks indexed by prefix length for longest-prefix lookup of an address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use strata_wire::network_map::{MapBlock, MapRegion, NetworkMap};
+use crate::network_map::{MapBlock, MapRegion, NetworkMap};
 
 /// A map ready for lookups.
 #[derive(Debug, Default)]
