@@ -3,8 +3,11 @@
 //! variant repeated with `PATHWAY-ID` and an absolute URI on that region's edge) and an
 //! `#EXT-X-CONTENT-STEERING` tag, and answers the steering manifest at
 //! `/.steering/{tenant}/{content}` with the regions ranked by the network map for the
-//! requesting client's block. The `_HLS_pathway` and `_HLS_throughput` a player sends along
-//! are forwarded to the control plane as the client's report.
+//! requesting client's block; regions the player's playlist lacks (they came up after it
+//! loaded: the playlist's pathways travel in the manifest URI's `have`) are offered as
+//! `PATHWAY-CLONES` of its first pathway with their edge as `URI-REPLACEMENT` host. The
+//! `_HLS_pathway` and `_HLS_throughput` a player sends along are forwarded to the control
+//! plane as the client's report.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -95,12 +98,39 @@ pub fn manifest(
     let view = steering.view();
     let regions = steering.regions_for(&view, client);
     let priority: Vec<&str> = regions.iter().map(|r| r.name.as_str()).collect();
-    let manifest = serde_json::json!({
+    // Pathways the player's playlist has; regions it lacks (they came up after it loaded)
+    // are offered as clones of its first pathway, on their own edge's host.
+    let have: Vec<&str> = param(query, "have")
+        .map(|h| h.split(',').collect())
+        .unwrap_or_default();
+    let clones: Vec<serde_json::Value> = match have.first() {
+        Some(base) => regions
+            .iter()
+            .filter(|r| !have.contains(&r.name.as_str()))
+            .filter_map(|r| {
+                let host = r.servers.first()?.addr.to_string();
+                Some(serde_json::json!({
+                    "BASE-ID": base,
+                    "ID": r.name,
+                    "URI-REPLACEMENT": { "HOST": host },
+                }))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let reload = match param(query, "have") {
+        Some(h) => format!("{STEERING_PREFIX}{tenant}/{content}?have={h}"),
+        None => format!("{STEERING_PREFIX}{tenant}/{content}"),
+    };
+    let mut manifest = serde_json::json!({
         "VERSION": 1,
         "TTL": steering.ttl,
-        "RELOAD-URI": format!("{STEERING_PREFIX}{tenant}/{content}"),
+        "RELOAD-URI": reload,
         "PATHWAY-PRIORITY": priority,
     });
+    if !clones.is_empty() {
+        manifest["PATHWAY-CLONES"] = serde_json::Value::Array(clones);
+    }
     let report = (|| {
         let pathway = param(query, "_HLS_pathway")?;
         let throughput: u64 = param(query, "_HLS_throughput")?.parse().ok()?;
@@ -165,8 +195,10 @@ pub fn steer_playlist(
         out.push_str(line);
         out.push('\n');
         if !tagged && line.starts_with("#EXTM3U") {
+            let have: Vec<&str> = regions.iter().map(|(r, _)| r.as_str()).collect();
             out.push_str(&format!(
-                "#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://{steering_host}{STEERING_PREFIX}{tenant}/{content}\",PATHWAY-ID=\"{first}\"\n"
+                "#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://{steering_host}{STEERING_PREFIX}{tenant}/{content}?have={}\",PATHWAY-ID=\"{first}\"\n",
+                have.join(",")
             ));
             tagged = true;
         }
@@ -212,7 +244,10 @@ mod tests {
             "show",
             "127.0.0.1:8080".parse().unwrap(),
         );
-        assert!(out.contains("#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://127.0.0.1:8080/.steering/acme/show\",PATHWAY-ID=\"west\""), "{out}");
+        assert!(
+            out.contains("#EXT-X-CONTENT-STEERING:SERVER-URI=\"http://127.0.0.1:8080/.steering/acme/show?have=west,east\",PATHWAY-ID=\"west\""),
+            "{out}"
+        );
         assert!(out.contains("BANDWIDTH=800000,RESOLUTION=640x360,PATHWAY-ID=\"west\"\nhttp://127.0.0.1:8083/acme/show/index.m3u8"), "{out}");
         assert!(
             out.contains("PATHWAY-ID=\"east\"\nhttp://127.0.0.1:8080/acme/show/index.m3u8"),
@@ -234,6 +269,21 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&m).unwrap();
         assert_eq!(v["PATHWAY-PRIORITY"], serde_json::json!(["west", "east"]));
         assert_eq!(v["RELOAD-URI"], "/.steering/acme/show");
+        assert!(v.get("PATHWAY-CLONES").is_none());
+        // A player whose playlist only had west: east comes as a clone on east's edge.
+        let (m, _) = manifest(
+            &s,
+            "192.0.2.1".parse().unwrap(),
+            "acme",
+            "show",
+            Some("have=west&_HLS_pathway=west"),
+        );
+        let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+        assert_eq!(v["RELOAD-URI"], "/.steering/acme/show?have=west");
+        assert_eq!(
+            v["PATHWAY-CLONES"],
+            serde_json::json!([{"BASE-ID": "west", "ID": "east", "URI-REPLACEMENT": {"HOST": "127.0.0.1:8080"}}])
+        );
         let r = report.unwrap();
         assert_eq!((r.server.port(), r.throughput_bps), (8080, 5_000_000));
         assert_eq!(
