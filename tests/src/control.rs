@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::{connect, read_response, strata_bin, Strata};
+use crate::{connect, nothing_follows, read_response, strata_bin, Strata};
 
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
@@ -111,7 +111,7 @@ impl Control {
         self.op("GET", "/v1/status", None)
     }
 
-    /// One sample of the control plane's /metrics.
+    /// One sample of the control plane's /metrics; fails the test if it is absent.
     pub fn metric(&self, sample: &str) -> f64 {
         let (_, text) = raw(self.addr, "GET", "/metrics", None, None);
         crate::metric_value(&text, sample)
@@ -231,7 +231,9 @@ pub fn raw(
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).expect("send request");
-    let resp = read_response(&mut s, &mut Vec::new(), method == "HEAD");
+    let mut buf = Vec::new();
+    let resp = read_response(&mut s, &mut buf, method == "HEAD");
+    nothing_follows(&mut s, buf, &resp);
     (resp.status, resp.text())
 }
 

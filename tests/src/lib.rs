@@ -306,9 +306,16 @@ impl Strata {
         }
     }
 
-    /// The value of one sample (`name{labels}` exactly as exposed), or 0 if absent.
+    /// The value of one sample (`name{labels}` exactly as exposed); fails the test if the
+    /// sample is absent (a misspelt name, or a part of the server that is not loaded).
     pub fn metric(&self, sample: &str) -> f64 {
         metric_value(&self.metrics(), sample)
+    }
+
+    /// The value of one sample, or 0 if it is absent: only where absence is the point (a
+    /// label value that appears once first counted, a part that may not be loaded).
+    pub fn metric_absent_or_zero(&self, sample: &str) -> f64 {
+        metric_absent_or_zero(&self.metrics(), sample)
     }
 
     /// Kills the process with SIGKILL (a crash) and waits for it.
@@ -332,12 +339,36 @@ impl Drop for Strata {
     }
 }
 
-/// The value of a sample line in Prometheus text, or 0 if absent.
-pub fn metric_value(text: &str, sample: &str) -> f64 {
+/// The value of a sample line (`name{labels}` exactly as exposed) in Prometheus text, if the
+/// sample is there; fails the test if its value is not a number.
+pub fn metric_sample(text: &str, sample: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("metric sample {sample} has a value that is not a number: {v:?}"))
+        })
+}
+
+/// The value of a sample line in Prometheus text; fails the test if the sample is absent, so
+/// that a misspelt name or a part that is not loaded never reads as 0. Where absence is the
+/// point, say so with [`metric_absent_or_zero`].
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    metric_sample(text, sample).unwrap_or_else(|| {
+        let name = sample.split('{').next().unwrap_or(sample);
+        let family: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.starts_with(name))
+            .collect();
+        panic!("metric sample {sample} is absent; samples of {name}: {family:?}")
+    })
+}
+
+/// The value of a sample line, or 0 if it is absent: for samples whose absence means "never
+/// counted" (a label value created on first use, a part that may not be loaded).
+pub fn metric_absent_or_zero(text: &str, sample: &str) -> f64 {
+    metric_sample(text, sample).unwrap_or(0.0)
 }
 
 /// A parsed HTTP response.
@@ -436,16 +467,82 @@ pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     send(addr, &request("GET", path, headers), false)
 }
 
-/// Sends raw request bytes on a fresh connection and reads one response.
+/// Sends raw request bytes on a fresh connection and reads one response; then checks that
+/// nothing follows it (see [`nothing_follows`]).
 pub fn send(addr: SocketAddr, raw: &str, head_only: bool) -> Response {
     let mut s = connect(addr);
     s.write_all(raw.as_bytes()).expect("write request");
-    read_response(&mut s, &mut Vec::new(), head_only)
+    let mut buf = Vec::new();
+    let r = read_response(&mut s, &mut buf, head_only);
+    nothing_follows(&mut s, buf, &r);
+    r
 }
 
-/// True if the server closed the connection (EOF) within the read timeout.
-pub fn closed_by_server(stream: &mut TcpStream) -> bool {
-    let mut b = [0u8; 1];
-    matches!(stream.read(&mut b), Ok(0))
-        || matches!(stream.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+/// After the last response a client wants on `stream` (`buf`: what was read past it): the
+/// client ends its side, the server must close its side, and no byte may arrive in between.
+/// A body longer than its Content-Length, or one sent after a 304 or a HEAD, fails here.
+pub fn nothing_follows(stream: &mut TcpStream, mut buf: Vec<u8>, r: &Response) {
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown the client's side");
+    buf.extend(read_to_eof(stream, CLOSE_WITHIN));
+    assert!(
+        buf.is_empty(),
+        "{} bytes followed the {} response (Content-Length {:?}): {:?}",
+        buf.len(),
+        r.status,
+        r.header("Content-Length"),
+        String::from_utf8_lossy(&buf[..buf.len().min(200)])
+    );
+}
+
+/// How long a test waits for a peer to close a connection it must close: far longer than any
+/// close takes, short enough that a peer that never closes fails the test promptly.
+pub const CLOSE_WITHIN: Duration = Duration::from_secs(20);
+
+/// Reads until the peer closes the connection (EOF, or a reset) and returns what arrived
+/// before; fails the test if the connection is still open after `within`.
+pub fn read_to_eof(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + within;
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "the peer did not close the connection within {within:?} ({} bytes arrived)",
+            got.len()
+        );
+        stream.set_read_timeout(Some(left)).expect("read timeout");
+        match stream.read(&mut chunk) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!(
+                    "the peer did not close the connection within {within:?} ({} bytes arrived)",
+                    got.len()
+                )
+            }
+            Err(e) => panic!("reading until the peer closes: {e}"),
+        }
+    }
+}
+
+/// Asserts the server closes `stream` (EOF or reset) within [`CLOSE_WITHIN`], sending nothing
+/// more.
+pub fn closed_by_server(stream: &mut TcpStream) {
+    let rest = read_to_eof(stream, CLOSE_WITHIN);
+    assert!(
+        rest.is_empty(),
+        "{} bytes arrived before the close: {:?}",
+        rest.len(),
+        String::from_utf8_lossy(&rest[..rest.len().min(200)])
+    );
 }
