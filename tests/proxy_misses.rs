@@ -5,6 +5,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use strata_tests::*;
 
@@ -157,31 +159,36 @@ fn redirect_and_error_miss_policies(path: &str) {
     assert_eq!(get(strict.addr, "/acme/c/v.mp4", &[]).status, 404);
 }
 
-/// A fake storage server that answers every request with `response` and then closes.
-fn fake_upstream(response: Vec<u8>) -> SocketAddr {
+/// A fake storage server that answers every request with `response` and then closes; counts
+/// the requests it was asked.
+fn fake_upstream(response: &[u8]) -> (SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = l.local_addr().expect("addr");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let (count, response) = (asked.clone(), response.to_vec());
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut c) = conn else { return };
             let mut req = [0u8; 4096];
-            let _ = c.read(&mut req);
+            if c.read(&mut req).is_ok_and(|n| n > 0) {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
             let _ = c.write_all(&response);
         }
     });
-    addr
+    (addr, asked)
 }
 
 fn upstream_dying_mid_body_closes_the_client_connection(path: &str) {
     let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec();
     resp.extend_from_slice(&[7u8; 5000]);
-    let up = fake_upstream(resp);
+    let (up, _) = fake_upstream(&resp);
     let (_cache, edge) = edge_for(path, &[up], &[]);
     let mut s = connect(edge.addr);
     s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
         .expect("write");
-    let mut got = Vec::new();
-    let _ = s.read_to_end(&mut got);
+    // The edge must close the connection (EOF), not leave the client waiting for the rest.
+    let got = read_to_eof(&mut s, CLOSE_WITHIN);
     let head_end = got
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -203,7 +210,7 @@ fn upstream_dying_mid_body_closes_the_client_connection(path: &str) {
 fn bytes_past_the_announced_length_never_reach_the_client(path: &str) {
     let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789".to_vec();
     resp.extend_from_slice(b"SMUGGLED-BYTES");
-    let up = fake_upstream(resp);
+    let (up, _) = fake_upstream(&resp);
     let (_cache, edge) = edge_for(path, &[up], &[]);
     let mut s = connect(edge.addr);
     let mut buf = Vec::new();
@@ -221,11 +228,48 @@ fn bytes_past_the_announced_length_never_reach_the_client(path: &str) {
 }
 
 fn upstream_5xx_fails_over_and_is_relayed_when_nothing_else_answers(path: &str) {
-    let up = fake_upstream(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec());
-    let (_cache, edge) = edge_for(path, &[up], &[]);
-    let r = get(edge.addr, "/acme/c/v.mp4", &[]);
+    const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+    let (failing, failing_asked) = fake_upstream(UNAVAILABLE);
+    // Connection: close, so that every request opens a fresh connection to it (none pooled).
+    let (good, good_asked) =
+        fake_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789");
+    let (_cache, edge) = edge_for(path, &[failing, good], &[]);
+    // Round robin puts the failing server first for some of these: each of those fails over.
+    for i in 0..4 {
+        let r = get(edge.addr, "/acme/c/v.mp4", &[]);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"0123456789"[..]),
+            "request {i}: served by the other server"
+        );
+    }
+    let tried = failing_asked.load(Ordering::SeqCst);
+    assert!(tried >= 1, "the failing server was asked first at least once");
+    assert_eq!(
+        good_asked.load(Ordering::SeqCst),
+        4,
+        "every request ended at the good server"
+    );
+    assert_eq!(
+        edge.metric(&format!("strata_upstream_errors_total{{server=\"{failing}\"}}")),
+        tried as f64,
+        "each 503 counted as a failed attempt"
+    );
+    // Every server answers 5xx: the client gets 502 naming what the last one said.
+    let (also_failing, also_asked) = fake_upstream(UNAVAILABLE);
+    let (_cache2, edge2) = edge_for(path, &[failing, also_failing], &[]);
+    let before = failing_asked.load(Ordering::SeqCst);
+    let r = get(edge2.addr, "/acme/c/v.mp4", &[]);
     assert_eq!(r.status, 502);
     assert!(r.text().contains("answered 503"), "{}", r.text());
+    assert_eq!(
+        (
+            failing_asked.load(Ordering::SeqCst) - before,
+            also_asked.load(Ordering::SeqCst)
+        ),
+        (1, 1),
+        "both servers were asked before the 502"
+    );
 }
 
 fn storage_tier_connections_are_measured_per_server(path: &str) {
