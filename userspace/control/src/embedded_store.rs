@@ -406,8 +406,10 @@ mod tests {
 
     #[test]
     fn keys_under_an_expired_lease_disappear_and_watchers_see_it() {
+        const TTL: Duration = Duration::from_millis(1000);
         let (s, _dir) = store();
-        let lease = s.grant_lease(Duration::from_millis(1500)).unwrap();
+        let granted = std::time::Instant::now();
+        let lease = s.grant_lease(TTL).unwrap();
         let mut changes = s.watch("alive/");
         s.commit(
             &[],
@@ -419,14 +421,33 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(changes.blocking_recv(), Some(Change::Put(e)) if e.key == "alive/s1"));
-        // Kept alive for a while, the key stays.
-        for _ in 0..4 {
+        // Kept alive every 100 ms for three TTLs, the key stays: only keep-alives that move
+        // the deadline can hold it past the first TTL.
+        let mut last = granted;
+        let mut longest_gap = Duration::ZERO;
+        while granted.elapsed() < 3 * TTL {
             std::thread::sleep(Duration::from_millis(100));
-            s.keep_alive(lease).unwrap();
+            longest_gap = longest_gap.max(last.elapsed());
+            last = std::time::Instant::now();
+            let kept = s.keep_alive(lease);
+            let at = granted.elapsed();
+            assert!(
+                kept.is_ok() && s.get("alive/s1").unwrap().is_some(),
+                "kept alive, the key went {at:?} after the grant (TTL {TTL:?}, longest gap between \
+                 keep-alives {longest_gap:?}): {kept:?}"
+            );
         }
-        assert!(s.get("alive/s1").unwrap().is_some());
+        assert!(changes.try_recv().is_err(), "no change while kept alive");
         // Then left alone, it goes, and keep-alive says so.
-        assert!(matches!(changes.blocking_recv(), Some(Change::Delete { key, .. }) if key == "alive/s1"));
+        let left = std::time::Instant::now();
+        let change = loop {
+            match changes.try_recv() {
+                Ok(change) => break change,
+                Err(_) if left.elapsed() < 10 * TTL => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("the key outlived its lease by {:?}: {e}", left.elapsed()),
+            }
+        };
+        assert!(matches!(change, Change::Delete { ref key, .. } if key == "alive/s1"));
         assert!(s.get("alive/s1").unwrap().is_none());
         assert!(matches!(s.keep_alive(lease), Err(RegistryError::NoLease(_))));
         // A put under a dead lease is refused.
