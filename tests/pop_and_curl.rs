@@ -1,20 +1,49 @@
 //! `strata pop` on loopback, driven by real curl: a control plane, two storage clusters and an
 //! edge whose cache starts empty, the demo content ingested through the control plane; a cold asset is a miss, then (requested again) filled, then a local hit; the
-//! URLs it prints answer, including `curl -r 100-199` (206, 100 bytes) and `?bytes=100-199`.
+//! URLs it prints answer, including `curl -r 100-199` (206) and `?bytes=100-199`, each with
+//! exactly the demo asset's bytes.
 
 use std::process::Command;
 
 use strata_tests::*;
 
-fn curl(args: &[&str]) -> (u16, u64) {
+/// Runs curl with `args` and returns the status code and the body it downloaded.
+fn curl(args: &[&str]) -> (u16, Vec<u8>) {
+    let dir = TempDir::new("curl");
+    let body = dir.path().join("body");
     let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"])
+        .args(["-s", "-w", "%{http_code}", "-o"])
+        .arg(&body)
         .args(args)
         .output()
         .expect("curl is installed (cargo xtask setup installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (code, size) = text.split_once(' ').expect("curl -w output");
-    (code.parse().expect("code"), size.parse().expect("size"))
+    let code = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("curl -w status code");
+    (code, std::fs::read(&body).unwrap_or_default())
+}
+
+/// The bytes of demo asset `n` (1-based, in the order of `DEMO_ASSETS` in the binary's
+/// demo_data.rs), made by the same generator, independently of any server.
+fn demo_asset(n: u64, len: usize) -> Vec<u8> {
+    let mut state = n | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Asserts a curl result is `status` with exactly `want`, naming the request.
+fn same(got: (u16, Vec<u8>), status: u16, want: &[u8], what: &str) {
+    assert_eq!(got.0, status, "{what}: status");
+    assert_eq!(got.1.len(), want.len(), "{what}: length");
+    assert!(got.1 == want, "{what}: the bytes differ from the demo asset's");
 }
 
 #[test]
@@ -54,32 +83,48 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
     let (edge, edge_admin) = pop.role("edge");
     let (storage, _) = pop.role("storage-west");
     let edge_metric = |sample: &str| metric_value(&get(edge_admin, "/metrics", &[]).text(), sample);
-    // Miss, miss (admitted: one fill), then a local hit, as the edge's metrics tell.
+    let video = demo_asset(4, 8 << 20); // acme/launch-trailer/video-1080p.mp4
+    let init = demo_asset(1, 128 * 1024); // acme/launch-trailer/init.mp4
+    let keynote = demo_asset(6, 4 << 20); // globex/keynote-2026/video-720p.mp4
+                                          // Miss, miss (admitted: one fill), then a local hit, as the edge's metrics tell.
     let cold = format!("http://{edge}/acme/launch-trailer/video-1080p.mp4");
-    assert_eq!(curl(&[&cold]), (200, 8 << 20));
+    same(curl(&[&cold]), 200, &video, "first miss");
     assert_eq!(edge_metric("strata_cache_hits_total"), 0.0);
-    assert_eq!(curl(&[&cold]), (200, 8 << 20));
+    same(curl(&[&cold]), 200, &video, "second miss");
     assert_eq!(edge_metric("strata_misses_total"), 2.0);
     let filled = settle(
         || edge_metric("strata_cache_fills_total{result=\"completed\"}"),
         |v| v == 1.0,
     );
     assert_eq!(filled, 1.0, "the second request filled the cache");
-    assert_eq!(curl(&[&cold]), (200, 8 << 20));
+    same(curl(&[&cold]), 200, &video, "local hit");
     assert_eq!(edge_metric("strata_cache_hits_total"), 1.0, "then a local hit");
     assert_eq!(edge_metric("strata_misses_total"), 2.0);
     let url = format!("http://{edge}/acme/launch-trailer/init.mp4");
-    assert_eq!(curl(&[&url]), (200, 128 * 1024));
-    assert_eq!(curl(&["-r", "100-199", &url]), (206, 100));
-    assert_eq!(curl(&[&format!("{url}?bytes=100-199")]), (200, 100));
-    assert_eq!(
-        curl(&[&format!("http://{storage}/globex/keynote-2026/video-720p.mp4")]),
-        (200, 4 << 20)
+    same(curl(&[&url]), 200, &init, "init.mp4");
+    same(
+        curl(&["-r", "100-199", &url]),
+        206,
+        &init[100..200],
+        "curl -r 100-199",
     );
-    assert_eq!(
+    same(
+        curl(&[&format!("{url}?bytes=100-199")]),
+        200,
+        &init[100..200],
+        "?bytes=100-199",
+    );
+    same(
+        curl(&[&format!("http://{storage}/globex/keynote-2026/video-720p.mp4")]),
+        200,
+        &keynote,
+        "from storage west",
+    );
+    same(
         curl(&[&format!("http://{edge}/globex/keynote-2026/video-720p.mp4")]),
-        (200, 4 << 20),
-        "proxied from west"
+        200,
+        &keynote,
+        "proxied from west",
     );
     assert_eq!(curl(&[&format!("http://{edge_admin}/healthz")]).0, 200);
     // Client routing: the POP's nameserver ranks both regions' edges for 127.0.0.1.
@@ -92,10 +137,11 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
         records.len() == 2 && ports.contains(&edge.port()) && ports.contains(&edge_west.port()),
         "both regions' edges in the SRV answer: {srv}"
     );
-    assert_eq!(
+    same(
         curl(&[&format!("http://{edge_west}/globex/keynote-2026/video-720p.mp4")]),
-        (200, 4 << 20),
-        "the west region's edge serves too"
+        200,
+        &keynote,
+        "the west region's edge serves too",
     );
     assert_eq!(pop.stop(), Some(0), "Ctrl-C/SIGTERM shuts the POP down cleanly");
 }
