@@ -2,9 +2,11 @@
 //! reporting to it, content ingested with `strata ingest` as a user runs it. Pins: placement on
 //! home, replicas and archive with identical bytes; a fixed home cluster whose servers may
 //! move; refusals with the right status and nothing changed; no lost or duplicated work after
-//! kill -9; waiting for a storage server that is down; syncd moving a shifted working set onto
-//! an edge; restores from the archive while viewers keep getting correct bytes.
+//! kill -9 (duplicates counted by inode, change time and bytes placed); waiting for a storage
+//! server that is down; syncd moving a shifted working set onto an edge; restores from the
+//! archive while viewers keep getting correct bytes.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::json;
@@ -420,6 +422,40 @@ fn refusals_have_the_right_status_and_message_and_change_nothing() {
     );
 }
 
+/// The files a content directory holds, each with its inode and change time (a placement
+/// writes a temporary file and renames it over the name: a new inode).
+fn placed_files(dir: &Path) -> BTreeMap<String, (u64, i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let m = e.metadata().expect("stat a placed file");
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, (m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until no placement upload is in progress in `root` (its temporary directory stays
+/// empty for a few looks): the storage server has dropped the upload a killed control plane
+/// was sending, or finished it.
+fn no_upload_in_progress(root: &Path) {
+    let put = root.join(".strata-put");
+    let empty = || std::fs::read_dir(&put).map_or(true, |mut d| d.next().is_none());
+    let mut quiet = 0;
+    for _ in 0..200 {
+        quiet = if empty() { quiet + 1 } else { 0 };
+        if quiet == 5 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("an upload into {} never ended", put.display());
+}
+
 #[test]
 fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
     let Site {
@@ -428,8 +464,12 @@ fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
         east_root,
         west_root,
         _east,
-        west: _west,
+        west,
     } = site("cp-kill");
+    // west-1 is held down, so the placement cannot be finished when the kill lands, whenever
+    // that is: the replica target waits for west-1.
+    west.expect("west-1 started").crash();
+    control.wait_for("west-1 down", 400, |c| !c.is_up("west-1"));
     let names: Vec<String> = (0..150).map(|i| format!("seg-{i:04}.m4s")).collect();
     let files: Vec<(&str, u64, usize)> = names
         .iter()
@@ -438,35 +478,69 @@ fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
         .collect();
     let src = source("cp-kill-src", &files);
     ok(&ingest(&control, "acme", "many", src.path(), &["--no-wait"]));
-    // Kill -9 once placement has started and before it ends.
+    // Kill -9 once placement has started.
     control.wait_for("placement under way", 2000, |c| {
         c.metric("strata_control_placed_bytes") > 0.0
     });
-    let during = control.metric("strata_control_work_items");
     control.crash();
-    assert_eq!(during, 1.0, "killed while the work item was queued");
+    // What the killed process left behind, read after its death (nothing moves any more).
+    let archive = control.data_dir.join("archive");
+    no_upload_in_progress(&east_root);
+    let roots = [&east_root, &west_root, &archive];
+    let content = |root: &Path| root.join("acme").join("many");
+    let at_kill: Vec<_> = roots.iter().map(|r| placed_files(&content(r))).collect();
+    assert!(
+        at_kill[1].is_empty(),
+        "west-1 was down, yet holds {:?}",
+        at_kill[1].keys()
+    );
+    eprintln!(
+        "killed with {} of {} files on east-1, {} in the archive, none on west-1 (down)",
+        at_kill[0].len(),
+        names.len() + 1,
+        at_kill[2].len()
+    );
     control.restart();
+    let _west = control.storage(&west_root, "west", "west-1");
     control.wait_for("the queue to drain after restart", 2400, |c| {
         c.metric("strata_control_work_items") == 0.0
     });
     let shown = control.op("GET", "/v1/tenants/acme/contents/many", None);
     assert_eq!(shown["record"]["state"], "ready");
-    let archive = control.data_dir.join("archive");
-    for root in [&east_root, &west_root, &archive] {
+    let mut missing_at_kill = 0u64;
+    for (root, before) in roots.iter().zip(&at_kill) {
         for n in &names {
             same_file(root, "acme", "many", src.path(), n);
         }
-        let held = std::fs::read_dir(root.join("acme").join("many"))
-            .expect("content dir")
-            .count();
-        assert_eq!(
-            held,
-            names.len() + 1,
-            "every file once, plus assets.json, in {}",
-            root.display()
+        let now = placed_files(&content(root));
+        assert!(
+            now.len() == names.len() + 1 && now.contains_key("assets.json"),
+            "every file once, plus assets.json, in {}: {:?}",
+            root.display(),
+            now.keys()
         );
+        // Nothing copied twice: a file that was whole at the kill was never written again.
+        for (name, was) in before {
+            assert_eq!(
+                now.get(name),
+                Some(was),
+                "{}: {name} was placed before the kill and written again after it (inode, ctime)",
+                root.display()
+            );
+        }
+        missing_at_kill += now
+            .iter()
+            .filter(|(name, _)| !before.contains_key(*name))
+            .map(|(_, m)| m.3)
+            .sum::<u64>();
         no_leftovers(root);
     }
+    // And what was missing was copied once: the restarted control plane moved exactly those bytes.
+    assert_eq!(
+        control.metric("strata_control_placed_bytes"),
+        missing_at_kill as f64,
+        "bytes placed after the restart, against the bytes missing at the kill"
+    );
     assert_eq!(
         control
             .op("GET", "/v1/tenants/acme/contents", None)
