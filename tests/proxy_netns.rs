@@ -173,9 +173,8 @@ fn upstream_dying_mid_body_never_looks_complete(path: &str) {
         let mut s = connect(edge_addr);
         s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
             .expect("write");
-        let mut got = Vec::new();
-        let _ = s.read_to_end(&mut got);
-        got
+        // The edge must close the connection (EOF), not leave the viewer waiting.
+        read_to_eof(&mut s, CLOSE_WITHIN)
     });
     let head_end = got
         .windows(4)
@@ -242,7 +241,7 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
     let data = pattern(4, 48 << 20);
     store.write("acme/c/long.mp4", &data);
     store.write("acme/c/short.mp4", b"short");
-    let _storage = tiers.start_storage(0, store.path());
+    let storage = tiers.start_storage(0, store.path());
     let cache = TempDir::new("pn-cache");
     let edge = proxy_edge(&tiers, &cache, path);
     let edge_addr = tiers.edge_addr();
@@ -254,17 +253,30 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
         s.read_exact(&mut first).expect("some of the body");
         // Leave with unread bytes: the kernel answers with a reset.
     });
-    // The edge notices, drops that upstream connection (it is mid-body) and keeps serving.
-    settle(|| edge.metric("strata_sockmap_in_flight_bytes"), |v| v <= 0.0);
+    assert_eq!(
+        storage.metric("strata_connections_total"),
+        1.0,
+        "one upstream connection carried the long body"
+    );
+    // The edge notices and closes that upstream connection (it is mid-body): the storage
+    // server sees it go (long before its own 30 s send-stall timeout would end it).
+    assert_eq!(
+        settle(|| storage.metric("strata_connections_open"), |v| v == 0.0),
+        0.0,
+        "the storage server still holds the edge's connection from the abandoned request"
+    );
     assert_eq!(edge.metric("strata_upstream_idle_connections"), 0.0, "not pooled");
+    // The edge keeps serving, over a new upstream connection.
     let r = view(&tiers, "/acme/c/short.mp4", &[]);
     assert_eq!((r.status, r.body.as_slice()), (200, &b"short"[..]));
+    assert_eq!(storage.metric("strata_connections_total"), 2.0);
     // The connection returns to the pool just after the client has the last byte.
     assert_eq!(
         settle(|| edge.metric("strata_upstream_idle_connections"), |v| v == 1.0),
         1.0,
         "the new one is pooled"
     );
+    assert_eq!(storage.metric("strata_connections_open"), 1.0, "and held open");
 }
 
 fn failover_to_a_replica_then_502_when_all_are_down(path: &str) {
@@ -719,6 +731,10 @@ mod sockmap_path {
              edge RSS {rss_before} -> {worst_rss} KiB, sockmap in flight at most {worst_in_flight} B; \
              without backpressure the edge would queue {} KiB",
             CRAWLERS * BODY / 1024
+        );
+        assert!(
+            worst_in_flight > 0.0,
+            "the in-flight gauge never moved while 100 viewers crawled: it measures nothing"
         );
         assert!(worst_in_flight <= TOTAL_CAP as f64, "{worst_in_flight}");
         assert!(
