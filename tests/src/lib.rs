@@ -417,7 +417,13 @@ pub fn read_response(stream: &mut impl Read, buf: &mut Vec<u8>, head_only: bool)
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut resp = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(n) = resp.parse(buf).expect("valid response head") {
+        let parsed = resp.parse(buf).unwrap_or_else(|e| {
+            panic!(
+                "not a valid response head ({e}): {:?}",
+                String::from_utf8_lossy(&buf[..buf.len().min(200)])
+            )
+        });
+        if let httparse::Status::Complete(n) = parsed {
             let status = resp.code.expect("status");
             let headers: Vec<(String, String)> = resp
                 .headers
