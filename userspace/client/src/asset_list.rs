@@ -3,33 +3,7 @@
 //! a codec it accepts), ordered by the `--prefer` list, then the best bitrate the measured
 //! throughput carries with a safety margin.
 
-use serde::Deserialize;
-
-/// One asset as the list describes it.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Asset {
-    pub name: String,
-    pub url: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default)]
-    pub codec: Option<String>,
-    /// Bits per second.
-    #[serde(default)]
-    pub bitrate: Option<u64>,
-    /// `WIDTHxHEIGHT`.
-    #[serde(default)]
-    pub resolution: Option<String>,
-    pub size: u64,
-    pub sha256: String,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct AssetList {
-    pub tenant: String,
-    pub content: String,
-    pub assets: Vec<Asset>,
-}
+pub use strata_wire::assets::{AssetList, ListedAsset as Asset};
 
 /// What the device plays.
 #[derive(Clone, Debug, Default)]
@@ -41,71 +15,46 @@ pub struct Profile {
     pub prefer: Vec<String>,
 }
 
-impl Asset {
-    /// The height from `WIDTHxHEIGHT` or `HEIGHTp`.
-    pub fn height(&self) -> Option<u32> {
-        let r = self.resolution.as_deref()?.trim();
-        match r.split_once('x') {
-            Some((_, h)) => h.trim().parse().ok(),
-            None => r.strip_suffix('p')?.parse().ok(),
-        }
-    }
-
-    /// The bitrate the list gives, else one assumed from the height (a common H.264 ladder:
-    /// 2160p 16, 1440p 9, 1080p 6, 720p 3, 480p 1.2, lower 0.8 Mbit/s; 2 Mbit/s without one).
-    pub fn bitrate_bps(&self) -> u64 {
-        self.bitrate.unwrap_or(match self.height() {
-            Some(h) if h >= 2160 => 16_000_000,
-            Some(h) if h >= 1440 => 9_000_000,
-            Some(h) if h >= 1080 => 6_000_000,
-            Some(h) if h >= 720 => 3_000_000,
-            Some(h) if h >= 480 => 1_200_000,
-            Some(_) => 800_000,
-            None => 2_000_000,
-        })
-    }
+/// Parses an asset list.
+pub fn parse(bytes: &[u8]) -> Result<AssetList, serde_json::Error> {
+    serde_json::from_slice(bytes)
 }
 
-impl AssetList {
-    pub fn parse(bytes: &[u8]) -> Result<AssetList, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
+/// The asset named `name`.
+pub fn get<'a>(list: &'a AssetList, name: &str) -> Option<&'a Asset> {
+    list.assets.iter().find(|a| a.name == name)
+}
 
-    pub fn get(&self, name: &str) -> Option<&Asset> {
-        self.assets.iter().find(|a| a.name == name)
-    }
-
-    /// The video renditions `profile` can play, lowest bitrate first.
-    pub fn renditions(&self, profile: &Profile) -> Vec<&Asset> {
-        let mut v: Vec<&Asset> = self
-            .assets
+/// The video renditions `profile` can play, lowest bitrate first.
+pub fn renditions<'a>(list: &'a AssetList, profile: &Profile) -> Vec<&'a Asset> {
+    let mut v: Vec<&Asset> = list
+        .assets
+        .iter()
+        .filter(|a| a.kind == "video" && (a.bitrate.is_some() || a.height().is_some()))
+        .filter(|a| match (profile.max_height, a.height()) {
+            (Some(max), Some(h)) => h <= max,
+            _ => true,
+        })
+        .filter(|a| {
+            profile.codecs.is_empty()
+                || a.codec
+                    .as_deref()
+                    .is_some_and(|c| profile.codecs.iter().any(|p| c.starts_with(p.as_str())))
+        })
+        .collect();
+    let rank = |a: &Asset| {
+        profile
+            .prefer
             .iter()
-            .filter(|a| a.kind == "video" && (a.bitrate.is_some() || a.height().is_some()))
-            .filter(|a| match (profile.max_height, a.height()) {
-                (Some(max), Some(h)) => h <= max,
-                _ => true,
-            })
-            .filter(|a| {
-                profile.codecs.is_empty()
-                    || a.codec
-                        .as_deref()
-                        .is_some_and(|c| profile.codecs.iter().any(|p| c.starts_with(p.as_str())))
-            })
-            .collect();
-        let rank = |a: &Asset| {
-            profile
-                .prefer
-                .iter()
-                .position(|p| a.name.starts_with(p.as_str()))
-                .unwrap_or(profile.prefer.len())
-        };
-        v.sort_by_key(|a| (rank(a), a.bitrate_bps()));
-        // Within the most preferred format only.
-        if let Some(best) = v.first().map(|a| rank(a)) {
-            v.retain(|a| rank(a) == best);
-        }
-        v
+            .position(|p| a.name.starts_with(p.as_str()))
+            .unwrap_or(profile.prefer.len())
+    };
+    v.sort_by_key(|a| (rank(a), a.bitrate_bps()));
+    // Within the most preferred format only.
+    if let Some(best) = v.first().map(|a| rank(a)) {
+        v.retain(|a| rank(a) == best);
     }
+    v
 }
 
 /// The highest-bitrate rendition whose bitrate fits `throughput_bps × safety`, else the lowest.
@@ -123,7 +72,7 @@ mod tests {
     use super::*;
 
     fn list() -> AssetList {
-        AssetList::parse(
+        parse(
             br#"{"tenant":"t","content":"c","assets":[
             {"name":"video-1080p.mp4","url":"/t/c/video-1080p.mp4","type":"video","codec":"avc1.640028","bitrate":6000000,"resolution":"1920x1080","size":10,"sha256":"x"},
             {"name":"video-720p.mp4","url":"/t/c/video-720p.mp4","type":"video","codec":"avc1.64001f","bitrate":3000000,"resolution":"1280x720","size":10,"sha256":"x"},
@@ -142,7 +91,7 @@ mod tests {
             codecs: vec!["avc1".into()],
             prefer: vec![],
         };
-        let r = l.renditions(&p);
+        let r = renditions(&l, &p);
         let names: Vec<&str> = r.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["video-480p.mp4", "video-720p.mp4", "video-1080p.mp4"]);
         assert_eq!(pick(&r, 10e6, 0.8).unwrap().name, "video-1080p.mp4");
@@ -156,6 +105,6 @@ mod tests {
             prefer: vec!["video-2160p.hevc".into()],
             ..Default::default()
         };
-        assert_eq!(l.renditions(&hevc)[0].name, "video-2160p.hevc.mp4");
+        assert_eq!(renditions(&l, &hevc)[0].name, "video-2160p.hevc.mp4");
     }
 }

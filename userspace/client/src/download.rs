@@ -3,16 +3,15 @@
 //! renamed to `PATH`: a wrong or partial download never appears as the output.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
+use strata_wire::content_digest::sha256_file;
 
 use crate::asset_list::Asset;
-use crate::session::Session;
-use crate::trace::{Trace, TraceLine};
+use crate::session::{At, Session};
+use crate::trace::Trace;
 use crate::{Progress, Rediscover};
 
 /// What a download did.
@@ -23,20 +22,6 @@ pub struct DownloadStats {
     pub hedged: u64,
     pub server_switches: u64,
     pub seconds: f64,
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Downloads `asset` to `out`.
@@ -96,22 +81,13 @@ fn fill(
         let len = session.piece_len(asset.size - offset, false);
         let piece = session.fetch(&asset.url, offset, offset + len - 1)?;
         file.write_all_at(&piece.fetched.bytes, offset)?;
-        let from = &session.servers[piece.from].server;
-        trace.write(&TraceLine {
+        let at = |offset| At {
             t_ms: started.elapsed().as_millis() as u64,
-            event: if piece.hedged { "hedge" } else { "piece" },
-            server: from.addr,
-            region: from.region.clone(),
             offset,
-            len,
-            ms: piece.fetched.elapsed.as_millis() as u64,
-            rendition: asset.name.clone(),
-            why: if piece.hedged {
-                "the piece was late; a second server was asked".into()
-            } else {
-                String::new()
-            },
-        });
+            rendition: &asset.name,
+        };
+        session.trace_piece(trace, &at(offset), &piece, len);
+        let from = &session.servers[piece.from].server;
         stats.pieces += 1;
         stats.hedged += u64::from(piece.hedged);
         stats.bytes += len;
@@ -129,27 +105,7 @@ fn fill(
             since_probe = 0;
             session.probe(&asset.url, asset.size, false);
         }
-        let decision = if piece.from != session.current {
-            Some((piece.from, "a hedged piece came first from it".to_string()))
-        } else {
-            session.should_switch(None)
-        };
-        if let Some((to, why)) = decision {
-            let from = session.servers[session.current].server.clone();
-            let target = session.servers[to].server.clone();
-            trace.write(&TraceLine {
-                t_ms: started.elapsed().as_millis() as u64,
-                event: "switch",
-                server: target.addr,
-                region: target.region.clone(),
-                offset,
-                len: 0,
-                ms: 0,
-                rendition: asset.name.clone(),
-                why: format!("from {} ({}): {why}", from.addr, from.region),
-            });
-            tracing::info!(from = %from.addr, to = %target.addr, offset, %why, "fetch: switching server");
-            session.current = to;
+        if session.after_piece(trace, &at(offset), piece.from, None) {
             stats.server_switches += 1;
         }
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::asset_list::{pick, Asset};
-use crate::session::Session;
+use crate::session::{At, Session};
 use crate::trace::{Trace, TraceLine};
 use crate::{Progress, Rediscover};
 
@@ -169,18 +169,13 @@ pub fn play(
             Some(t) => 0.6 * t + 0.4 * rate,
             None => rate,
         });
-        let from = &session.servers[piece.from].server;
-        trace.write(&TraceLine {
+        let at = At {
             t_ms: started.elapsed().as_millis() as u64,
-            event: if piece.hedged { "hedge" } else { "piece" },
-            server: from.addr,
-            region: from.region.clone(),
             offset: first,
-            len,
-            ms: piece.fetched.elapsed.as_millis() as u64,
-            rendition: current.name.clone(),
-            why: String::new(),
-        });
+            rendition: &current.name,
+        };
+        session.trace_piece(trace, &at, &piece, len);
+        let from = &session.servers[piece.from].server;
         // Playback drained while the piece downloaded.
         let now = Instant::now();
         let dt = now.duration_since(last).as_secs_f64();
@@ -217,25 +212,12 @@ pub fn play(
             since_probe = 0;
             session.probe(&current.url, current.size, false);
         }
-        let decision = if piece.from != session.current {
-            Some((piece.from, "a hedged piece came first from it".to_string()))
-        } else {
-            session.should_switch(Some(bitrate(current)))
+        let at = At {
+            t_ms: started.elapsed().as_millis() as u64,
+            offset: (position * bitrate(current) / 8.0) as u64,
+            rendition: &current.name,
         };
-        if let Some((to, why)) = decision {
-            let target = session.servers[to].server.clone();
-            trace.write(&TraceLine {
-                t_ms: started.elapsed().as_millis() as u64,
-                event: "switch",
-                server: target.addr,
-                region: target.region.clone(),
-                offset: ((position) * bitrate(current) / 8.0) as u64,
-                len: 0,
-                ms: 0,
-                rendition: current.name.clone(),
-                why,
-            });
-            session.current = to;
+        if session.after_piece(trace, &at, piece.from, Some(bitrate(current))) {
             qoe.server_switches += 1;
         }
     }

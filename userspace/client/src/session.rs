@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::discover::{Discovery, Server};
 use crate::http_range::{Conn, Fetched, RangeError};
+use crate::trace::{Trace, TraceLine};
 
 /// Tunables of server choice and pieces.
 #[derive(Clone, Debug)]
@@ -362,5 +363,70 @@ impl Session {
             server: self.servers[self.current].server.addr,
             message: "no server answered".into(),
         }))
+    }
+}
+
+/// Where in the asset a step happened, for the trace.
+pub struct At<'a> {
+    pub t_ms: u64,
+    pub offset: u64,
+    pub rendition: &'a str,
+}
+
+impl Session {
+    /// Traces a piece as fetched (a `hedge` when a second server was asked).
+    pub fn trace_piece(&self, trace: &mut Trace, at: &At<'_>, piece: &PieceResult, len: u64) {
+        let from = &self.servers[piece.from].server;
+        trace.write(&TraceLine {
+            t_ms: at.t_ms,
+            event: if piece.hedged { "hedge" } else { "piece" },
+            server: from.addr,
+            region: from.region.clone(),
+            offset: at.offset,
+            len,
+            ms: piece.fetched.elapsed.as_millis() as u64,
+            rendition: at.rendition.to_string(),
+            why: if piece.hedged {
+                "the piece was late; a second server was asked".into()
+            } else {
+                String::new()
+            },
+        });
+    }
+
+    /// After a piece: moves to the server a hedged piece came from, or where
+    /// [`Session::should_switch`] says (given the rendition's `need_bps`); traces and logs the
+    /// move. True if the fetch moved.
+    pub fn after_piece(
+        &mut self,
+        trace: &mut Trace,
+        at: &At<'_>,
+        piece_from: usize,
+        need_bps: Option<f64>,
+    ) -> bool {
+        let decision = if piece_from != self.current {
+            Some((piece_from, "a hedged piece came first from it".to_string()))
+        } else {
+            self.should_switch(need_bps)
+        };
+        let Some((to, why)) = decision else {
+            return false;
+        };
+        let from = self.servers[self.current].server.clone();
+        let target = self.servers[to].server.clone();
+        trace.write(&TraceLine {
+            t_ms: at.t_ms,
+            event: "switch",
+            server: target.addr,
+            region: target.region.clone(),
+            offset: at.offset,
+            len: 0,
+            ms: 0,
+            rendition: at.rendition.to_string(),
+            why: format!("from {} ({}): {why}", from.addr, from.region),
+        });
+        tracing::info!(from = %from.addr, to = %target.addr, offset = at.offset, %why, "fetch: switching server");
+        self.current = to;
+        true
     }
 }

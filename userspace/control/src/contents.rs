@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use super::registry::{RegistryError, RegistryStore};
 
-use strata_wire::assets::{AssetDecl, AssetKind, AssetRecord};
+use strata_wire::assets::{AssetDecl, AssetKind, AssetList, AssetRecord, ListedAsset};
 
 /// Where a content is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,22 +46,29 @@ impl ContentRecord {
 
     /// The asset list players read (`assets.json`).
     pub fn asset_list_json(&self) -> Vec<u8> {
-        let list = serde_json::json!({
-            "tenant": self.tenant,
-            "content": self.content,
-            "assets": self.assets.iter().map(|a| serde_json::json!({
-                "name": a.decl.name,
-                "url": format!("/{}/{}/{}", self.tenant, self.content, a.decl.name),
-                "type": a.decl.kind,
-                "codec": a.decl.codec,
-                "bitrate": a.decl.bitrate,
-                "resolution": a.decl.resolution,
-                "language": a.decl.language,
-                "size": a.decl.size,
-                "etag": a.etag,
-                "sha256": a.sha256,
-            })).collect::<Vec<_>>(),
-        });
+        let list = AssetList {
+            tenant: self.tenant.clone(),
+            content: self.content.clone(),
+            assets: self
+                .assets
+                .iter()
+                .map(|a| ListedAsset {
+                    name: a.decl.name.clone(),
+                    url: format!("/{}/{}/{}", self.tenant, self.content, a.decl.name),
+                    kind: serde_json::to_value(a.decl.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    codec: a.decl.codec.clone(),
+                    bitrate: a.decl.bitrate,
+                    resolution: a.decl.resolution.clone(),
+                    language: a.decl.language.clone(),
+                    size: a.decl.size,
+                    etag: a.etag.clone(),
+                    sha256: a.sha256.clone(),
+                })
+                .collect(),
+        };
         serde_json::to_vec_pretty(&list).unwrap_or_default()
     }
 }

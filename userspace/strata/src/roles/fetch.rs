@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_client::asset_list::{pick, AssetList, Profile};
+use strata_client::asset_list::{self, pick, Profile};
 use strata_client::discover::{self, Discovery};
 use strata_client::player::{self, PlayerTuning};
 use strata_client::session::{Session, Tuning};
@@ -75,7 +75,7 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
         match conn.whole(&list_path) {
             Ok(f) => {
                 list = Some(
-                    AssetList::parse(&f.bytes)
+                    asset_list::parse(&f.bytes)
                         .with_context(|| format!("{list_path} from {}", s.server.addr))?,
                 );
                 break;
@@ -89,13 +89,10 @@ pub fn run(args: &FetchArgs) -> anyhow::Result<()> {
         codecs: args.codecs.clone(),
         prefer: args.prefer.clone(),
     };
-    let renditions = list.renditions(&profile);
+    let renditions = asset_list::renditions(&list, &profile);
     let named = asset_name
         .or((args.rendition != "auto").then_some(args.rendition.as_str()))
-        .map(|n| {
-            list.get(n)
-                .with_context(|| format!("{tenant}/{content} has no asset {n}"))
-        })
+        .map(|n| asset_list::get(&list, n).with_context(|| format!("{tenant}/{content} has no asset {n}")))
         .transpose()?;
     // Probe the best few servers with the first asset we will read.
     let probe_asset = named
