@@ -280,8 +280,13 @@ fn print_urls(edge: SocketAddr, admin: SocketAddr, control: SocketAddr, token: &
     println!("  curl -s http://{admin}/metrics | grep -E '^strata_(misses|cache_hits|cache_fills|body_bytes)_total'");
     println!("Operate it (another shell):");
     let token = std::fs::canonicalize(token).unwrap_or_else(|_| token.to_path_buf());
+    let bin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
     println!(
-        "  export STRATA_CONTROL=http://{control} STRATA_TOKEN_FILE={}",
+        "  export PATH={}:$PATH STRATA_CONTROL=http://{control} STRATA_TOKEN_FILE={}",
+        bin_dir.display(),
         token.display()
     );
     println!("  strata control status");
