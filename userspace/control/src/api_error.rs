@@ -32,6 +32,15 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(500, message)
     }
+
+    /// 503 if a registry error in the chain says the registry is unreachable, else 500.
+    pub fn from_anyhow(e: &anyhow::Error) -> ApiError {
+        let status = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<RegistryError>())
+            .map_or(500, |r| registry_status(r, 500));
+        ApiError::new(status, format!("{e:#}"))
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -51,11 +60,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// 503 when the registry cannot be reached (try again), else `otherwise`.
+fn registry_status(e: &RegistryError, otherwise: u16) -> u16 {
+    match e {
+        RegistryError::Unavailable { .. } => 503,
+        _ => otherwise,
+    }
+}
+
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> ApiError {
-        let status = match e {
+        let status = match &e {
             TokenError::Unauthenticated => 401,
             TokenError::Forbidden { .. } => 403,
+            TokenError::Registry(r) => registry_status(r, 500),
             _ => 500,
         };
         ApiError::new(status, e.to_string())
@@ -72,7 +90,8 @@ impl From<TenantError> for ApiError {
             | TenantError::ClusterExists(_)
             | TenantError::HomeIsFixed { .. }
             | TenantError::Conflict(_) => 409,
-            TenantError::Corrupt { .. } | TenantError::Registry(_) => 500,
+            TenantError::Registry(r) => registry_status(r, 500),
+            TenantError::Corrupt { .. } => 500,
         };
         ApiError::new(status, e.to_string())
     }
@@ -80,8 +99,9 @@ impl From<TenantError> for ApiError {
 
 impl From<ContentError> for ApiError {
     fn from(e: ContentError) -> ApiError {
-        let status = match e {
+        let status = match &e {
             ContentError::NoContent { .. } => 404,
+            ContentError::Registry(r) => registry_status(r, 500),
             _ => 500,
         };
         ApiError::new(status, e.to_string())
@@ -90,10 +110,11 @@ impl From<ContentError> for ApiError {
 
 impl From<ServerError> for ApiError {
     fn from(e: ServerError) -> ApiError {
-        let status = match e {
+        let status = match &e {
             ServerError::BadName(_) | ServerError::NoCluster { .. } | ServerError::UnknownCluster { .. } => {
                 400
             }
+            ServerError::Registry(r) => registry_status(r, 500),
             _ => 500,
         };
         ApiError::new(status, e.to_string())
@@ -102,17 +123,18 @@ impl From<ServerError> for ApiError {
 
 impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> ApiError {
-        ApiError::internal(e.to_string())
+        ApiError::new(registry_status(&e, 500), e.to_string())
     }
 }
 
 impl From<super::regions::RegionError> for ApiError {
     fn from(e: super::regions::RegionError) -> ApiError {
         use super::regions::RegionError;
-        let status = match e {
+        let status = match &e {
             RegionError::Name(_) | RegionError::BadPrefix(_) => 400,
             RegionError::NoRegion(_) | RegionError::NoBlock(_) => 404,
-            RegionError::Registry(_) | RegionError::Corrupt { .. } => 500,
+            RegionError::Registry(r) => registry_status(r, 500),
+            RegionError::Corrupt { .. } => 500,
         };
         ApiError::new(status, e.to_string())
     }
