@@ -37,7 +37,7 @@ impl ApiError {
     pub fn from_anyhow(e: &anyhow::Error) -> ApiError {
         let status = e
             .chain()
-            .find_map(|c| c.downcast_ref::<RegistryError>())
+            .find_map(registry_in)
             .map_or(500, |r| registry_status(r, 500));
         ApiError::new(status, format!("{e:#}"))
     }
@@ -57,6 +57,28 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+/// The registry error in one link of an error chain: itself, or inside a book's error
+/// (those wrap it transparently, so the chain never shows it on its own).
+fn registry_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a RegistryError> {
+    if let Some(r) = e.downcast_ref::<RegistryError>() {
+        return Some(r);
+    }
+    match (
+        e.downcast_ref::<TenantError>(),
+        e.downcast_ref::<ContentError>(),
+        e.downcast_ref::<ServerError>(),
+        e.downcast_ref::<TokenError>(),
+        e.downcast_ref::<super::regions::RegionError>(),
+    ) {
+        (Some(TenantError::Registry(r)), ..)
+        | (_, Some(ContentError::Registry(r)), ..)
+        | (_, _, Some(ServerError::Registry(r)), ..)
+        | (_, _, _, Some(TokenError::Registry(r)), _)
+        | (.., Some(super::regions::RegionError::Registry(r))) => Some(r),
+        _ => None,
     }
 }
 
@@ -158,4 +180,40 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             ApiError::bad_request(format!("field {path}: {inner}"))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unavailable() -> RegistryError {
+        RegistryError::Unavailable {
+            registry: "etcd://10.0.0.1:2379".into(),
+            what: "get tokens/x".into(),
+            message: "no answer within 3s".into(),
+        }
+    }
+
+    #[test]
+    fn an_unreachable_registry_is_503_naming_it_through_every_wrapper() {
+        let answers = [
+            ApiError::from(unavailable()),
+            ApiError::from(TokenError::Registry(unavailable())),
+            ApiError::from(TenantError::Registry(unavailable())),
+            ApiError::from(ContentError::Registry(unavailable())),
+            ApiError::from(ServerError::Registry(unavailable())),
+            ApiError::from_anyhow(
+                &anyhow::Error::new(TenantError::Registry(unavailable())).context("lookup"),
+            ),
+        ];
+        for a in answers {
+            assert_eq!(a.status, 503, "{}", a.message);
+            assert!(a.message.contains("etcd://10.0.0.1:2379"), "{}", a.message);
+        }
+        let other = RegistryError::Corrupt {
+            key: "k".into(),
+            message: "bad".into(),
+        };
+        assert_eq!(ApiError::from(other).status, 500);
+    }
 }
