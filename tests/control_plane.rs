@@ -4,14 +4,40 @@
 //! move; refusals with the right status and nothing changed; no lost or duplicated work after
 //! kill -9 (duplicates counted by inode, change time and bytes placed); waiting for a storage
 //! server that is down; syncd moving a shifted working set onto an edge; restores from the
-//! archive while viewers keep getting correct bytes.
+//! archive while viewers keep getting correct bytes. Every test body runs twice: `redb::NAME`
+//! on the embedded registry, `etcd::NAME` with the registry on a one-member etcd
+//! (`--registry etcd://...`); `etcd_down_*` only on etcd.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::json;
-use strata_tests::control::Control;
+use strata_tests::control::{on_backend, Backend, Control};
 use strata_tests::*;
+
+/// One `#[test]` per body and backend: `redb::NAME` and `etcd::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod redb {
+            use super::*;
+            $( #[test] fn $name() { on_backend(Backend::Redb, super::$name) } )*
+        }
+        mod etcd {
+            use super::*;
+            $( #[test] fn $name() { on_backend(Backend::Etcd, super::$name) } )*
+        }
+    };
+}
+
+on_both_backends!(
+    ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss_then_hit,
+    the_home_cluster_is_fixed_and_moving_its_servers_keeps_urls_working,
+    refusals_have_the_right_status_and_message_and_change_nothing,
+    killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing,
+    a_storage_server_down_during_ingest_is_waited_for_and_the_work_completes_when_it_returns,
+    syncd_moves_a_shifted_working_set_onto_a_small_edge_cache_and_the_old_set_is_evicted,
+    a_file_lost_on_the_home_cluster_is_restored_from_the_archive_while_viewers_get_correct_bytes,
+);
 
 /// Writes `files` (name, seed, length) into a fresh source directory.
 fn source(name: &str, files: &[(&str, u64, usize)]) -> TempDir {
@@ -93,7 +119,6 @@ fn ok(out: &std::process::Output) -> String {
     text
 }
 
-#[test]
 fn ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss_then_hit() {
     if !kernel_features_or_skip("ingest_places_content") {
         return;
@@ -222,7 +247,6 @@ fn ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss
     );
 }
 
-#[test]
 fn the_home_cluster_is_fixed_and_moving_its_servers_keeps_urls_working() {
     let data = TempDir::new("cp-home");
     let control = Control::start(&data.path().join("control"), &[]);
@@ -282,7 +306,6 @@ fn the_home_cluster_is_fixed_and_moving_its_servers_keeps_urls_working() {
     );
 }
 
-#[test]
 fn refusals_have_the_right_status_and_message_and_change_nothing() {
     let data = TempDir::new("cp-refuse");
     let control = Control::start(&data.path().join("control"), &[]);
@@ -456,7 +479,6 @@ fn no_upload_in_progress(root: &Path) {
     panic!("an upload into {} never ended", put.display());
 }
 
-#[test]
 fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
     let Site {
         data: _data,
@@ -558,7 +580,6 @@ fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
     );
 }
 
-#[test]
 fn a_storage_server_down_during_ingest_is_waited_for_and_the_work_completes_when_it_returns() {
     let Site {
         data: _data,
@@ -599,7 +620,6 @@ fn a_storage_server_down_during_ingest_is_waited_for_and_the_work_completes_when
     );
 }
 
-#[test]
 fn syncd_moves_a_shifted_working_set_onto_a_small_edge_cache_and_the_old_set_is_evicted() {
     if !kernel_features_or_skip("syncd_moves_a_shifted_working_set") {
         return;
@@ -692,7 +712,6 @@ fn syncd_moves_a_shifted_working_set_onto_a_small_edge_cache_and_the_old_set_is_
     );
 }
 
-#[test]
 fn a_file_lost_on_the_home_cluster_is_restored_from_the_archive_while_viewers_get_correct_bytes() {
     let Site {
         data,
@@ -741,4 +760,49 @@ fn a_file_lost_on_the_home_cluster_is_restored_from_the_archive_while_viewers_ge
     same_file(&west_root, "acme", "lost", src.path(), "audio-en.aac");
     no_leftovers(&east_root);
     no_leftovers(&west_root);
+}
+
+#[test]
+fn etcd_down_gives_503_naming_the_registry_and_the_api_recovers_without_a_restart() {
+    on_backend(Backend::Etcd, || {
+        let data = TempDir::new("cp-etcd-down");
+        let mut control = Control::start(&data.path().join("control"), &[]);
+        control.tenant("acme", "east", &[], 0);
+        let operator = control.operator.clone();
+        let registry = control.etcd.as_ref().expect("an etcd registry").url();
+        control.etcd.as_mut().expect("an etcd registry").kill(0);
+        for path in ["/v1/tenants/acme", "/v1/status"] {
+            let (status, body) = control.call("GET", path, Some(&operator), None);
+            assert_eq!(status, 503, "GET {path} with etcd down: {body}");
+            let message = body["error"].as_str().unwrap_or_default();
+            assert!(
+                message.contains(&registry) && message.contains("unavailable"),
+                "GET {path}: the message names the registry {registry}: {message}"
+            );
+        }
+        let (status, body) = control.call(
+            "POST",
+            "/v1/tenants",
+            Some(&operator),
+            Some(&json!({"name": "beta", "home_cluster": "east", "replica_clusters": [], "quota_bytes": 0, "hot_edges": 1})),
+        );
+        assert_eq!(status, 503, "a write with etcd down: {body}");
+        // etcd back: the same process answers again (bounded polling, no restart).
+        control.etcd.as_mut().expect("an etcd registry").restart(0);
+        control.wait_for_status(
+            "the API to answer again after etcd returned",
+            100,
+            "/v1/tenants/acme",
+            200,
+        );
+        control.op(
+            "POST",
+            "/v1/tenants",
+            Some(&json!({"name": "beta", "home_cluster": "east", "replica_clusters": [], "quota_bytes": 0, "hot_edges": 1})),
+        );
+        assert_eq!(
+            control.op("GET", "/v1/tenants/beta", None)["tenant"]["name"],
+            "beta"
+        );
+    });
 }

@@ -1,7 +1,9 @@
 //! A control plane with storage servers and edges reporting to it, as real processes on
 //! loopback: `strata control serve` on a port the test picks (so a restart finds it again),
 //! the JSON API spoken over real sockets, and the CLI (`strata ingest`, `strata control`) run
-//! as a user would.
+//! as a user would. The registry is the embedded redb file, or — inside [`on_backend`] with
+//! [`Backend::Etcd`] — a one-member etcd the control plane starts beside itself
+//! (`--registry etcd://...`), so one test body runs on both stores.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,7 +12,28 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::etcd::TestEtcd;
 use crate::{connect, nothing_follows, read_response, strata_bin, Strata};
+
+/// Which registry the control planes a test starts use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded redb file in the data directory (the default).
+    Redb,
+    /// A one-member etcd started for each control plane.
+    Etcd,
+}
+
+thread_local! {
+    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Redb) };
+}
+
+/// Runs `body` with every `Control::start` on this thread using `backend`.
+pub fn on_backend(backend: Backend, body: impl FnOnce()) {
+    BACKEND.with(|b| b.set(backend));
+    body();
+    BACKEND.with(|b| b.set(Backend::Redb));
+}
 
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
@@ -27,6 +50,8 @@ pub struct Control {
     pub data_dir: PathBuf,
     pub operator: String,
     extra: Vec<String>,
+    /// The etcd holding the registry (with `Backend::Etcd`); dropped after the process.
+    pub etcd: Option<TestEtcd>,
 }
 
 impl Control {
@@ -38,12 +63,18 @@ impl Control {
     /// The same, listening on `ip` (an address of the test's namespace).
     pub fn start_at(data_dir: &Path, ip: std::net::Ipv4Addr, extra: &[&str]) -> Control {
         let addr: SocketAddr = format!("{ip}:{}", free_port()).parse().expect("addr");
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let etcd = (BACKEND.with(|b| b.get()) == Backend::Etcd).then(TestEtcd::single);
+        if let Some(etcd) = &etcd {
+            extra.extend(["--registry".to_string(), etcd.url()]);
+        }
         let mut c = Control {
             process: None,
             addr,
             data_dir: data_dir.to_path_buf(),
             operator: String::new(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra,
+            etcd,
         };
         c.restart();
         c.operator = std::fs::read_to_string(data_dir.join("operator.token"))
@@ -180,6 +211,23 @@ impl Control {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         panic!("gave up waiting for {what}; status: {}", self.status());
+    }
+
+    /// Polls `GET path` as the operator (every 100 ms, at most `tries` times) until it answers
+    /// `status`; panics with `what` and the last answer.
+    pub fn wait_for_status(&self, what: &str, tries: u32, path: &str, status: u16) {
+        let mut last = (0, Value::Null);
+        for _ in 0..tries {
+            last = self.call("GET", path, Some(&self.operator.clone()), None);
+            if last.0 == status {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "gave up waiting for {what}: GET {path} answered {} {}",
+            last.0, last.1
+        );
     }
 
     /// True when `server` is up per the status.

@@ -24,6 +24,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "bind9-dnsutils",
     "ffmpeg",
     "chromium",
+    // etcd-client's build script compiles etcd's protobufs; the registry tests run a real etcd.
+    "protobuf-compiler",
+    "etcd-server",
 ];
 
 /// The hls.js release the browser tests play with, installed into target/npm (never committed).

@@ -360,10 +360,7 @@ async fn heartbeat(State(state): State<ApiState>, headers: HeaderMap, body: Byte
     let plane = state.plane.clone();
     let reply = blocking(move || {
         plane.servers.heartbeat(plane.store(), &hb.server)?;
-        let lookup_etag = plane
-            .lookup_table()
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .etag;
+        let lookup_etag = plane.lookup_table().map_err(|e| ApiError::from_anyhow(&e))?.etag;
         let mut reply = HeartbeatReply {
             lookup_etag,
             map_version: plane.map.current().version,
@@ -402,12 +399,7 @@ async fn lookup(State(state): State<ApiState>, headers: HeaderMap) -> ApiResult 
         Role::Tenant { .. } => return Err(ApiError::new(403, "this token may not read the name lookup")),
     }
     let plane = state.plane.clone();
-    let table = blocking(move || {
-        plane
-            .lookup_table()
-            .map_err(|e| ApiError::internal(e.to_string()))
-    })
-    .await?;
+    let table = blocking(move || plane.lookup_table().map_err(|e| ApiError::from_anyhow(&e))).await?;
     ok(serde_json::to_value(table).unwrap_or_default())
 }
 

@@ -16,12 +16,14 @@ use strata_wire::lookup::LookupTable;
 
 use super::contents::ContentBook;
 use super::embedded_store::EmbeddedStore;
+use super::etcd_store::EtcdStore;
 use super::ingestor::Ingestor;
 use super::map::settings::MapSettings;
 use super::map::MapMaker;
 use super::placement::Placer;
 use super::regions::RegionBook;
 use super::registry::RegistryStore;
+use super::registry_url::EtcdTarget;
 use super::servers::ServerBook;
 use super::syncd::Syncd;
 use super::tenants::TenantBook;
@@ -32,6 +34,8 @@ use strata_wire::heartbeat::ServerRole;
 #[derive(Clone, Debug)]
 pub struct ControlSettings {
     pub data_dir: PathBuf,
+    /// The registry on an etcd cluster; `None`: the embedded redb file in `data_dir`.
+    pub registry: Option<EtcdTarget>,
     /// Archive tier directory (default: `{data_dir}/archive`).
     pub archive_dir: Option<PathBuf>,
     /// A server is down after this long without a heartbeat.
@@ -48,6 +52,7 @@ impl Default for ControlSettings {
     fn default() -> Self {
         ControlSettings {
             data_dir: PathBuf::from("/var/lib/strata/control"),
+            registry: None,
             archive_dir: None,
             server_ttl: Duration::from_secs(5),
             demand_half_life: Duration::from_secs(60),
@@ -88,8 +93,12 @@ impl ControlPlane {
         let dir = &settings.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
-        let store: Arc<dyn RegistryStore> =
-            Arc::new(EmbeddedStore::open(dir).context("opening the registry")?);
+        let store: Arc<dyn RegistryStore> = match &settings.registry {
+            None => Arc::new(EmbeddedStore::open(dir).context("opening the registry")?),
+            Some(target) => Arc::new(
+                EtcdStore::connect(target).with_context(|| format!("connecting to the registry {target}"))?,
+            ),
+        };
         let staging_root = dir.join("staging");
         let archive_root = settings
             .archive_dir

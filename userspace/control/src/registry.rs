@@ -75,6 +75,13 @@ pub enum RegistryError {
     NoLease(LeaseId),
     #[error("corrupt registry record {key}: {message}")]
     Corrupt { key: String, message: String },
+    /// The registry cannot be reached (etcd down or without quorum): try again later.
+    #[error("registry {registry} unavailable ({what}): {message}")]
+    Unavailable {
+        registry: String,
+        what: String,
+        message: String,
+    },
 }
 
 /// The registry's operations. Every method is atomic on its own; `commit` applies several

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use strata_control::map::settings::{CostWeights, MapSettings};
 use strata_control::plane::ControlSettings;
+use strata_control::registry_url::EtcdTarget;
 
 use strata_wire::client::{read_token_file, ClientError, ServiceClient};
 
@@ -181,6 +182,10 @@ pub struct ServeControlArgs {
     /// Registry, staging and (by default) archive directory.
     #[arg(long, default_value = "/var/lib/strata/control")]
     pub data_dir: PathBuf,
+    /// The registry on an etcd v3 cluster: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (keys
+    /// under PREFIX, so deployments can share a cluster) [default: a redb file in DATA_DIR].
+    #[arg(long, value_parser = EtcdTarget::parse)]
+    pub registry: Option<EtcdTarget>,
     /// The archive tier's directory [default: DATA_DIR/archive].
     #[arg(long)]
     pub archive_dir: Option<PathBuf>,
@@ -230,6 +235,7 @@ impl ServeControlArgs {
     pub fn settings(&self) -> ControlSettings {
         ControlSettings {
             data_dir: self.data_dir.clone(),
+            registry: self.registry.clone(),
             archive_dir: self.archive_dir.clone(),
             server_ttl: self.server_ttl,
             demand_half_life: self.demand_half_life,
