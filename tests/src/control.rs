@@ -84,6 +84,34 @@ impl Control {
         c
     }
 
+    /// Starts one of several control-plane instances on a shared registry (`--registry
+    /// registry`, e.g. a [`TestEtcd::cluster`]), over `data_dir` (instances on one machine may
+    /// share it: the operator token and the staging copies are there), plus `extra` flags.
+    pub fn start_on(data_dir: &Path, registry: &str, extra: &[&str]) -> Control {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        extra.extend(["--registry".to_string(), registry.to_string()]);
+        let mut c = Control {
+            process: None,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            operator: String::new(),
+            extra,
+            etcd: None,
+        };
+        c.restart();
+        c.operator = std::fs::read_to_string(data_dir.join("operator.token"))
+            .expect("operator token written at first start")
+            .trim()
+            .to_string();
+        c
+    }
+
+    /// The control-plane leader's instance name per this instance's status (None: no leader).
+    pub fn leader(&self) -> Option<String> {
+        self.status()["control"]["leader"].as_str().map(str::to_string)
+    }
+
     /// Starts the process again (same data directory and port) after a crash or stop.
     pub fn restart(&mut self) {
         let listen = self.addr.to_string();

@@ -3,15 +3,18 @@
 //! archive), records each finished target in the same commit that updates the item, and when
 //! all are done removes the item, marks the content ready and deletes the staging copy. A
 //! target that fails (a storage server down, a full disk) is retried with exponential backoff
-//! while the other targets and items go on.
+//! while the other targets and items go on. It works only while this instance is the
+//! control-plane leader ([`Leadership`]), and every commit carries the leader's guard, so a
+//! deposed leader's progress commits fail instead of racing the new leader's.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::leader::Leadership;
 use super::placement::Placer;
-use super::registry::Op;
+use super::registry::{Guard, Op};
 use super::work_queue::{content_at, pending, save_progress, WorkItem, WorkKind};
 
 /// Longest wait between two tries of a failing target.
@@ -30,15 +33,17 @@ pub struct IngestCounters {
 /// The running ingestor.
 pub struct Ingestor {
     placer: Placer,
+    leadership: Arc<Leadership>,
     wake: (Mutex<bool>, Condvar),
     pub counters: IngestCounters,
 }
 
 impl Ingestor {
     /// Starts the ingestor thread.
-    pub fn spawn(placer: Placer) -> std::io::Result<Arc<Ingestor>> {
+    pub fn spawn(placer: Placer, leadership: Arc<Leadership>) -> std::io::Result<Arc<Ingestor>> {
         let ingestor = Arc::new(Ingestor {
             placer,
+            leadership,
             wake: (Mutex::new(false), Condvar::new()),
             counters: IngestCounters::default(),
         });
@@ -64,12 +69,19 @@ impl Ingestor {
     fn run(&self) {
         let mut retry_at: HashMap<(String, usize), Instant> = HashMap::new();
         loop {
-            let wait = match self.pass(&mut retry_at) {
-                Ok(wait) => wait,
-                Err(e) => {
-                    tracing::error!(error = %e, "ingestor: reading the work queue failed; retrying");
-                    Duration::from_secs(1)
+            let wait = match self.leadership.guard() {
+                // Not the leader: look again soon (the election loop runs every TTL/3).
+                None => {
+                    retry_at.clear();
+                    Duration::from_millis(250)
                 }
+                Some(leader) => match self.pass(&leader, &mut retry_at) {
+                    Ok(wait) => wait,
+                    Err(e) => {
+                        tracing::error!(error = %e, "ingestor: reading the work queue failed; retrying");
+                        Duration::from_secs(1)
+                    }
+                },
             };
             let flag = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
             let (mut flag, _) = self
@@ -82,7 +94,11 @@ impl Ingestor {
     }
 
     /// One pass over the queue; returns how long to sleep.
-    fn pass(&self, retry_at: &mut HashMap<(String, usize), Instant>) -> Result<Duration, String> {
+    fn pass(
+        &self,
+        leader: &Guard,
+        retry_at: &mut HashMap<(String, usize), Instant>,
+    ) -> Result<Duration, String> {
         let store = self.placer.store.as_ref();
         let mut wait = Duration::from_secs(1);
         for (mut item, mut revision) in pending(store).map_err(|e| e.to_string())? {
@@ -90,12 +106,15 @@ impl Ingestor {
                 content_at(store, &item.tenant, &item.content).map_err(|e| e.to_string())?
             else {
                 tracing::warn!(work = %item.id, tenant = %item.tenant, content = %item.content, "work item for a content that no longer exists; dropping it");
-                let _ = store.commit(&[], &[Op::Delete { key: item.key() }]);
+                let _ = store.commit(std::slice::from_ref(leader), &[Op::Delete { key: item.key() }]);
                 continue;
             };
             for i in 0..item.targets.len() {
                 if item.targets[i].done {
                     continue;
+                }
+                if self.leadership.guard().as_ref() != Some(leader) {
+                    return Ok(Duration::ZERO); // deposed: stop before copying more
                 }
                 let key = (item.id.clone(), i);
                 if let Some(at) = retry_at.get(&key) {
@@ -129,10 +148,10 @@ impl Ingestor {
                     }
                 }
                 let placed = item.targets[i].done.then_some(&place);
-                match save_progress(store, &item, revision, placed).map_err(|e| e.to_string())? {
+                match save_progress(store, &item, revision, placed, leader).map_err(|e| e.to_string())? {
                     Some(r) => revision = r,
                     None => {
-                        tracing::warn!(work = %item.id, "work item changed under the ingestor; reading it again");
+                        tracing::warn!(work = %item.id, "work item or leader changed under the ingestor; reading again");
                         return Ok(Duration::ZERO);
                     }
                 }

@@ -3,7 +3,8 @@
 //! [`embedded_store`]), its `/v1/` API ([`api`]), server liveness by heartbeat leases
 //! ([`servers`]), ingest sessions and the durable work queue ([`staging`], [`work_queue`]) worked
 //! by the [`ingestor`] through [`placement`], restores from the archive ([`repair`]), and syncd
-//! ([`syncd`]), which keeps each edge's hot working set on it.
+//! ([`syncd`]), which keeps each edge's hot working set on it. Several instances may share one
+//! etcd registry: [`leader`] elects the one that runs the ingestor.
 
 pub mod api;
 pub mod api_common;
@@ -18,6 +19,7 @@ pub mod etcd_store;
 mod etcd_store_tests;
 mod etcd_watch;
 pub mod ingestor;
+pub mod leader;
 pub mod map;
 pub mod map_api;
 pub mod names;

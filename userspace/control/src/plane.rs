@@ -1,7 +1,8 @@
 //! The control plane's state in one place: the registry, server liveness, the ingestor, syncd,
 //! the staging and archive directories, the placement key, and what the API and /metrics read.
 //! `ControlPlane::open` prepares a data directory (registry file, first operator token,
-//! placement key) and starts the ingestor on the queue it finds.
+//! placement key), joins the leader election ([`Leadership`]) and starts the ingestor, which
+//! works the queue it finds while this instance leads.
 
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
@@ -18,11 +19,12 @@ use super::contents::ContentBook;
 use super::embedded_store::EmbeddedStore;
 use super::etcd_store::EtcdStore;
 use super::ingestor::Ingestor;
+use super::leader::{default_instance, Leadership, LEADER_KEY};
 use super::map::settings::MapSettings;
 use super::map::MapMaker;
 use super::placement::Placer;
 use super::regions::RegionBook;
-use super::registry::RegistryStore;
+use super::registry::{Op, RegistryStore};
 use super::registry_url::EtcdTarget;
 use super::servers::ServerBook;
 use super::syncd::Syncd;
@@ -36,6 +38,10 @@ pub struct ControlSettings {
     pub data_dir: PathBuf,
     /// The registry on an etcd cluster; `None`: the embedded redb file in `data_dir`.
     pub registry: Option<EtcdTarget>,
+    /// This instance's name in the leader election (default: host name and process id).
+    pub instance: Option<String>,
+    /// The leader's lease: another instance takes over within this long of the leader's death.
+    pub leader_ttl: Duration,
     /// Archive tier directory (default: `{data_dir}/archive`).
     pub archive_dir: Option<PathBuf>,
     /// A server is down after this long without a heartbeat.
@@ -53,6 +59,8 @@ impl Default for ControlSettings {
         ControlSettings {
             data_dir: PathBuf::from("/var/lib/strata/control"),
             registry: None,
+            instance: None,
+            leader_ttl: Duration::from_secs(5),
             archive_dir: None,
             server_ttl: Duration::from_secs(5),
             demand_half_life: Duration::from_secs(60),
@@ -75,6 +83,8 @@ pub struct ControlPlane {
     /// The network map maker (regions, blocks, min-cost flow).
     pub map: Arc<MapMaker>,
     pub ingestor: Arc<Ingestor>,
+    /// Whether this instance is the leader (runs the singleton loops).
+    pub leadership: Arc<Leadership>,
     pub staging_root: PathBuf,
     pub archive_root: PathBuf,
     pub placement_key: String,
@@ -136,13 +146,30 @@ impl ControlPlane {
         if queued > 0 {
             tracing::info!(queued, "resuming queued work");
         }
-        let ingestor = Ingestor::spawn(Placer {
-            store: store.clone(),
-            staging_root: staging_root.clone(),
-            archive_root: archive_root.clone(),
-            placement_key: placement_key.clone(),
-            bytes_copied: Arc::new(AtomicU64::new(0)),
-        })
+        if settings.registry.is_none() {
+            // The redb file is this process's alone: a leader key an earlier run left is stale.
+            store.commit(
+                &[],
+                &[Op::Delete {
+                    key: LEADER_KEY.into(),
+                }],
+            )?;
+        }
+        let instance = settings.instance.clone().unwrap_or_else(default_instance);
+        let leadership = Leadership::new(instance, settings.leader_ttl);
+        leadership
+            .spawn(Arc::downgrade(&store))
+            .context("starting the leader election thread")?;
+        let ingestor = Ingestor::spawn(
+            Placer {
+                store: store.clone(),
+                staging_root: staging_root.clone(),
+                archive_root: archive_root.clone(),
+                placement_key: placement_key.clone(),
+                bytes_copied: Arc::new(AtomicU64::new(0)),
+            },
+            leadership.clone(),
+        )
         .context("starting the ingestor thread")?;
         let map = Arc::new(MapMaker::new(settings.map.clone()));
         map.spawn(Arc::downgrade(&store))
@@ -153,6 +180,7 @@ impl ControlPlane {
             syncd: Syncd::new(settings.demand_half_life, settings.push_min_requests),
             map,
             ingestor,
+            leadership,
             staging_root,
             archive_root,
             placement_key,

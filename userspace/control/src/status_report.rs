@@ -1,12 +1,13 @@
 //! `GET /v1/status` (and `strata control status`): the tiers with their servers up or down,
 //! the archive, edges with their cache tables and syncd's decisions, tenants with quota and
-//! usage, hot content, and the work queue with each target's state.
+//! usage, hot content, the work queue with each target's state, and the control-plane leader.
 
 use serde_json::{json, Value};
 
 use super::api_error::ApiError;
 use super::contents::ContentBook;
 use super::ingestor::progress;
+use super::leader::current_leader;
 use super::plane::ControlPlane;
 use super::servers::ServerBook;
 use super::tenants::TenantBook;
@@ -79,7 +80,13 @@ pub fn build(plane: &ControlPlane) -> Result<Value, ApiError> {
             })
         })
         .collect();
+    let leader = current_leader(store)?;
     Ok(json!({
+        "control": {
+            "leader": leader,
+            "instance": plane.leadership.instance(),
+            "is_leader": plane.leadership.is_leader(),
+        },
         "tiers": {
             "clusters": clusters,
             "archive": {"dir": plane.archive_root, "contents": archived.len(), "bytes": archived.iter().map(|c| c.bytes()).sum::<u64>()},

@@ -143,8 +143,9 @@ pub fn save_progress(
     item: &WorkItem,
     revision: u64,
     newly_placed: Option<&Place>,
+    leader: &Guard,
 ) -> Result<Option<u64>, RegistryError> {
-    let mut guards = vec![Guard::At(item.key(), revision)];
+    let mut guards = vec![Guard::At(item.key(), revision), leader.clone()];
     let mut ops = Vec::new();
     if newly_placed.is_some() || item.done() {
         if let Some((mut record, rev)) = content_at(store, &item.tenant, &item.content)? {

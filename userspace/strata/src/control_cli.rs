@@ -186,6 +186,13 @@ pub struct ServeControlArgs {
     /// under PREFIX, so deployments can share a cluster) [default: a redb file in DATA_DIR].
     #[arg(long, value_parser = EtcdTarget::parse)]
     pub registry: Option<EtcdTarget>,
+    /// This instance's name in the leader election among control planes on one registry
+    /// [default: host name and process id].
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// The leader's lease: when the leader dies another instance takes over within this long.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub leader_ttl: Duration,
     /// The archive tier's directory [default: DATA_DIR/archive].
     #[arg(long)]
     pub archive_dir: Option<PathBuf>,
@@ -236,6 +243,8 @@ impl ServeControlArgs {
         ControlSettings {
             data_dir: self.data_dir.clone(),
             registry: self.registry.clone(),
+            instance: self.instance.clone(),
+            leader_ttl: self.leader_ttl,
             archive_dir: self.archive_dir.clone(),
             server_ttl: self.server_ttl,
             demand_half_life: self.demand_half_life,

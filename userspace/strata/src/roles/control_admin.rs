@@ -180,6 +180,12 @@ fn mib(v: &Value) -> String {
 
 /// The status as text.
 fn print_status(v: &Value) {
+    let c = &v["control"];
+    println!(
+        "CONTROL\n  leader {}   (answered by {})",
+        c["leader"].as_str().unwrap_or("NONE"),
+        c["instance"].as_str().unwrap_or_default()
+    );
     println!("TIERS");
     for c in v["tiers"]["clusters"].as_array().into_iter().flatten() {
         println!(

@@ -1,0 +1,93 @@
+//! Several control-plane instances on one three-member etcd: one leads (`meta/leader` under its
+//! lease) and runs the ingestor, every instance serves the API and names the leader in its
+//! status; kill -9 the leader and another instance takes over within the lease TTL and
+//! finishes the work that was queued before the kill.
+
+use serde_json::json;
+use strata_tests::control::Control;
+use strata_tests::etcd::TestEtcd;
+use strata_tests::*;
+
+/// Leader lease of the instances under test (failover happens within it).
+const LEADER_TTL: &str = "2s";
+
+fn instance(dir: &std::path::Path, registry: &str, name: &str) -> Control {
+    Control::start_on(dir, registry, &["--instance", name, "--leader-ttl", LEADER_TTL])
+}
+
+#[test]
+fn killing_the_leader_moves_leadership_and_the_queued_ingest_completes_on_the_new_leader() {
+    let etcd = TestEtcd::cluster(3);
+    let registry = etcd.url();
+    let data = TempDir::new("cp-ha");
+    let dir = data.path().join("control");
+    let mut a = instance(&dir, &registry, "cp-a");
+    a.wait_for("cp-a to lead", 400, |c| c.leader().as_deref() == Some("cp-a"));
+    let b = instance(&dir, &registry, "cp-b");
+    let c = instance(&dir, &registry, "cp-c");
+    for x in [&b, &c] {
+        let s = x.status();
+        assert_eq!(
+            s["control"]["leader"], "cp-a",
+            "every instance names the leader: {s}"
+        );
+        assert_eq!(s["control"]["is_leader"], false, "{s}");
+    }
+    let out = b.cli(&["control", "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("leader cp-a"), "{text}");
+
+    // Queue an ingest whose only target (east-1) is down, so the work waits in the queue.
+    b.tenant("acme", "east", &[], 0);
+    let east_root = data.path().join("east");
+    std::fs::create_dir_all(&east_root).expect("root");
+    let east = b.storage(&east_root, "east", "east-1");
+    b.wait_for("east-1 up", 400, |x| x.is_up("east-1"));
+    east.crash();
+    b.wait_for("east-1 down", 400, |x| !x.is_up("east-1"));
+    let src = TempDir::new("cp-ha-src");
+    src.write("video.mp4", &pattern(7, 1 << 20));
+    let dir_arg = src.path().to_str().expect("utf-8");
+    let out = b.cli(&[
+        "ingest",
+        "--tenant",
+        "acme",
+        "--content",
+        "show",
+        "--quiet",
+        "--no-wait",
+        dir_arg,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    b.wait_for("the leader to try east-1", 600, |x| {
+        x.status()["work"][0]["waiting"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty())
+    });
+
+    // kill -9 the leader: another instance takes the key when its lease runs out.
+    a.crash();
+    b.wait_for("a new leader", 400, |x| {
+        matches!(x.leader().as_deref(), Some("cp-b") | Some("cp-c"))
+    });
+    let leader = b.leader().expect("a leader");
+    assert_eq!(
+        c.leader().as_deref(),
+        Some(leader.as_str()),
+        "both survivors agree"
+    );
+    let new = if leader == "cp-b" { &b } else { &c };
+    assert_eq!(new.status()["control"]["is_leader"], true);
+
+    // east-1 returns: the new leader's ingestor finishes the queued work.
+    let _east = b.storage(&east_root, "east", "east-1");
+    c.wait_for("the queued work to complete", 1200, |x| {
+        x.metric("strata_control_work_items") == 0.0
+    });
+    let placed = std::fs::read(east_root.join("acme/show/video.mp4")).expect("placed on east-1");
+    assert!(placed == pattern(7, 1 << 20), "east-1 holds the ingested bytes");
+    assert_eq!(
+        c.op("GET", "/v1/tenants/acme/contents/show", None)["record"]["state"],
+        json!("ready")
+    );
+}
