@@ -1,7 +1,8 @@
 //! Several control-plane instances on one three-member etcd: one leads (`meta/leader` under its
 //! lease) and runs the ingestor, every instance serves the API and names the leader in its
 //! status; kill -9 the leader and another instance takes over within the lease TTL and
-//! finishes the work that was queued before the kill.
+//! finishes the work that was queued before the kill; a leader paused (SIGSTOP) past its lease
+//! is deposed and, resumed, steps down instead of leading beside the new one.
 
 use serde_json::json;
 use strata_tests::control::Control;
@@ -90,4 +91,37 @@ fn killing_the_leader_moves_leadership_and_the_queued_ingest_completes_on_the_ne
         c.op("GET", "/v1/tenants/acme/contents/show", None)["record"]["state"],
         json!("ready")
     );
+}
+
+/// Sends `signal` to a control-plane instance's process.
+fn signal(control: &Control, signal: libc::c_int) {
+    let pid = control.process.as_ref().expect("running").pid();
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal})");
+}
+
+#[test]
+fn a_leader_paused_past_its_lease_is_deposed_and_steps_down_when_resumed() {
+    let etcd = TestEtcd::cluster(3);
+    let registry = etcd.url();
+    let data = TempDir::new("cp-ha-pause");
+    let dir = data.path().join("control");
+    let a = instance(&dir, &registry, "cp-a");
+    a.wait_for("cp-a to lead", 400, |c| c.leader().as_deref() == Some("cp-a"));
+    let b = instance(&dir, &registry, "cp-b");
+    signal(&a, libc::SIGSTOP);
+    b.wait_for("cp-b to take over from the paused leader", 400, |x| {
+        x.leader().as_deref() == Some("cp-b")
+    });
+    signal(&a, libc::SIGCONT);
+    a.wait_for("cp-a to step down", 400, |x| {
+        x.status()["control"]["is_leader"] == false
+    });
+    assert_eq!(
+        a.leader().as_deref(),
+        Some("cp-b"),
+        "the resumed instance names the new leader"
+    );
+    assert_eq!(b.status()["control"]["is_leader"], true);
 }

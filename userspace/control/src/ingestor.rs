@@ -151,6 +151,9 @@ impl Ingestor {
                 match save_progress(store, &item, revision, placed, leader).map_err(|e| e.to_string())? {
                     Some(r) => revision = r,
                     None => {
+                        if !self.leadership.confirm(store).map_err(|e| e.to_string())? {
+                            return Ok(Duration::ZERO); // deposed: another instance leads now
+                        }
                         tracing::warn!(work = %item.id, "work item or leader changed under the ingestor; reading again");
                         return Ok(Duration::ZERO);
                     }

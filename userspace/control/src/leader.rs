@@ -56,6 +56,21 @@ impl Leadership {
         self.term().map(|t| Guard::At(LEADER_KEY.into(), t.revision))
     }
 
+    /// After a guarded commit failed: steps down at once if the leader key is no longer this
+    /// term's (instead of at the next election round). True while this instance still leads.
+    pub fn confirm(&self, store: &dyn RegistryStore) -> Result<bool, RegistryError> {
+        let Some(term) = self.term() else {
+            return Ok(false);
+        };
+        let ours = store
+            .get(LEADER_KEY)?
+            .is_some_and(|e| e.revision == term.revision && e.lease == Some(term.lease));
+        if !ours {
+            self.set(None);
+        }
+        Ok(ours)
+    }
+
     fn set(&self, term: Option<Term>) {
         let mut held = self.term.lock().unwrap_or_else(|p| p.into_inner());
         if *held != term {
@@ -177,8 +192,9 @@ mod tests {
             lease: None,
         };
         assert_eq!(store.commit(&[guard], &[put]).expect("commit"), None);
-        a.step(&store, &mut ra).expect("a renews");
+        assert!(!a.confirm(&store).expect("confirm"));
         assert!(!a.is_leader());
+        assert!(b.confirm(&store).expect("confirm"));
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
