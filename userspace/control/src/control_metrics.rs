@@ -36,6 +36,7 @@ pub struct ControlMetrics {
     target_failures: Gauge,
     restores: Gauge,
     pushes: Gauge,
+    leader: Gauge,
 }
 
 impl ControlMetrics {
@@ -51,6 +52,7 @@ impl ControlMetrics {
             target_failures: Gauge::default(),
             restores: Gauge::default(),
             pushes: Gauge::default(),
+            leader: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("api_responses", "API responses by status", m.responses.clone());
@@ -89,6 +91,11 @@ impl ControlMetrics {
             "syncd_pushes",
             "Assets syncd asked edges to fill since start",
             m.pushes.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this instance is the control-plane leader (runs the ingestor)",
+            m.leader.clone(),
         );
         ControlMetrics { registry, ..m }
     }
@@ -129,6 +136,7 @@ impl ControlMetrics {
             .set(plane.ingestor.counters.target_failures.load(Ordering::Relaxed) as i64);
         self.restores.set(plane.restores_queued() as i64);
         self.pushes.set(plane.syncd.pushes() as i64);
+        self.leader.set(i64::from(plane.leadership.is_leader()));
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
