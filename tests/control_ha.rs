@@ -2,7 +2,8 @@
 //! lease) and runs the ingestor, every instance serves the API and names the leader in its
 //! status; kill -9 the leader and another instance takes over within the lease TTL and
 //! finishes the work that was queued before the kill; a leader paused (SIGSTOP) past its lease
-//! is deposed and, resumed, steps down instead of leading beside the new one.
+//! is deposed and, resumed, steps down instead of leading beside the new one; kill -9 the
+//! leader while it places many files and every file still ends on every target.
 
 use serde_json::json;
 use strata_tests::control::Control;
@@ -128,4 +129,82 @@ fn a_leader_paused_past_its_lease_is_deposed_and_steps_down_when_resumed() {
         "the resumed instance names the new leader"
     );
     assert_eq!(b.status()["control"]["is_leader"], true);
+}
+
+#[test]
+fn killing_the_leader_mid_ingest_of_many_files_leaves_every_file_everywhere_with_no_leftovers() {
+    let etcd = TestEtcd::cluster(3);
+    let registry = etcd.url();
+    let data = TempDir::new("cp-ha-many");
+    let dir = data.path().join("control");
+    let mut a = instance(&dir, &registry, "cp-a");
+    a.wait_for("cp-a to lead", 400, |c| c.leader().as_deref() == Some("cp-a"));
+    let b = instance(&dir, &registry, "cp-b");
+    let c = instance(&dir, &registry, "cp-c");
+    b.tenant("acme", "east", &["west"], 0);
+    let (east_root, west_root) = (data.path().join("east"), data.path().join("west"));
+    for d in [&east_root, &west_root] {
+        std::fs::create_dir_all(d).expect("root");
+    }
+    let _east = b.storage(&east_root, "east", "east-1");
+    let _west = c.storage(&west_root, "west", "west-1");
+    b.wait_for("storage up", 400, |x| x.is_up("east-1") && x.is_up("west-1"));
+    let src = TempDir::new("cp-ha-many-src");
+    let files: Vec<String> = (0..40).map(|i| format!("seg-{i:03}.ts")).collect();
+    for (i, f) in files.iter().enumerate() {
+        src.write(f, &pattern(100 + i as u64, 300_000));
+    }
+    let dir_arg = src.path().to_str().expect("utf-8");
+    let out = b.cli(&[
+        "ingest",
+        "--tenant",
+        "acme",
+        "--content",
+        "many",
+        "--quiet",
+        "--no-wait",
+        dir_arg,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // kill -9 the leader while it places: once the first bytes reached east-1.
+    let started = |root: &std::path::Path| {
+        ["acme/many", ".strata-put"]
+            .iter()
+            .any(|d| std::fs::read_dir(root.join(d)).is_ok_and(|mut entries| entries.next().is_some()))
+    };
+    b.wait_for("the leader to start placing", 1200, |_| started(&east_root));
+    a.crash();
+    let s = b.status();
+    eprintln!(
+        "at the kill: {} item(s) queued, {}/{} targets done",
+        s["work"].as_array().map_or(0, Vec::len),
+        s["work"][0]["targets_done"],
+        s["work"][0]["targets"]
+    );
+    b.wait_for("a new leader", 400, |x| {
+        matches!(x.leader().as_deref(), Some("cp-b") | Some("cp-c"))
+    });
+    c.wait_for("the work to complete", 1200, |x| {
+        x.metric("strata_control_work_items") == 0.0
+    });
+    let shown = c.op("GET", "/v1/tenants/acme/contents/many", None);
+    assert_eq!(shown["record"]["state"], "ready", "{shown}");
+    assert_eq!(shown["record"]["placed"], json!(["archive", "east-1", "west-1"]));
+    let archive = dir.join("archive");
+    for root in [&east_root, &west_root, &archive] {
+        for (i, f) in files.iter().enumerate() {
+            let placed = std::fs::read(root.join("acme/many").join(f))
+                .unwrap_or_else(|e| panic!("{} in {}: {e}", f, root.display()));
+            assert!(
+                placed == pattern(100 + i as u64, 300_000),
+                "{f} in {}",
+                root.display()
+            );
+        }
+        let put = root.join(".strata-put");
+        let left: Vec<_> = std::fs::read_dir(&put)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "leftover partial placements: {left:?}");
+    }
 }
