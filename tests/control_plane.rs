@@ -698,18 +698,28 @@ fn syncd_moves_a_shifted_working_set_onto_a_small_edge_cache_and_the_old_set_is_
         "the old set was evicted to make room (still held: {held_a})"
     );
     assert!(edge.metric("strata_cache_evictions_total") >= 4.0);
-    let hot = control.op("GET", "/v1/hot", None);
-    let wanted: Vec<&str> = hot["edges"][0]["wanted"]
-        .as_array()
-        .expect("wanted")
-        .iter()
-        .filter_map(|w| w[0].as_str())
-        .collect();
-    assert!(
+    // syncd's decision is visible while B is in demand (demand decays with a 1 s half-life:
+    // keep asking for B until a heartbeat has carried it to /v1/hot).
+    let wanted_all_b = |hot: &serde_json::Value| {
+        let wanted: Vec<&str> = hot["edges"][0]["wanted"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w[0].as_str())
+            .collect();
         b.iter()
-            .all(|n| wanted.contains(&format!("acme/set/{n}").as_str())),
-        "syncd's decision is visible: {hot}"
-    );
+            .all(|n| wanted.contains(&format!("acme/set/{n}").as_str()))
+    };
+    let mut hot = control.op("GET", "/v1/hot", None);
+    for _ in 0..50 {
+        if wanted_all_b(&hot) {
+            break;
+        }
+        round(&b);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        hot = control.op("GET", "/v1/hot", None);
+    }
+    assert!(wanted_all_b(&hot), "syncd's decision is visible: {hot}");
 }
 
 fn a_file_lost_on_the_home_cluster_is_restored_from_the_archive_while_viewers_get_correct_bytes() {
