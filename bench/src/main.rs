@@ -1,11 +1,19 @@
 //! strata's benchmark harness (`cargo xtask bench` runs `bench run`): strata against nginx,
-//! HAProxy and the machine's own limit, side by side in one run, and the network map's solve
-//! time, written up as markdown, JSON and PNG plots. `bench load` is the load generator on its
+//! HAProxy and the machine's own limit, side by side in one run, the network map's solve
+//! time, and strata's nameserver against Knot DNS, written up as markdown, JSON and PNG plots. `bench load` is the load generator on its
 //! own; `bench hold` is the idle scenario's helper process.
 
 mod body_sink;
 mod contenders;
+mod control_api;
 mod corpus;
+mod dns_fixture;
+mod dns_mix;
+mod dns_scenario;
+mod dns_servers;
+mod dns_wire;
+mod dns_zone;
+mod dnsperf;
 mod figures;
 mod goals;
 mod http_get;
@@ -49,7 +57,7 @@ struct RunArgs {
     /// Smoke check: one run each, fewer workloads, short runs (under two minutes).
     #[arg(long)]
     quick: bool,
-    /// Measure strata only (no nginx or HAProxy).
+    /// Measure strata only (no nginx, HAProxy or Knot DNS).
     #[arg(long)]
     no_peers: bool,
     /// Directory for report.md, report.json, the plots and the servers' logs.
@@ -59,9 +67,10 @@ struct RunArgs {
     #[arg(long, default_value = "target/release/strata")]
     strata: PathBuf,
     /// Run only these scenarios (a local hit, b proxied miss, c Zipf with admission, d idle
-    /// connections, e map solve); comma-separated. The limit probe always runs. Without a, b, c
-    /// or d no server runs: neither the strata binary nor the peers are needed.
-    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e"])]
+    /// connections, e map solve, f DNS queries per second); comma-separated. The limit probe
+    /// always runs. Without a, b, c, d or f no server runs: neither the strata binary nor the
+    /// peers are needed.
+    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e", "f"])]
     only: Vec<String>,
     /// Scratch directory for the served files and caches (removed afterwards).
     #[arg(long)]
@@ -85,13 +94,23 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
             })
         }
     };
-    if peers && settings.runs_servers() {
+    if settings.runs_http_peers() {
         for program in ["nginx", "haproxy"] {
             anyhow::ensure!(
                 servers::installed(program),
                 "{program} is not installed; `cargo xtask bench` installs it (apt-get install nginx haproxy), or pass --no-peers"
             );
         }
+    }
+    if settings.wants("f") {
+        anyhow::ensure!(
+            servers::installed("dnsperf"),
+            "dnsperf (scenario f's load generator) is not installed; `cargo xtask bench` installs it (apt-get install dnsperf)"
+        );
+        anyhow::ensure!(
+            !peers || servers::installed("knotd"),
+            "knotd is not installed; `cargo xtask bench` installs it (apt-get install knot), or pass --no-peers"
+        );
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let out = std::fs::canonicalize(&args.out)?;

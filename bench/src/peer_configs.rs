@@ -1,6 +1,7 @@
 //! The peers' configurations, written by the harness: nginx and HAProxy tuned the way an
 //! operator would run them for video on this machine (one worker or thread, keep-alive on both
-//! sides, no access log, bodies by sendfile or splice), so the comparison is with each at its best.
+//! sides, no access log, bodies by sendfile or splice), so the comparison is with each at its best;
+//! Knot DNS serving scenario (f)'s static zone from memory with one UDP worker.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,40 @@ backend origin
     )
 }
 
+/// knot.conf: one UDP and one TCP worker on `listen`, the zone `domain` from `zone_file`,
+/// nothing written back (no journal, no zone-file sync), run and database files under `dir`.
+pub fn knot(listen: SocketAddr, dir: &Path, domain: &str, zone_file: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"# Written by strata's benchmark harness.
+server:
+    listen: {ip}@{port}
+    rundir: {d}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: {d}/db
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: {d}
+    semantic-checks: off
+    journal-content: none
+    zonefile-sync: -1
+    zonefile-load: whole
+zone:
+  - domain: {domain}
+    file: {zone}
+"#,
+        ip = listen.ip(),
+        port = listen.port(),
+        zone = zone_file.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +198,20 @@ mod tests {
         assert!(cached.contains("proxy_cache_path /tmp/c ") && cached.contains("max_size=65536k"));
         assert!(cached.contains("proxy_cache_min_uses 2;"));
         assert_eq!(cached.matches('{').count(), cached.matches('}').count());
+    }
+
+    #[test]
+    fn knot_config_serves_the_zone_with_one_udp_worker_and_writes_nothing_back() {
+        let c = knot(
+            "127.0.0.1:5300".parse().unwrap(),
+            Path::new("/tmp/k"),
+            "cdn.test",
+            Path::new("/tmp/k/cdn.test.zone"),
+        );
+        assert!(c.contains("listen: 127.0.0.1@5300"));
+        assert!(c.contains("udp-workers: 1"));
+        assert!(c.contains("domain: cdn.test\n    file: /tmp/k/cdn.test.zone"));
+        assert!(c.contains("journal-content: none") && c.contains("zonefile-sync: -1"));
     }
 
     #[test]

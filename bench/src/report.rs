@@ -1,6 +1,6 @@
 //! The report: report.md (tables, each strata figure with its ratio to the best peer and to the
-//! machine's limit; the map solve's times), report.json (every raw figure and the machine's
-//! description), and the console summary.
+//! machine's limit; the map solve's times; DNS queries per second against Knot DNS),
+//! report.json (every raw figure and the machine's description), and the console summary.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::dns_scenario::DnsResult;
 use crate::figures::{Spread, Summary};
 use crate::map_solve::MapSolveResult;
 use crate::scenarios::{Results, ServerResult, Settings, WorkloadResult};
@@ -22,6 +23,7 @@ pub struct Machine {
     pub strata: String,
     pub nginx: Option<String>,
     pub haproxy: Option<String>,
+    pub knot: Option<String>,
 }
 
 fn command_line(program: &str, args: &[&str]) -> Option<String> {
@@ -61,6 +63,7 @@ impl Machine {
                 .unwrap_or_else(|| "unknown".into()),
             nginx: command_line("nginx", &["-v"]),
             haproxy: command_line("haproxy", &["-v"]),
+            knot: command_line("knotd", &["--version"]),
         }
     }
 }
@@ -132,6 +135,9 @@ impl Report {
         if let Some(m) = &r.map_solve {
             map_solve_table(&mut s, m);
         }
+        if let Some(d) = &r.dns {
+            dns_table(&mut s, d, self.machine.knot.as_deref());
+        }
         let verdicts = crate::goals::judge(r);
         if !verdicts.is_empty() {
             let _ = writeln!(s, "\n## Goals\n");
@@ -171,11 +177,19 @@ impl Report {
                 ),
             };
         }
+        if let Some(d) = &self.results.dns {
+            for line in dns_lines(d) {
+                let _ = writeln!(s, "(f) DNS: {line}");
+            }
+        }
         s
     }
 }
 
 fn idle_table(s: &mut String, r: &Results) {
+    if r.idle.is_empty() {
+        return;
+    }
     let _ = writeln!(s, "## (d) idle keep-alive connections\n");
     let _ = writeln!(
         s,
@@ -248,6 +262,123 @@ fn map_solve_table(s: &mut String, m: &MapSolveResult) {
             }
         }
     }
+}
+
+fn dns_table(s: &mut String, d: &DnsResult, knot: Option<&str>) {
+    let _ = writeln!(s, "\n## (f) DNS\n");
+    let _ = writeln!(
+        s,
+        "One nameserver answering a mix of {} queries ({} distinct names) for `{}`, sent in order and \
+         again from the start: {:.0}% SRV `_a{{bucket}}-{{ip}}._tcp.srv` (64 buckets; client addresses in {} \
+         configured /24 blocks and outside them), the rest A `r{{region}}`; a map of {} regions × {} edges. \
+         strata dns reads the map from a control plane (on CPU {}, edges kept up by heartbeats); {} \
+         serves a static zone of {} records written from strata's answers to every name, with one UDP \
+         worker. Load: {} over UDP with EDNS, {} sockets, at most {} queries in flight, a query \
+         unanswered after {} s lost.\n",
+        d.queries_in_mix,
+        d.distinct_names,
+        d.domain,
+        d.srv_share * 100.0,
+        d.blocks,
+        d.regions,
+        d.edges_per_region,
+        crate::scenarios::LOAD_CPU,
+        knot.and_then(|k| k.rsplit_once("version "))
+            .map_or("Knot DNS".into(), |(_, v)| format!("Knot DNS {v}")),
+        d.zone_records.map_or("-".into(), |n| n.to_string()),
+        d.load_generator.as_deref().unwrap_or("dnsperf"),
+        d.clients,
+        d.outstanding,
+        d.timeout_seconds
+    );
+    let _ = writeln!(
+        s,
+        "| server | queries/s | avg latency ms | server CPU µs/query | core busy: server, dnsperf | response bytes (avg) | sent | lost | not NOERROR |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+    for x in &d.servers {
+        let name = if x.strata {
+            format!("**{}**", x.name)
+        } else {
+            x.name.clone()
+        };
+        if let Some(f) = &x.failure {
+            if x.runs.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "| {name} | did not run: {} ||||||||",
+                    f.replace('|', "/").replace('\n', " ")
+                );
+                continue;
+            }
+        }
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {}, {} | {} | {} | {} ({:.3}%) | {} |",
+            cell(&x.queries_per_sec, 0),
+            cell(&x.avg_latency_ms, 2),
+            cell(&x.server_cpu_us_per_query, 1),
+            cell(&x.server_core_busy, 2),
+            cell(&x.generator_core_busy, 2),
+            cell(&x.avg_response_bytes, 0),
+            x.sent,
+            x.lost,
+            ratio(x.lost as f64, x.sent as f64) * 100.0,
+            x.not_noerror
+        );
+    }
+    if d.heartbeat_failures > 0 {
+        let _ = writeln!(
+            s,
+            "\n{} edge heartbeats failed during the scenario: strata's answers may have lost edges.",
+            d.heartbeat_failures
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nCore busy: CPU seconds over the run's seconds of the server (on CPU {}) and of dnsperf (on CPU {}); \
+         the one near 1 set the pace (with both well under 1, something else on the machine did).",
+        crate::scenarios::SERVER_CPU,
+        crate::scenarios::LOAD_CPU
+    );
+    let lines = dns_lines(d);
+    if !lines.is_empty() {
+        let _ = writeln!(s);
+        for l in lines {
+            let _ = writeln!(s, "- {l}");
+        }
+    }
+}
+
+/// "strata dns: N queries/s, ×r of knot" for the console and the report.
+fn dns_lines(d: &DnsResult) -> Vec<String> {
+    let ran = |x: &&crate::dns_scenario::DnsServerResult| !x.runs.is_empty();
+    let peer = d.servers.iter().filter(|x| !x.strata).find(ran);
+    d.servers
+        .iter()
+        .filter(|x| x.strata)
+        .map(|x| {
+            if x.runs.is_empty() {
+                return format!(
+                    "{}: failed: {}",
+                    x.name,
+                    x.failure.as_deref().unwrap_or("no runs")
+                );
+            }
+            let mut line = format!("{}: {} queries/s", x.name, cell(&x.queries_per_sec, 0));
+            if let Some(p) = peer {
+                let _ = write!(
+                    line,
+                    ", ×{:.2} the queries/s of {} ({}), ×{:.2} its CPU per query",
+                    ratio(x.queries_per_sec.median, p.queries_per_sec.median),
+                    p.name,
+                    cell(&p.queries_per_sec, 0),
+                    ratio(x.server_cpu_us_per_query.median, p.server_cpu_us_per_query.median)
+                );
+            }
+            line
+        })
+        .collect()
 }
 
 fn cell(x: &Spread, digits: usize) -> String {
@@ -405,6 +536,71 @@ mod tests {
             runs,
             failure: None,
         }
+    }
+
+    fn dns_server(name: &str, strata: bool, qps: f64, cpu_us: f64) -> crate::dns_scenario::DnsServerResult {
+        let run = crate::dns_scenario::DnsRun {
+            dnsperf: crate::dnsperf::DnsperfOut {
+                queries_per_sec: qps,
+                ..Default::default()
+            },
+            server_cpu_us_per_query: cpu_us,
+            server_core_busy: 1.0,
+        };
+        let one = |v: f64| Spread::of(&[v]);
+        crate::dns_scenario::DnsServerResult {
+            name: name.into(),
+            strata,
+            runs: vec![run],
+            queries_per_sec: one(qps),
+            avg_latency_ms: one(1.0),
+            server_cpu_us_per_query: one(cpu_us),
+            server_core_busy: one(1.0),
+            generator_core_busy: one(0.5),
+            avg_response_bytes: one(300.0),
+            sent: 100,
+            lost: 1,
+            not_noerror: 0,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn the_dns_line_gives_strata_against_the_peer_in_queries_and_cpu_per_query() {
+        let d = DnsResult {
+            domain: "cdn.test".into(),
+            regions: 4,
+            edges_per_region: 2,
+            blocks: 300,
+            queries_in_mix: 2000,
+            distinct_names: 1800,
+            srv_share: 0.9,
+            zone_records: Some(7000),
+            load_generator: Some("dnsperf 2.10.0".into()),
+            clients: 4,
+            outstanding: 200,
+            timeout_seconds: 1,
+            heartbeat_failures: 0,
+            servers: vec![
+                dns_server("strata dns", true, 50_000.0, 20.0),
+                dns_server("knot", false, 100_000.0, 10.0),
+            ],
+        };
+        let lines = dns_lines(&d);
+        assert_eq!(
+            lines,
+            ["strata dns: 50000 queries/s, ×0.50 the queries/s of knot (100000), ×2.00 its CPU per query"]
+        );
+        let mut md = String::new();
+        dns_table(&mut md, &d, Some("knotd (Knot DNS), version 3.2.6"));
+        assert!(
+            md.contains("## (f) DNS") && md.contains("Knot DNS 3.2.6 serves"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| **strata dns** | 50000 |") && md.contains("| 100 | 1 (1.000%) | 0 |"),
+            "{md}"
+        );
     }
 
     #[test]

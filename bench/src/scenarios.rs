@@ -1,5 +1,6 @@
 //! The benchmark run: the machine's limit, then scenarios (a) local hit, (b) proxied miss,
-//! (c) Zipf mix with admission and fill, (d) idle connections, (e) the network map's solve time.
+//! (c) Zipf mix with admission and fill, (d) idle connections, (e) the network map's solve time,
+//! (f) DNS queries per second (dns_scenario.rs).
 //! Every server runs pinned to CPU 0 and the load generator to CPU 1; each measurement starts a
 //! fresh server, warms it, and measures; runs alternate between contenders so drift hits them
 //! all alike. Scenario (e) runs no server: it times the map solver in this process, on CPU 1.
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::contenders::Contender;
 use crate::corpus::Corpus;
+use crate::dns_scenario::DnsResult;
 use crate::figures::{RunFigures, Spread, Summary};
 use crate::idle_hold::{self, IdleRun};
 use crate::load::{run_load, LoadPlan, Target};
@@ -37,7 +39,7 @@ pub struct Settings {
     pub idle_settle: Duration,
     /// Solves of the map per case in scenario (e).
     pub solve_reps: usize,
-    /// Scenarios to run (a, b, c, d, e); all when empty. The limit always runs.
+    /// Scenarios to run (a, b, c, d, e, f); all when empty. The limit always runs.
     pub only: Vec<String>,
 }
 
@@ -66,9 +68,14 @@ impl Settings {
         self.only.is_empty() || self.only.iter().any(|o| o == name)
     }
 
-    /// Whether any scenario to run starts servers (all but the map solve do).
+    /// Whether any scenario to run starts strata (all but the map solve do).
     pub fn runs_servers(&self) -> bool {
-        ["a", "b", "c", "d"].iter().any(|name| self.wants(name))
+        ["a", "b", "c", "d", "f"].iter().any(|name| self.wants(name))
+    }
+
+    /// Whether any scenario to run measures HTTP peers (nginx, HAProxy).
+    pub fn runs_http_peers(&self) -> bool {
+        self.peers && ["a", "b", "c", "d"].iter().any(|name| self.wants(name))
     }
 }
 
@@ -115,6 +122,8 @@ pub struct Results {
     pub idle: Vec<IdleResult>,
     /// Scenario (e), when it ran.
     pub map_solve: Option<MapSolveResult>,
+    /// Scenario (f), when it ran.
+    pub dns: Option<DnsResult>,
 }
 
 /// A workload as planned.
@@ -243,7 +252,8 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    fn scratch(&self) -> PathBuf {
+    /// A fresh, empty (not yet created) directory under the work directory.
+    pub(crate) fn scratch(&self) -> PathBuf {
         let n = self.next_scratch.get();
         self.next_scratch.set(n + 1);
         let dir = self.env.work.join("scratch").join(n.to_string());
@@ -327,14 +337,25 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Something measured in turns, named on the progress bar and in the report.
+pub trait Named {
+    fn name(&self) -> String;
+}
+
+impl Named for Contender {
+    fn name(&self) -> String {
+        Contender::name(self)
+    }
+}
+
 /// Runs `measure` for each contender in turn, `reps` rounds (so drift hits them all alike);
 /// per contender its runs and, once one failed, why (it is not run again).
-fn alternate<T>(
+pub(crate) fn alternate<C: Named, T>(
     reps: usize,
-    contenders: &[Contender],
+    contenders: &[C],
     bar: &ProgressBar,
     what: &str,
-    mut measure: impl FnMut(&Contender) -> anyhow::Result<T>,
+    mut measure: impl FnMut(&C) -> anyhow::Result<T>,
 ) -> Vec<(Vec<T>, Option<String>)> {
     let mut per: Vec<(Vec<T>, Option<String>)> = contenders.iter().map(|_| (Vec::new(), None)).collect();
     for _ in 0..reps {
@@ -384,9 +405,15 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
     } else {
         0
     };
+    let dns_contenders = if s.wants("f") {
+        crate::dns_scenario::contenders(s.peers).len() as u64
+    } else {
+        0
+    };
     let steps = s.reps as u64
         * (1 + workloads.iter().map(|w| w.contenders.len() as u64).sum::<u64>()
-            + idle_contenders.len() as u64)
+            + idle_contenders.len() as u64
+            + dns_contenders)
         + map_cases;
     let bar = progress(steps);
 
@@ -448,6 +475,11 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
     let map_solve = s
         .wants("e")
         .then(|| crate::map_solve::measure(s.solve_reps, &bar));
+    let dns = if s.wants("f") {
+        Some(crate::dns_scenario::measure(cx, s, &bar)?)
+    } else {
+        None
+    };
     bar.finish_and_clear();
     Ok(Results {
         limit: LimitResult {
@@ -463,6 +495,7 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         workloads: results,
         idle,
         map_solve,
+        dns,
     })
 }
 

@@ -38,7 +38,7 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `cmd` pinned to `cpu`, output to `logs/{name}.log`, and waits until `addr` accepts.
-    fn spawn(
+    pub(crate) fn spawn(
         name: &str,
         mut cmd: Command,
         addr: SocketAddr,
