@@ -19,7 +19,7 @@ pub fn release_binary() -> anyhow::Result<PathBuf> {
 pub fn test(extra: &[String]) -> anyhow::Result<()> {
     let bin = release_binary()?;
     let mut cmd = Command::new("cargo");
-    cmd.args(["test", "--release", "--workspace", "--exclude", "strata-ebpf"])
+    cmd.args(["test", "--release", "--no-fail-fast", "--workspace", "--exclude", "strata-ebpf"])
         .args(extra)
         .env("STRATA_BIN", &bin)
         .current_dir(root())
