@@ -19,11 +19,18 @@ pub fn release_binary() -> anyhow::Result<PathBuf> {
 pub fn test(extra: &[String]) -> anyhow::Result<()> {
     let bin = release_binary()?;
     let mut cmd = Command::new("cargo");
-    cmd.args(["test", "--release", "--no-fail-fast", "--workspace", "--exclude", "strata-ebpf"])
-        .args(extra)
-        .env("STRATA_BIN", &bin)
-        .current_dir(root())
-        .stdout(Stdio::piped());
+    cmd.args([
+        "test",
+        "--release",
+        "--no-fail-fast",
+        "--workspace",
+        "--exclude",
+        "strata-ebpf",
+    ])
+    .args(extra)
+    .env("STRATA_BIN", &bin)
+    .current_dir(root())
+    .stdout(Stdio::piped());
     println!("$ {}", describe(&cmd));
     let mut child = cmd.spawn().context("starting cargo test")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
