@@ -17,16 +17,24 @@ fn instance(dir: &std::path::Path, registry: &str, name: &str) -> Control {
     Control::start_on(dir, registry, &["--instance", name, "--leader-ttl", LEADER_TTL])
 }
 
+/// Instances cp-a (the leader, once it says so), cp-b and cp-c on one registry.
+fn three_instances(dir: &std::path::Path, registry: &str) -> (Control, Control, Control) {
+    let a = instance(dir, registry, "cp-a");
+    a.wait_for("cp-a to lead", 400, |c| c.leader().as_deref() == Some("cp-a"));
+    (
+        a,
+        instance(dir, registry, "cp-b"),
+        instance(dir, registry, "cp-c"),
+    )
+}
+
 #[test]
 fn killing_the_leader_moves_leadership_and_the_queued_ingest_completes_on_the_new_leader() {
     let etcd = TestEtcd::cluster(3);
     let registry = etcd.url();
     let data = TempDir::new("cp-ha");
     let dir = data.path().join("control");
-    let mut a = instance(&dir, &registry, "cp-a");
-    a.wait_for("cp-a to lead", 400, |c| c.leader().as_deref() == Some("cp-a"));
-    let b = instance(&dir, &registry, "cp-b");
-    let c = instance(&dir, &registry, "cp-c");
+    let (mut a, b, c) = three_instances(&dir, &registry);
     for x in [&b, &c] {
         let s = x.status();
         assert_eq!(
@@ -153,10 +161,7 @@ fn killing_the_leader_mid_ingest_of_many_files_leaves_every_file_everywhere_once
     let registry = etcd.url();
     let data = TempDir::new("cp-ha-many");
     let dir = data.path().join("control");
-    let mut a = instance(&dir, &registry, "cp-a");
-    a.wait_for("cp-a to lead", 400, |c| c.leader().as_deref() == Some("cp-a"));
-    let b = instance(&dir, &registry, "cp-b");
-    let c = instance(&dir, &registry, "cp-c");
+    let (mut a, b, c) = three_instances(&dir, &registry);
     b.tenant("acme", "east", &["west"], 0);
     let (east_root, west_root) = (data.path().join("east"), data.path().join("west"));
     for d in [&east_root, &west_root] {

@@ -55,18 +55,7 @@ fn tc(ns: &str, args: &[&str]) {
 /// Shapes traffic from namespace `ns`'s interface `ifname` toward `dst` (only): an htb class
 /// of `rate` with a tbf queue for that destination, everything else unshaped.
 pub fn shape_toward(ns: &str, ifname: &str, dst: &str, rate: &str) {
-    let tc = |args: &[&str]| {
-        let out = Command::new("tc")
-            .args(["-n", ns])
-            .args(args)
-            .output()
-            .expect("tc");
-        assert!(
-            out.status.success(),
-            "tc {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let tc = |args: &[&str]| tc(ns, args);
     tc(&[
         "qdisc", "add", "dev", ifname, "root", "handle", "1:", "htb", "default", "10", "r2q", "1000",
     ]);

@@ -3,7 +3,7 @@
 //! a codec it accepts), ordered by the `--prefer` list, then the best bitrate the measured
 //! throughput carries with a safety margin.
 
-pub use strata_wire::assets::{AssetList, ListedAsset as Asset};
+pub use strata_wire::assets::{AssetKind, AssetList, ListedAsset as Asset};
 
 /// What the device plays.
 #[derive(Clone, Debug, Default)]
@@ -30,7 +30,7 @@ pub fn renditions<'a>(list: &'a AssetList, profile: &Profile) -> Vec<&'a Asset> 
     let mut v: Vec<&Asset> = list
         .assets
         .iter()
-        .filter(|a| a.kind == "video" && (a.bitrate.is_some() || a.height().is_some()))
+        .filter(|a| a.kind == AssetKind::Video && (a.bitrate.is_some() || a.height().is_some()))
         .filter(|a| match (profile.max_height, a.height()) {
             (Some(max), Some(h)) => h <= max,
             _ => true,

@@ -55,10 +55,7 @@ impl ContentRecord {
                 .map(|a| ListedAsset {
                     name: a.decl.name.clone(),
                     url: format!("/{}/{}/{}", self.tenant, self.content, a.decl.name),
-                    kind: serde_json::to_value(a.decl.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default(),
+                    kind: a.decl.kind,
                     codec: a.decl.codec.clone(),
                     bitrate: a.decl.bitrate,
                     resolution: a.decl.resolution.clone(),

@@ -66,9 +66,8 @@ pub struct ListedAsset {
     pub name: String,
     /// Its path on any edge: `/{tenant}/{content}/{name}`.
     pub url: String,
-    /// `video`, `audio`, `subtitles`, `thumbnail`, `manifest` or `other`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: AssetKind,
     #[serde(default)]
     pub codec: Option<String>,
     /// Bits per second.
