@@ -77,15 +77,9 @@ pub async fn start(cfg: &DnsSettings, shutdown: watch::Receiver<bool>) -> anyhow
     if let Err(e) = feed::fetch_map(&client, &shared).await {
         tracing::warn!(control = %cfg.control_url, error = %e, "dns: the control plane's map is not reachable yet; answering with no regions until it is");
     }
-    let udp = Arc::new(
-        UdpSocket::bind(cfg.listen)
-            .await
-            .with_context(|| format!("dns: binding UDP {}", cfg.listen))?,
-    );
+    let (udp, tcp) = bind_udp_and_tcp(cfg.listen).await?;
     let local_addr = udp.local_addr()?;
-    let tcp = TcpListener::bind(local_addr)
-        .await
-        .with_context(|| format!("dns: binding TCP {local_addr}"))?;
+    let udp = Arc::new(udp);
     let admin = TcpListener::bind(cfg.admin_listen)
         .await
         .with_context(|| format!("dns: binding the admin listener {}", cfg.admin_listen))?;
@@ -136,4 +130,30 @@ pub async fn start(cfg: &DnsSettings, shutdown: watch::Receiver<bool>) -> anyhow
         admin_addr,
         tasks,
     })
+}
+
+/// Binds UDP and TCP on one port. With port 0 the kernel picks the UDP port;
+/// if another process already holds that port for TCP, another pair is tried.
+async fn bind_udp_and_tcp(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
+    const ATTEMPTS_WITH_ANY_PORT: usize = 20;
+    let attempts = if listen.port() == 0 {
+        ATTEMPTS_WITH_ANY_PORT
+    } else {
+        1
+    };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(listen)
+            .await
+            .with_context(|| format!("dns: binding UDP {listen}"))?;
+        let local_addr = udp.local_addr()?;
+        match TcpListener::bind(local_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last_error = Some((local_addr, e)),
+        }
+    }
+    match last_error {
+        Some((addr, e)) => Err(anyhow::Error::new(e).context(format!("dns: binding TCP {addr}"))),
+        None => anyhow::bail!("dns: binding {listen}: no attempt made"),
+    }
 }
