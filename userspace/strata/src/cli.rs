@@ -52,7 +52,8 @@ pub enum Command {
 /// How a storage server or edge joins a control plane; each overrides the `[control]` key.
 #[derive(Debug, Args)]
 pub struct ControlLinkArgs {
-    /// The control plane's API URL, e.g. http://127.0.0.1:9090.
+    /// The control plane's API URL, e.g. http://127.0.0.1:9090, or several instances'
+    /// (http://a:9090,http://b:9090): heartbeats and lookups fail over between them.
     #[arg(long = "control")]
     pub control_url: Option<String>,
     /// File holding this server's service token (strata control token issue --role service).
@@ -458,7 +459,7 @@ pub struct DnsArgs {
     /// TTL of every answer, seconds.
     #[arg(long)]
     pub ttl: Option<u32>,
-    /// The control plane's API URL.
+    /// The control plane's API URL, or several instances' separated by commas (failover).
     #[arg(long = "control")]
     pub control_url: Option<String>,
     /// File holding this nameserver's service token.

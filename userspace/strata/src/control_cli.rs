@@ -17,7 +17,7 @@ use strata_wire::client::{read_token_file, ClientError, ServiceClient};
 /// Where the control plane is and who is asking.
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
-    /// The control plane's API.
+    /// The control plane's API, or several instances' separated by commas (failover).
     #[arg(
         long = "control",
         env = "STRATA_CONTROL",
