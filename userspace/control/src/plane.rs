@@ -171,8 +171,11 @@ impl ControlPlane {
             leadership.clone(),
         )
         .context("starting the ingestor thread")?;
-        let map = Arc::new(MapMaker::new(settings.map.clone()));
-        map.spawn(Arc::downgrade(&store))
+        let map = Arc::new(MapMaker::new(
+            settings.map.clone(),
+            leadership.instance().to_string(),
+        ));
+        map.spawn(Arc::downgrade(&store), Arc::downgrade(&leadership))
             .context("starting the map maker thread")?;
         Ok(Arc::new(ControlPlane {
             store,

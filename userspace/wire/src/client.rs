@@ -118,7 +118,9 @@ pub struct ServiceClient {
 
 impl std::fmt::Debug for ServiceClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceClient").field("bases", &self.bases).finish()
+        f.debug_struct("ServiceClient")
+            .field("bases", &self.bases)
+            .finish()
     }
 }
 
@@ -353,7 +355,12 @@ mod tests {
         let c = client(&[down, up.clone()]);
         assert_eq!(c.get::<String>("/x").expect("the second instance answers"), "b");
         assert_eq!(c.base(), up);
-        assert_eq!(c.clone().get::<String>("/x").expect("the preferred instance answers"), "b");
+        assert_eq!(
+            c.clone()
+                .get::<String>("/x")
+                .expect("the preferred instance answers"),
+            "b"
+        );
     }
 
     #[test]
@@ -369,10 +376,15 @@ mod tests {
     #[test]
     fn every_instance_down_is_one_error_that_counts_them_and_keeps_the_last_status() {
         let c = client(&[closed_port(), instance(503, "b", 1)]);
-        let e = c.post::<_, String>("/v1/heartbeat", &1).expect_err("nobody answers");
+        let e = c
+            .post::<_, String>("/v1/heartbeat", &1)
+            .expect_err("nobody answers");
         assert_eq!(e.status(), Some(503));
         let text = e.to_string();
-        assert!(text.contains("POST /v1/heartbeat: none of the 2 instances"), "{text}");
+        assert!(
+            text.contains("POST /v1/heartbeat: none of the 2 instances"),
+            "{text}"
+        );
         assert!(text.contains("b says no"), "{text}");
     }
 

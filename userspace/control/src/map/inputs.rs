@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use strata_wire::heartbeat::{BlockTelemetry, EdgeReport};
 
 /// Connection telemetry of one (block, region).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Measured {
     pub connections: f64,
     pub srtt_us_sum: f64,
@@ -42,7 +42,7 @@ impl Measured {
 }
 
 /// Client-reported timings of one (block, region).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClientStats {
     pub fetches: f64,
     pub bytes: f64,

@@ -1,5 +1,8 @@
-//! The map maker's loop: one solve per interval on a thread of its own, the latest map kept
-//! in memory for the API, and what each solve cost for /metrics.
+//! The map maker's loop, on a thread of its own, once per interval on every control-plane
+//! instance: it publishes what this instance learned (heartbeats, client reports, nameserver
+//! counts) to the registry; the leader merges every instance's inputs, solves, and stores the
+//! map (`map/current`, under its leader guard); every instance serves the stored map. What
+//! each solve cost goes to /metrics.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -13,8 +16,10 @@ use strata_wire::network_map::{MapBlock, MapRegion, MapServer, NetworkMap};
 use super::costs::cost;
 use super::inputs::MapInputs;
 use super::settings::MapSettings;
+use super::shared_inputs::{merge, InputsSnapshot, MergedInputs, INPUTS_PREFIX};
+use crate::leader::Leadership;
 use crate::regions::{Block, Region, RegionBook};
-use crate::registry::RegistryStore;
+use crate::registry::{Op, RegistryStore};
 use crate::servers::{ServerBook, ServerState};
 
 /// Counters of the map maker, for /metrics.
@@ -30,8 +35,13 @@ pub struct MapCounters {
     pub client_reports: AtomicU64,
 }
 
+/// Registry key of the map the leader solved last.
+pub const CURRENT_MAP_KEY: &str = "map/current";
+
 pub struct MapMaker {
     pub settings: MapSettings,
+    /// This control-plane instance (names its inputs in the registry).
+    instance: String,
     inputs: Mutex<MapInputs>,
     current: RwLock<Arc<NetworkMap>>,
     pub counters: MapCounters,
@@ -46,9 +56,10 @@ struct RegionView {
 }
 
 impl MapMaker {
-    pub fn new(settings: MapSettings) -> MapMaker {
+    pub fn new(settings: MapSettings, instance: String) -> MapMaker {
         MapMaker {
             settings,
+            instance,
             inputs: Mutex::new(MapInputs::default()),
             current: RwLock::new(Arc::new(NetworkMap::default())),
             counters: MapCounters::default(),
@@ -98,30 +109,60 @@ impl MapMaker {
         self.inputs().observe_queries(block, queries);
     }
 
-    /// Starts the solve loop; it ends when the returned handle's owner (the plane) is gone.
-    pub fn spawn(self: &Arc<Self>, store: Weak<dyn RegistryStore>) -> std::io::Result<()> {
+    /// Starts the loop; it ends when the plane (owner of the store and the leadership) is gone.
+    pub fn spawn(
+        self: &Arc<Self>,
+        store: Weak<dyn RegistryStore>,
+        leadership: Weak<Leadership>,
+    ) -> std::io::Result<()> {
         let maker = Arc::downgrade(self);
         let interval = self.settings.interval;
         std::thread::Builder::new()
             .name("map-maker".into())
             .spawn(move || loop {
-                let (Some(maker), Some(store)) = (maker.upgrade(), store.upgrade()) else {
+                let (Some(maker), Some(store), Some(leadership)) =
+                    (maker.upgrade(), store.upgrade(), leadership.upgrade())
+                else {
                     return;
                 };
-                if let Err(e) = maker.solve_now(store.as_ref()) {
-                    tracing::warn!(error = %e, "network map: solve failed; keeping the previous map");
+                if let Err(e) = maker.tick(store.as_ref(), &leadership) {
+                    tracing::warn!(error = %e, "network map: this round failed; keeping the previous map");
                 }
-                drop((maker, store));
+                drop((maker, store, leadership));
                 std::thread::sleep(interval);
             })?;
         Ok(())
     }
 
-    /// Builds and publishes a map from what is known now.
-    pub fn solve_now(&self, store: &dyn RegistryStore) -> anyhow::Result<Arc<NetworkMap>> {
-        let regions = self.region_views(store)?;
-        let configured = RegionBook { store }.blocks()?;
-        let (loads, measured, client) = {
+    /// One round: publishes this instance's inputs, takes the stored map, and on the leader
+    /// solves from every instance's inputs and stores the result. Returns the map now served.
+    pub fn tick(
+        &self,
+        store: &dyn RegistryStore,
+        leadership: &Leadership,
+    ) -> anyhow::Result<Arc<NetworkMap>> {
+        self.publish_inputs(store)?;
+        self.adopt_stored(store)?;
+        let Some(guard) = leadership.guard() else {
+            return Ok(self.current());
+        };
+        let map = self.solve(store)?;
+        let put = Op::Put {
+            key: CURRENT_MAP_KEY.into(),
+            value: serde_json::to_vec(map.as_ref())?,
+            lease: None,
+        };
+        if store.commit(&[guard], &[put])?.is_none() {
+            leadership.confirm(store)?;
+            anyhow::bail!("network map: no longer the leader; the new leader's map is served");
+        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = map.clone();
+        Ok(map)
+    }
+
+    /// Rolls this instance's inputs and stores them under `map/inputs/{instance}`.
+    fn publish_inputs(&self, store: &dyn RegistryStore) -> anyhow::Result<()> {
+        let snapshot = {
             let mut inputs = self.inputs();
             let elapsed = {
                 let mut last = self.last_roll.lock().unwrap_or_else(|p| p.into_inner());
@@ -134,12 +175,66 @@ impl MapMaker {
                 self.settings.load_per_query_bps,
                 self.settings.keep,
             );
-            (
-                inputs.load_bps.clone(),
-                inputs.measured.clone(),
-                inputs.client.clone(),
-            )
+            InputsSnapshot::of(&inputs, crate::staging::now_unix())
         };
+        let put = Op::Put {
+            key: format!("{INPUTS_PREFIX}{}", self.instance),
+            value: serde_json::to_vec(&snapshot)?,
+            lease: None,
+        };
+        store.commit(&[], &[put])?;
+        Ok(())
+    }
+
+    /// Serves the stored map if it is newer than the one in memory.
+    fn adopt_stored(&self, store: &dyn RegistryStore) -> anyhow::Result<()> {
+        let Some(entry) = store.get(CURRENT_MAP_KEY)? else {
+            return Ok(());
+        };
+        let stored: NetworkMap = serde_json::from_slice(&entry.value).map_err(|e| {
+            anyhow::anyhow!("network map: the stored map ({CURRENT_MAP_KEY}) is unreadable: {e}")
+        })?;
+        let current = self.current();
+        if (stored.version, stored.generated_unix) != (current.version, current.generated_unix)
+            && stored.version >= current.version
+        {
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(stored);
+        }
+        Ok(())
+    }
+
+    /// Every instance's fresh inputs summed; stale snapshots (an instance that stopped) are
+    /// removed.
+    fn gather_inputs(&self, store: &dyn RegistryStore) -> anyhow::Result<MergedInputs> {
+        let stale_after = (self.settings.interval * 3).as_secs() + 10;
+        let fresh_since = crate::staging::now_unix().saturating_sub(stale_after);
+        let mut snapshots = Vec::new();
+        let mut stale = Vec::new();
+        for entry in store.list(INPUTS_PREFIX)? {
+            match serde_json::from_slice::<InputsSnapshot>(&entry.value) {
+                Ok(s) if s.at_unix >= fresh_since => snapshots.push(s),
+                Ok(_) => stale.push(Op::Delete { key: entry.key }),
+                Err(e) => {
+                    tracing::warn!(key = %entry.key, error = %e, "network map: an instance's inputs are unreadable; left out");
+                }
+            }
+        }
+        if !stale.is_empty() {
+            store.commit(&[], &stale)?;
+        }
+        Ok(merge(&snapshots, fresh_since))
+    }
+
+    /// Builds a map from every instance's inputs (without serving it yet).
+    fn solve(&self, store: &dyn RegistryStore) -> anyhow::Result<Arc<NetworkMap>> {
+        let MergedInputs {
+            measured,
+            client,
+            load_bps: loads,
+            edge_load,
+        } = self.gather_inputs(store)?;
+        let regions = self.region_views(store, &edge_load)?;
+        let configured = RegionBook { store }.blocks()?;
         // Every block the map knows: configured, carrying load, or measured.
         let mut blocks: BTreeSet<String> = configured.iter().map(|b| b.to_string()).collect();
         blocks.extend(loads.keys().cloned());
@@ -262,20 +357,21 @@ impl MapMaker {
         c.blocks.store(map.blocks.len() as u64, Ordering::Relaxed);
         c.regions.store(map.regions.len() as u64, Ordering::Relaxed);
         c.unassigned_bps.store(unassigned, Ordering::Relaxed);
-        let map = Arc::new(map);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = map.clone();
-        Ok(map)
+        Ok(Arc::new(map))
     }
 
     /// Every region (registered, or named by an edge), its edges that are up and its capacity.
-    fn region_views(&self, store: &dyn RegistryStore) -> anyhow::Result<Vec<RegionView>> {
+    fn region_views(
+        &self,
+        store: &dyn RegistryStore,
+        loads: &HashMap<String, u64>,
+    ) -> anyhow::Result<Vec<RegionView>> {
         let mut records: BTreeMap<String, Region> = RegionBook { store }
             .list()?
             .into_iter()
             .map(|r| (r.name.clone(), r))
             .collect();
         let servers = ServerBook::all(store)?;
-        let loads: HashMap<String, u64> = self.inputs().edge_load.clone();
         let mut members: BTreeMap<String, Vec<(&ServerState, u64)>> = BTreeMap::new();
         for s in &servers {
             let (ServerRole::Edge, Some(region), true) = (s.record.role, &s.record.region, s.up) else {

@@ -9,5 +9,6 @@ pub mod inputs;
 pub mod maker;
 pub mod map_metrics;
 pub mod settings;
+pub mod shared_inputs;
 
 pub use maker::MapMaker;

@@ -219,9 +219,20 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
     .await?;
     wait_up(&plane, &["edge-1", "edge-2"]).await?;
     let solver = plane.clone();
-    tokio::task::spawn_blocking(move || solver.map.solve_now(solver.store()))
-        .await
-        .context("solving the first map")??;
+    tokio::task::spawn_blocking(move || {
+        // The POP's one instance leads as soon as its election thread has run once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !solver.leadership.is_leader() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the POP's control plane did not become the leader within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        solver.map.tick(solver.store(), &solver.leadership)
+    })
+    .await
+    .context("solving the first map")??;
     let dns_cfg = DnsSettings {
         listen: args.dns_listen,
         admin_listen: args.dns_admin_listen,
