@@ -27,9 +27,19 @@ const ROLES: &[(&str, &str, &str)] = &[
     ("storage", "--root", "/var/lib/strata/storage"),
     ("edge", "--cache-dir", "/var/lib/strata/edge-cache"),
     ("dns", "--config", "/var/lib/strata/dns"),
+    ("control", "--data-dir", "/var/lib/strata/control"),
 ];
 
+/// The strata command line that runs `role` (the control plane's is `control serve`).
+fn subcommand(role: &str) -> Vec<&str> {
+    match role {
+        "control" => vec!["control", "serve"],
+        other => vec![other],
+    }
+}
+
 fn unit(role: &str) -> String {
+    let command = subcommand(role).join(" ");
     format!(
         "[Unit]\n\
          Description=strata {role}\n\
@@ -37,7 +47,7 @@ fn unit(role: &str) -> String {
          After=network-online.target\n\
          Wants=network-online.target\n\n\
          [Service]\n\
-         ExecStart=/usr/local/bin/strata {role} --config /etc/strata/{role}.toml\n\
+         ExecStart=/usr/local/bin/strata {command} --config /etc/strata/{role}.toml\n\
          Restart=on-failure\n\
          RestartSec=2\n\
          # eBPF programs and io_uring need these; the kernel detaches eBPF links when the process exits.\n\
@@ -113,8 +123,9 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
             Step::File { to, .. } => println!("  write {}", to.display()),
             Step::ConfigFromBinary { role, to } => {
                 println!(
-                    "  write {} (from `strata {role} --print-config`; an existing file is kept)",
-                    to.display()
+                    "  write {} (from `strata {} --print-config`; an existing file is kept)",
+                    to.display(),
+                    subcommand(role).join(" ")
                 )
             }
         }
@@ -152,17 +163,19 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
                     println!("install: kept existing {}", to.display());
                     continue;
                 }
+                let command = subcommand(role).join(" ");
                 let out = Command::new(&binary)
-                    .args([role, "--print-config"])
+                    .args(subcommand(role))
+                    .arg("--print-config")
                     .output()
-                    .with_context(|| format!("running {} {role} --print-config", binary.display()))?;
+                    .with_context(|| format!("running {} {command} --print-config", binary.display()))?;
                 anyhow::ensure!(
                     out.status.success(),
-                    "strata {role} --print-config failed: {}",
+                    "strata {command} --print-config failed: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
                 let text = format!(
-                    "# strata {role} configuration; every key is optional (defaults shown).\n{}",
+                    "# strata {command} configuration; every key is optional (defaults shown).\n{}",
                     String::from_utf8_lossy(&out.stdout)
                 );
                 std::fs::write(&to, text).with_context(|| format!("writing {}", to.display()))?;

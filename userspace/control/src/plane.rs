@@ -25,31 +25,41 @@ use super::map::MapMaker;
 use super::placement::Placer;
 use super::regions::RegionBook;
 use super::registry::{Op, RegistryStore};
-use super::registry_url::EtcdTarget;
+use super::registry_url::RegistrySettings;
 use super::servers::ServerBook;
 use super::syncd::Syncd;
 use super::tenants::TenantBook;
 use super::tokens::{Role, TokenBook};
 use strata_wire::heartbeat::ServerRole;
 
-/// `strata control serve` settings.
-#[derive(Clone, Debug)]
+/// `strata control serve` settings (the `--config` TOML's keys, every one optional).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ControlSettings {
+    /// Registry (redb), staging and (by default) archive directory.
     pub data_dir: PathBuf,
-    /// The registry on an etcd cluster; `None`: the embedded redb file in `data_dir`.
-    pub registry: Option<EtcdTarget>,
+    /// The API listener (`strata control serve`; the POP sets its own).
+    pub listen: std::net::SocketAddr,
     /// This instance's name in the leader election (default: host name and process id).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     /// The leader's lease: another instance takes over within this long of the leader's death.
+    #[serde(with = "humantime_serde")]
     pub leader_ttl: Duration,
     /// Archive tier directory (default: `{data_dir}/archive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_dir: Option<PathBuf>,
     /// A server is down after this long without a heartbeat.
+    #[serde(with = "humantime_serde")]
     pub server_ttl: Duration,
     /// syncd's demand half-life.
+    #[serde(with = "humantime_serde")]
     pub demand_half_life: Duration,
     /// Least decayed requests before syncd pushes an asset.
     pub push_min_requests: f64,
+    /// The registry on an etcd cluster (`[registry] url`); none: the embedded redb file in
+    /// `data_dir`.
+    pub registry: RegistrySettings,
     /// The network map maker's settings.
     pub map: MapSettings,
 }
@@ -58,7 +68,8 @@ impl Default for ControlSettings {
     fn default() -> Self {
         ControlSettings {
             data_dir: PathBuf::from("/var/lib/strata/control"),
-            registry: None,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9090)),
+            registry: RegistrySettings::default(),
             instance: None,
             leader_ttl: Duration::from_secs(5),
             archive_dir: None,
@@ -103,7 +114,7 @@ impl ControlPlane {
         let dir = &settings.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
-        let store: Arc<dyn RegistryStore> = match &settings.registry {
+        let store: Arc<dyn RegistryStore> = match &settings.registry.url {
             None => Arc::new(EmbeddedStore::open(dir).context("opening the registry")?),
             Some(target) => Arc::new(
                 EtcdStore::connect(target).with_context(|| format!("connecting to the registry {target}"))?,
@@ -146,7 +157,7 @@ impl ControlPlane {
         if queued > 0 {
             tracing::info!(queued, "resuming queued work");
         }
-        if settings.registry.is_none() {
+        if settings.registry.url.is_none() {
             // The redb file is this process's alone: a leader key an earlier run left is stale.
             store.commit(
                 &[],

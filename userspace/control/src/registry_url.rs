@@ -87,3 +87,30 @@ mod tests {
         assert!(bad.to_string().contains("\"nope\""), "{bad}");
     }
 }
+
+/// `[registry]` in the control plane's TOML: `url = "etcd://..."`, or no `url` for the
+/// embedded store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "url_out",
+        deserialize_with = "url_in"
+    )]
+    pub url: Option<EtcdTarget>,
+}
+
+fn url_out<S: serde::Serializer>(url: &Option<EtcdTarget>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(t) => s.serialize_str(&t.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+fn url_in<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<EtcdTarget>, D::Error> {
+    let text: String = serde::Deserialize::deserialize(d)?;
+    EtcdTarget::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}

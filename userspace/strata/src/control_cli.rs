@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use strata_control::map::settings::{CostWeights, MapSettings};
 use strata_control::plane::ControlSettings;
 use strata_control::registry_url::EtcdTarget;
 
@@ -177,11 +176,18 @@ pub enum TenantCommand {
     List,
 }
 
+/// `strata control serve`: flags over the `--config` file over the defaults.
 #[derive(Debug, Args, Clone)]
 pub struct ServeControlArgs {
-    /// Registry, staging and (by default) archive directory.
-    #[arg(long, default_value = "/var/lib/strata/control")]
-    pub data_dir: PathBuf,
+    /// TOML configuration file (every key optional; `[registry] url`, `[map]`, `[map.weights]`).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Print the resulting configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Registry, staging and (by default) archive directory [default: /var/lib/strata/control].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// The registry on an etcd v3 cluster: etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (keys
     /// under PREFIX, so deployments can share a cluster) [default: a redb file in DATA_DIR].
     #[arg(long, value_parser = EtcdTarget::parse)]
@@ -190,79 +196,96 @@ pub struct ServeControlArgs {
     /// [default: host name and process id].
     #[arg(long)]
     pub instance: Option<String>,
-    /// The leader's lease: when the leader dies another instance takes over within this long.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub leader_ttl: Duration,
+    /// The leader's lease: when the leader dies another instance takes over within this long
+    /// [default: 5s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub leader_ttl: Option<Duration>,
     /// The archive tier's directory [default: DATA_DIR/archive].
     #[arg(long)]
     pub archive_dir: Option<PathBuf>,
-    /// API listener.
-    #[arg(long, default_value = "127.0.0.1:9090")]
-    pub listen: SocketAddr,
-    /// A server is down after this long without a heartbeat.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub server_ttl: Duration,
-    /// syncd: half-life of an asset's demand score.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub demand_half_life: Duration,
-    /// syncd: recent requests before an asset is pushed to an edge.
-    #[arg(long, default_value_t = 2.0)]
-    pub push_min_requests: f64,
-    /// Network map: time between two solves.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub map_interval: Duration,
-    /// Network map: candidate regions per client block (the cheapest usable ones).
-    #[arg(long, default_value_t = 5)]
-    pub map_candidates: usize,
-    /// Network map: load one DNS query per interval stands for, bits/s.
-    #[arg(long, default_value_t = 2_000_000)]
-    pub map_load_per_query_bps: u64,
-    /// Network map: share of a measurement kept from one solve to the next (0..1).
-    #[arg(long, default_value_t = 0.5)]
-    pub map_keep: f64,
-    /// Cost weight per millisecond of RTT a region's edges measured to a block.
-    #[arg(long, default_value_t = 1.0)]
-    pub cost_rtt_ms: f64,
-    /// Cost weight per percent of bytes retransmitted to a block.
-    #[arg(long, default_value_t = 20.0)]
-    pub cost_loss_percent: f64,
-    /// Cost weight per millisecond a client reported for one MiB from a region.
-    #[arg(long, default_value_t = 0.1)]
-    pub cost_client_ms_per_mib: f64,
-    /// Cost weight per percent of a client's fetches from a region that failed.
-    #[arg(long, default_value_t = 5.0)]
-    pub cost_client_error_percent: f64,
-    /// RTT assumed for a region that measured nothing to a block, milliseconds.
-    #[arg(long, default_value_t = 100.0)]
-    pub cost_unmeasured_rtt_ms: f64,
+    /// API listener [default: 127.0.0.1:9090].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// A server is down after this long without a heartbeat [default: 5s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub server_ttl: Option<Duration>,
+    /// syncd: half-life of an asset's demand score [default: 60s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub demand_half_life: Option<Duration>,
+    /// syncd: recent requests before an asset is pushed to an edge [default: 2].
+    #[arg(long)]
+    pub push_min_requests: Option<f64>,
+    /// Network map: time between two solves [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub map_interval: Option<Duration>,
+    /// Network map: candidate regions per client block (the cheapest usable ones) [default: 5].
+    #[arg(long)]
+    pub map_candidates: Option<usize>,
+    /// Network map: load one DNS query per interval stands for, bits/s [default: 2000000].
+    #[arg(long)]
+    pub map_load_per_query_bps: Option<u64>,
+    /// Network map: share of a measurement kept from one solve to the next (0..1) [default: 0.5].
+    #[arg(long)]
+    pub map_keep: Option<f64>,
+    /// Cost weight per millisecond of RTT a region's edges measured to a block [default: 1].
+    #[arg(long)]
+    pub cost_rtt_ms: Option<f64>,
+    /// Cost weight per percent of bytes retransmitted to a block [default: 20].
+    #[arg(long)]
+    pub cost_loss_percent: Option<f64>,
+    /// Cost weight per millisecond a client reported for one MiB from a region [default: 0.1].
+    #[arg(long)]
+    pub cost_client_ms_per_mib: Option<f64>,
+    /// Cost weight per percent of a client's fetches from a region that failed [default: 5].
+    #[arg(long)]
+    pub cost_client_error_percent: Option<f64>,
+    /// RTT assumed for a region that measured nothing to a block, milliseconds [default: 100].
+    #[arg(long)]
+    pub cost_unmeasured_rtt_ms: Option<f64>,
+}
+
+/// Sets `target` to the flag's value when the flag was given.
+fn set<T: Clone>(target: &mut T, flag: &Option<T>) {
+    if let Some(v) = flag {
+        *target = v.clone();
+    }
 }
 
 impl ServeControlArgs {
-    /// The control plane's settings from these flags.
-    pub fn settings(&self) -> ControlSettings {
-        ControlSettings {
-            data_dir: self.data_dir.clone(),
-            registry: self.registry.clone(),
-            instance: self.instance.clone(),
-            leader_ttl: self.leader_ttl,
-            archive_dir: self.archive_dir.clone(),
-            server_ttl: self.server_ttl,
-            demand_half_life: self.demand_half_life,
-            push_min_requests: self.push_min_requests,
-            map: MapSettings {
-                interval: self.map_interval,
-                candidates: self.map_candidates,
-                load_per_query_bps: self.map_load_per_query_bps,
-                keep: self.map_keep.clamp(0.0, 1.0),
-                weights: CostWeights {
-                    rtt_ms: self.cost_rtt_ms,
-                    loss_percent: self.cost_loss_percent,
-                    client_ms_per_mib: self.cost_client_ms_per_mib,
-                    client_error_percent: self.cost_client_error_percent,
-                    unmeasured_rtt_ms: self.cost_unmeasured_rtt_ms,
-                },
-            },
+    /// The control plane's settings: defaults, then the `--config` file, then these flags.
+    pub fn settings(&self) -> Result<ControlSettings, crate::config::ConfigError> {
+        let mut s = match &self.config {
+            Some(path) => crate::config::load(path, ControlSettings::default())?,
+            None => ControlSettings::default(),
+        };
+        set(&mut s.data_dir, &self.data_dir);
+        if self.registry.is_some() {
+            s.registry.url = self.registry.clone();
         }
+        if self.instance.is_some() {
+            s.instance = self.instance.clone();
+        }
+        set(&mut s.leader_ttl, &self.leader_ttl);
+        if self.archive_dir.is_some() {
+            s.archive_dir = self.archive_dir.clone();
+        }
+        set(&mut s.listen, &self.listen);
+        set(&mut s.server_ttl, &self.server_ttl);
+        set(&mut s.demand_half_life, &self.demand_half_life);
+        set(&mut s.push_min_requests, &self.push_min_requests);
+        let map = &mut s.map;
+        set(&mut map.interval, &self.map_interval);
+        set(&mut map.candidates, &self.map_candidates);
+        set(&mut map.load_per_query_bps, &self.map_load_per_query_bps);
+        set(&mut map.keep, &self.map_keep);
+        map.keep = map.keep.clamp(0.0, 1.0);
+        let w = &mut map.weights;
+        set(&mut w.rtt_ms, &self.cost_rtt_ms);
+        set(&mut w.loss_percent, &self.cost_loss_percent);
+        set(&mut w.client_ms_per_mib, &self.cost_client_ms_per_mib);
+        set(&mut w.client_error_percent, &self.cost_client_error_percent);
+        set(&mut w.unmeasured_rtt_ms, &self.cost_unmeasured_rtt_ms);
+        Ok(s)
     }
 }
 
@@ -285,4 +308,56 @@ pub struct IngestArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeControlArgs,
+    }
+
+    fn settings(file: &str, flags: &[&str]) -> Result<ControlSettings, crate::config::ConfigError> {
+        let dir = std::env::temp_dir().join(format!("strata-control-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{seq}.toml"));
+        std::fs::write(&path, file).expect("write config");
+        let mut argv = vec!["serve", "--config", path.to_str().expect("utf-8")];
+        argv.extend_from_slice(flags);
+        Serve::parse_from(argv).args.settings()
+    }
+
+    #[test]
+    fn the_registry_and_map_come_from_the_file_and_flags_override_it() {
+        let file = "listen = \"0.0.0.0:9191\"\n[registry]\nurl = \"etcd://10.0.0.1:2379/strata\"\n[map]\ninterval = \"4s\"\n";
+        let s = settings(file, &[]).expect("valid config");
+        assert_eq!(s.listen.to_string(), "0.0.0.0:9191");
+        assert_eq!(
+            s.registry.url.as_ref().map(ToString::to_string).as_deref(),
+            Some("etcd://10.0.0.1:2379/strata/")
+        );
+        assert_eq!(s.map.interval, Duration::from_secs(4));
+        assert_eq!(s.leader_ttl, Duration::from_secs(5), "defaults fill the rest");
+        let s = settings(
+            file,
+            &["--registry", "etcd://10.0.0.2:2379", "--map-interval", "2s"],
+        )
+        .expect("valid");
+        assert_eq!(s.registry.url.expect("etcd").endpoints, vec!["10.0.0.2:2379"]);
+        assert_eq!(s.map.interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_registry_that_is_not_etcd_and_an_unknown_key_are_errors_naming_them() {
+        let e = settings("[registry]\nurl = \"http://x\"\n", &[]).expect_err("not etcd");
+        assert!(e.to_string().contains("http://x"), "{e}");
+        let e = settings("lisen = 3\n", &[]).expect_err("unknown key");
+        assert!(e.to_string().contains("lisen"), "{e}");
+    }
 }

@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// The weights of the cost of serving a block from a region (see the `costs` module).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CostWeights {
     /// Per millisecond of smoothed RTT the region's edges measured to the block.
     pub rtt_ms: f64,
@@ -31,9 +34,11 @@ impl Default for CostWeights {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MapSettings {
     /// Time between two solves.
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// Candidate regions per block (the cheapest usable ones).
     pub candidates: usize,

@@ -68,7 +68,8 @@ pub async fn start(
 }
 
 /// Runs `strata control serve` until Ctrl-C or SIGTERM.
-pub async fn serve(settings: ControlSettings, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn serve(settings: ControlSettings) -> anyhow::Result<()> {
+    let listen = settings.listen;
     let (stop_tx, stop_rx) = watch::channel(false);
     let running = start(settings, listen, stop_rx).await?;
     super::serve::stop_signal().await;

@@ -11,12 +11,16 @@ use crate::control_cli::{ControlArgs, ControlCommand, TenantCommand};
 /// Runs the command.
 pub fn run(args: ControlArgs) -> anyhow::Result<()> {
     if let ControlCommand::Serve(s) = &args.command {
-        let settings = s.settings();
+        let settings = s.settings()?;
+        if s.print_config {
+            print!("{}", crate::config::to_toml(&settings));
+            return Ok(());
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .context("starting the tokio runtime")?;
-        return rt.block_on(super::control::serve(settings, s.listen));
+        return rt.block_on(super::control::serve(settings));
     }
     let client = args.client.client(Duration::from_secs(600))?;
     let what = |v: Result<Value, strata_wire::client::ClientError>| v.context("strata control");
