@@ -56,7 +56,7 @@ pub struct ControlArgs {
 #[derive(Debug, Subcommand)]
 pub enum ControlCommand {
     /// Run the control plane (registry, API, ingestor, syncd).
-    Serve(ServeControlArgs),
+    Serve(Box<ServeControlArgs>),
     /// Tiers, servers up/down, tenants, hot content, edge cache tables, queued work.
     Status {
         /// Print the raw JSON.
