@@ -51,6 +51,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/lookup", get(lookup))
         .route("/v1/repairs", post(repair_report))
         .merge(super::map_api::routes())
+        .merge(super::dashboard::routes())
         .fallback(|| async { ApiError::new(404, "no such endpoint; see /v1/status") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

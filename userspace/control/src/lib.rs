@@ -11,6 +11,7 @@ pub mod api_common;
 pub mod api_error;
 pub mod contents;
 pub mod control_metrics;
+pub mod dashboard;
 pub mod embedded_store;
 mod etcd_compaction;
 mod etcd_shared;

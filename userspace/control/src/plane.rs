@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use strata_wire::lookup::LookupTable;
 
 use super::contents::ContentBook;
+use super::dashboard::sampler::Dashboard;
 use super::embedded_store::EmbeddedStore;
 use super::etcd_store::EtcdStore;
 use super::ingestor::Ingestor;
@@ -62,6 +63,9 @@ pub struct ControlSettings {
     pub registry: RegistrySettings,
     /// The network map maker's settings.
     pub map: MapSettings,
+    /// Time between two samples of the edges for the status page's plots.
+    #[serde(with = "humantime_serde")]
+    pub dashboard_every: Duration,
 }
 
 impl Default for ControlSettings {
@@ -69,6 +73,7 @@ impl Default for ControlSettings {
         ControlSettings {
             data_dir: PathBuf::from("/var/lib/strata/control"),
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9090)),
+            dashboard_every: super::dashboard::sampler::EVERY,
             registry: RegistrySettings::default(),
             instance: None,
             leader_ttl: Duration::from_secs(5),
@@ -96,6 +101,9 @@ pub struct ControlPlane {
     pub ingestor: Arc<Ingestor>,
     /// Whether this instance is the leader (runs the singleton loops).
     pub leadership: Arc<Leadership>,
+    /// The status page's hour of samples.
+    pub dashboard: Arc<Dashboard>,
+    pub dashboard_every: Duration,
     pub staging_root: PathBuf,
     pub archive_root: PathBuf,
     pub placement_key: String,
@@ -188,7 +196,13 @@ impl ControlPlane {
         ));
         map.spawn(Arc::downgrade(&store), Arc::downgrade(&leadership))
             .context("starting the map maker thread")?;
+        let dashboard = Arc::new(Dashboard::default());
+        dashboard
+            .spawn(Arc::downgrade(&store), settings.dashboard_every)
+            .context("starting the status page's sampler thread")?;
         Ok(Arc::new(ControlPlane {
+            dashboard,
+            dashboard_every: settings.dashboard_every,
             store,
             servers: ServerBook::new(settings.server_ttl),
             syncd: Syncd::new(settings.demand_half_life, settings.push_min_requests),

@@ -242,6 +242,9 @@ pub struct ServeControlArgs {
     /// RTT assumed for a region that measured nothing to a block, milliseconds [default: 100].
     #[arg(long)]
     pub cost_unmeasured_rtt_ms: Option<f64>,
+    /// Status page: time between two samples of the edges' metrics [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub dashboard_every: Option<Duration>,
 }
 
 /// Sets `target` to the flag's value when the flag was given.
@@ -273,6 +276,7 @@ impl ServeControlArgs {
         set(&mut s.server_ttl, &self.server_ttl);
         set(&mut s.demand_half_life, &self.demand_half_life);
         set(&mut s.push_min_requests, &self.push_min_requests);
+        set(&mut s.dashboard_every, &self.dashboard_every);
         let map = &mut s.map;
         set(&mut map.interval, &self.map_interval);
         set(&mut map.candidates, &self.map_candidates);

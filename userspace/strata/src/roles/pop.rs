@@ -301,6 +301,11 @@ fn print_urls(edge: SocketAddr, admin: SocketAddr, control: SocketAddr, token: &
         token.display()
     );
     println!("  strata control status");
+    let secret = std::fs::read_to_string(&token).unwrap_or_default();
+    println!(
+        "  status page in a browser: http://{control}/#token={}   (the token stays in the browser)",
+        secret.trim()
+    );
     println!("  strata ingest --tenant acme --content my-show --hot ./my-show-files/");
     println!("  ffplay http://{edge}/acme/test-card/video.mp4   (playable MP4 when ffmpeg made one)");
     println!("Ctrl-C stops it.");
