@@ -1,7 +1,7 @@
 //! Hostile and malformed input: the right status with a one-line reason, nothing outside the
 //! root ever served, and the server keeps serving everyone else.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use strata_tests::*;
 
@@ -66,6 +66,45 @@ fn oversized_heads_get_431() {
     let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let r = send(server.addr, &request("GET", "/acme/c/ok.mp4", &refs), false);
     assert_error(&r, 431, "70 headers");
+}
+
+#[test]
+fn a_client_still_sending_a_huge_head_reads_its_431_and_an_orderly_close_every_time() {
+    let (_r, _o, server) = server_with_secret_outside_root();
+    // 70 KB of head in one write: the edge reads 16 KiB and answers 431. Closing then would
+    // leave the rest unread, and the kernel would answer it with a reset: the client's send
+    // fails, and a reset can destroy the 431 (Linux keeps it in the receive queue, other
+    // systems drop it, and an unsent one is purged from the server's send queue). With the
+    // lingering close the send completes and the 431 is followed by a clean FIN.
+    let raw = request("GET", "/acme/c/ok.mp4", &[("X-Long", &"a".repeat(70_000))]);
+    let mut failed = Vec::new();
+    for attempt in 0..1000 {
+        let mut s = connect(server.addr);
+        let sent = s.write_all(raw.as_bytes());
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("read timeout");
+        let mut got = Vec::new();
+        let end = s.read_to_end(&mut got);
+        if sent.is_err() || end.is_err() || !got.starts_with(b"HTTP/1.1 431 ") {
+            failed.push((
+                attempt,
+                sent.err(),
+                end.err(),
+                String::from_utf8_lossy(&got).to_string(),
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of 1000 clients did not send their head and read a 431 and a clean close: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert_eq!(
+        get(server.addr, "/acme/c/ok.mp4", &[]).status,
+        200,
+        "the edge keeps serving"
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use super::conn_slot::{CachedAsset, ConnSlot};
 use super::context::ServerContext;
+use super::lingering_close::lingering_close;
 use super::steering::{is_multivariant, manifest, steer_playlist, steering_target, Steering, MAX_PLAYLIST};
 use crate::cache::admission::Decision;
 use crate::cache::fill::spawn_fill;
@@ -176,7 +177,10 @@ async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<Fir
         HeadRead::Head(h) => h,
         HeadRead::Gone => return false,
         HeadRead::Refuse(status, message) => {
-            let _ = respond(state, ctx, status, error_response(status, &message, false, &[])).await;
+            if respond(state, ctx, status, error_response(status, &message, false, &[])).await {
+                let limits = &ctx.limits;
+                lingering_close(&mut state.stream, limits.lingering_time, limits.lingering_timeout).await;
+            }
             return false;
         }
     };

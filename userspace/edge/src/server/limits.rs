@@ -26,6 +26,14 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request head accepted; larger answers 431.
     pub max_header_bytes: usize,
+    /// After a response that ends the connection while the client may still be sending (431,
+    /// 400, 408), the longest time its further bytes are read and discarded so that it reads
+    /// the response instead of a reset (nginx's lingering_time); 0 closes at once.
+    #[serde(with = "humantime_serde")]
+    pub lingering_time: Duration,
+    /// ... and the longest wait for the client's next bytes meanwhile (lingering_timeout).
+    #[serde(with = "humantime_serde")]
+    pub lingering_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -37,6 +45,8 @@ impl Default for Limits {
             send_stall_timeout: Duration::from_secs(30),
             max_connections: 0,
             max_header_bytes: 16 * 1024,
+            lingering_time: Duration::from_secs(5),
+            lingering_timeout: Duration::from_secs(1),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod demand_counter;
 pub mod idle_parker;
 pub mod kernel_setup;
 pub mod limits;
+pub mod lingering_close;
 pub mod miss_policy;
 pub mod object_intake;
 pub mod steering;
