@@ -57,17 +57,7 @@ fn killing_the_leader_moves_leadership_and_the_queued_ingest_completes_on_the_ne
     b.wait_for("east-1 down", 400, |x| !x.is_up("east-1"));
     let src = TempDir::new("cp-ha-src");
     src.write("video.mp4", &pattern(7, 1 << 20));
-    let dir_arg = src.path().to_str().expect("utf-8");
-    let out = b.cli(&[
-        "ingest",
-        "--tenant",
-        "acme",
-        "--content",
-        "show",
-        "--quiet",
-        "--no-wait",
-        dir_arg,
-    ]);
+    let out = b.ingest("acme", "show", src.path(), &["--no-wait"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     b.wait_for("the leader to try east-1", 600, |x| {
         x.status()["work"][0]["waiting"]
@@ -175,17 +165,7 @@ fn killing_the_leader_mid_ingest_of_many_files_leaves_every_file_everywhere_once
     for (i, f) in files.iter().enumerate() {
         src.write(f, &pattern(100 + i as u64, 300_000));
     }
-    let dir_arg = src.path().to_str().expect("utf-8");
-    let out = b.cli(&[
-        "ingest",
-        "--tenant",
-        "acme",
-        "--content",
-        "many",
-        "--quiet",
-        "--no-wait",
-        dir_arg,
-    ]);
+    let out = b.ingest("acme", "many", src.path(), &["--no-wait"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // kill -9 the leader while it places: once the first bytes reached east-1.
     let started = |root: &std::path::Path| {

@@ -56,16 +56,7 @@ fn ingest_no_wait(control: &Control, content: &str, files: &[(String, Vec<u8>)])
     for (name, bytes) in files {
         src.write(name, bytes);
     }
-    let out = control.cli(&[
-        "ingest",
-        "--tenant",
-        "acme",
-        "--content",
-        content,
-        "--quiet",
-        "--no-wait",
-        src.path().to_str().expect("utf-8"),
-    ]);
+    let out = control.ingest("acme", content, src.path(), &["--no-wait"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

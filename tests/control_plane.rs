@@ -96,19 +96,6 @@ fn site(name: &str) -> Site {
     }
 }
 
-fn ingest(
-    control: &Control,
-    tenant: &str,
-    content: &str,
-    dir: &Path,
-    extra: &[&str],
-) -> std::process::Output {
-    let mut args = vec!["ingest", "--tenant", tenant, "--content", content, "--quiet"];
-    args.extend_from_slice(extra);
-    args.push(dir.to_str().expect("utf-8"));
-    control.cli(&args)
-}
-
 fn ok(out: &std::process::Output) -> String {
     let text = format!(
         "{}{}",
@@ -141,7 +128,7 @@ fn ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss
             ("subs-fr.vtt", 3, 999),
         ],
     );
-    let out = ok(&ingest(&control, "acme", "show", src.path(), &[]));
+    let out = ok(&control.ingest("acme", "show", src.path(), &[]));
     assert!(out.contains("is ready"), "{out}");
     let archive = control.data_dir.join("archive");
     for root in [&east_root, &west_root, &archive] {
@@ -234,7 +221,7 @@ fn ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss
     assert!(listed.contains("show") && listed.contains("ready"), "{listed}");
     // Flagged hot at ingest: pushed to the tenant's one hot edge before any viewer asks.
     let hot = source("cp-hot-src", &[("video-480p.mp4", 9, 1 << 20)]);
-    ok(&ingest(&control, "acme", "premiere", hot.path(), &["--hot"]));
+    ok(&control.ingest("acme", "premiere", hot.path(), &["--hot"]));
     let pushed = data.path().join("edge/acme/premiere/video-480p.mp4");
     control.wait_for("the hot content on the edge", 600, |_| pushed.exists());
     let misses = edge.metric("strata_misses_total");
@@ -261,7 +248,7 @@ fn the_home_cluster_is_fixed_and_moving_its_servers_keeps_urls_working() {
     );
     control.wait_for("servers up", 400, |c| c.is_up("east-1") && c.is_up("edge-1"));
     let src = source("cp-home-src", &[("video-720p.mp4", 7, 1 << 20)]);
-    ok(&ingest(&control, "solo", "clip", src.path(), &[]));
+    ok(&control.ingest("solo", "clip", src.path(), &[]));
     // Changing the home is refused, and nothing changes.
     let (status, v) = control.call(
         "PATCH",
@@ -317,7 +304,7 @@ fn refusals_have_the_right_status_and_message_and_change_nothing() {
     control.wait_for("east-1 up", 400, |c| c.is_up("east-1"));
     // Quota: refused before upload, naming quota and usage; nothing staged or recorded.
     let big = source("cp-big", &[("video.mp4", 1, 1_500_000)]);
-    let out = ingest(&control, "acme", "big", big.path(), &[]);
+    let out = control.ingest("acme", "big", big.path(), &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -499,7 +486,7 @@ fn killing_the_control_plane_mid_ingest_loses_no_work_and_duplicates_nothing() {
         .map(|(i, n)| (n.as_str(), i as u64 + 10, 256 * 1024))
         .collect();
     let src = source("cp-kill-src", &files);
-    ok(&ingest(&control, "acme", "many", src.path(), &["--no-wait"]));
+    ok(&control.ingest("acme", "many", src.path(), &["--no-wait"]));
     // Kill -9 once placement has started.
     control.wait_for("placement under way", 2000, |c| {
         c.metric("strata_control_placed_bytes") > 0.0
@@ -595,7 +582,7 @@ fn a_storage_server_down_during_ingest_is_waited_for_and_the_work_completes_when
         "cp-down-src",
         &[("video.mp4", 5, 2 << 20), ("thumb-01.jpg", 6, 5000)],
     );
-    ok(&ingest(&control, "acme", "waits", src.path(), &["--no-wait"]));
+    ok(&control.ingest("acme", "waits", src.path(), &["--no-wait"]));
     control.wait_for("the home copy and the wait on west-1", 1200, |c| {
         let s = c.status();
         s["work"][0]["waiting"].as_array().is_some_and(|w| {
@@ -650,7 +637,7 @@ fn syncd_moves_a_shifted_working_set_onto_a_small_edge_cache_and_the_old_set_is_
         .map(|(i, n)| (n.as_str(), i as u64 + 100, 1 << 20))
         .collect();
     let src = source("cp-syncd-src", &files);
-    ok(&ingest(&control, "acme", "set", src.path(), &[]));
+    ok(&control.ingest("acme", "set", src.path(), &[]));
     // One round: every asset of `set` once; returns the round's hit ratio from the edge's metrics.
     let round = |set: &[String]| -> f64 {
         let hits = edge.metric("strata_cache_hits_total");
@@ -741,7 +728,7 @@ fn a_file_lost_on_the_home_cluster_is_restored_from_the_archive_while_viewers_ge
         "cp-restore-src",
         &[("video.mp4", 21, 2 << 20), ("audio-en.aac", 22, 300_000)],
     );
-    ok(&ingest(&control, "acme", "lost", src.path(), &[]));
+    ok(&control.ingest("acme", "lost", src.path(), &[]));
     // The home copy disappears; viewers keep asking.
     let lost = east_root.join("acme/lost/video.mp4");
     std::fs::remove_file(&lost).expect("delete the home copy");

@@ -51,15 +51,7 @@ fn the_status_page_shows_edges_and_plots_of_sampled_traffic_in_a_browser() {
     control.wait_for("servers up", 400, |c| c.is_up("east-1") && c.is_up("edge-1"));
     let src = TempDir::new("status-page-src");
     src.write("clip.mp4", &pattern(3, 400_000));
-    let out = control.cli(&[
-        "ingest",
-        "--tenant",
-        "acme",
-        "--content",
-        "show",
-        "--quiet",
-        src.path().to_str().expect("utf-8"),
-    ]);
+    let out = control.ingest("acme", "show", src.path(), &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Traffic over several samples: whole bodies, ranges and a 404.

@@ -181,6 +181,14 @@ impl Control {
         self.cli_as(args, &self.operator)
     }
 
+    /// `strata ingest --tenant T --content C --quiet EXTRA DIR` as the operator.
+    pub fn ingest(&self, tenant: &str, content: &str, dir: &Path, extra: &[&str]) -> Output {
+        let mut args = vec!["ingest", "--tenant", tenant, "--content", content, "--quiet"];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().expect("utf-8"));
+        self.cli(&args)
+    }
+
     /// `strata ARGS` with `token`.
     pub fn cli_as(&self, args: &[&str], token: &str) -> Output {
         Command::new(strata_bin())
