@@ -5,3 +5,4 @@ pub mod file_plan;
 pub mod range;
 pub mod request;
 pub mod response;
+pub mod signed_url;
