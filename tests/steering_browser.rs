@@ -15,61 +15,6 @@ use serde_json::Value;
 use strata_tests::control::Control;
 use strata_tests::*;
 
-/// Forty seconds of 2-second H.264/AAC segments with a multivariant playlist, in `dir`.
-fn make_hls(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("hls dir");
-    let seg = dir.join("seg%03d.ts");
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args([
-            "-t",
-            "40",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args([
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-            "-b:v",
-            "300k",
-        ])
-        .args([
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-f",
-            "hls",
-            "-hls_time",
-            "2",
-            "-hls_playlist_type",
-            "vod",
-        ])
-        .arg("-hls_segment_filename")
-        .arg(&seg)
-        .args(["-master_pl_name", "master.m3u8"])
-        .arg(dir.join("index.m3u8"))
-        .output()
-        .expect("ffmpeg (installed by cargo xtask setup)");
-    assert!(
-        out.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let master = std::fs::read_to_string(dir.join("master.m3u8")).expect("master playlist");
-    assert!(master.contains("#EXT-X-STREAM-INF"), "{master}");
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("dir");
     for e in std::fs::read_dir(from).expect("read").flatten() {
@@ -196,7 +141,7 @@ fn frags_from(r: &Value, host: &str) -> bool {
 fn hls_js_follows_content_steering_to_the_other_region_and_keeps_playing() {
     let dir = TempDir::new("steering");
     let hls = dir.path().join("hls");
-    make_hls(&hls);
+    strata_tests::media::make_hls(40, &hls);
     let (east_cache, west_cache) = (dir.path().join("east"), dir.path().join("west"));
     copy_dir(&hls, &east_cache.join("acme/show"));
     copy_dir(&hls, &west_cache.join("acme/show"));

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod control;
 pub mod dns;
 pub mod etcd;
+pub mod media;
 pub mod netns;
 pub mod routing;
 pub mod tiers;

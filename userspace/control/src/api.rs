@@ -52,6 +52,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/repairs", post(repair_report))
         .merge(super::map_api::routes())
         .merge(super::dashboard::routes())
+        .merge(super::signing_api::routes())
         .fallback(|| async { ApiError::new(404, "no such endpoint; see /v1/status") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

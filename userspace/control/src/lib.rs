@@ -31,6 +31,8 @@ pub mod registry;
 pub mod registry_url;
 pub mod repair;
 pub mod servers;
+pub mod signing;
+pub mod signing_api;
 pub mod staging;
 pub mod status_report;
 pub mod syncd;

@@ -260,7 +260,12 @@ impl ControlPlane {
                     .push(s.record.addr);
             }
         }
-        let digest = Sha256::digest(serde_json::to_vec(&(&table.tenants, &table.clusters))?);
+        table.signed = super::signing::SigningBook { store }.signed_tenants()?;
+        let digest = Sha256::digest(serde_json::to_vec(&(
+            &table.tenants,
+            &table.clusters,
+            &table.signed,
+        ))?);
         table.etag = strata_wire::content_digest::hex(&digest[..8]);
         Ok(table)
     }

@@ -52,6 +52,13 @@ impl NameLookup for ControlLookup {
             })
             .collect()
     }
+
+    fn signing_keys(&self, tenant: &str) -> Option<Vec<Vec<u8>>> {
+        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+        t.0.signed
+            .get(tenant)
+            .map(|keys| keys.iter().map(|k| k.as_bytes().to_vec()).collect())
+    }
 }
 
 #[cfg(test)]

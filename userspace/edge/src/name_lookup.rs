@@ -23,6 +23,11 @@ pub struct ClusterServers {
 pub trait NameLookup: Send + Sync {
     /// The clusters holding `path`, home first; empty if the tenant is unknown.
     fn locate(&self, path: &ContentPath) -> Vec<ClusterServers>;
+
+    /// The tenant's valid signing keys when its content needs a signed URL; None: public.
+    fn signing_keys(&self, _tenant: &str) -> Option<Vec<Vec<u8>>> {
+        None
+    }
 }
 
 /// The static lookup's configuration.

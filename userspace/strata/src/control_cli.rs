@@ -108,6 +108,24 @@ pub enum ControlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A signed URL path for a tenant whose access is `signed` (see `tenant access`).
+    Sign {
+        /// The path to sign, /TENANT/CONTENT/ASSET.
+        path: String,
+        /// How long the URL stays valid.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Sign this prefix instead (HLS: the playlist's directory, e.g. /acme/show/), so
+        /// the same query admits every segment below it.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only this client address may use it.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// Print the whole URL on this edge base, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        base: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +192,17 @@ pub enum TenantCommand {
         hot_edges: Option<u32>,
     },
     List,
+    /// Who may fetch the tenant's content: public, or signed URLs only (shows it without one).
+    Access {
+        name: String,
+        #[arg(value_parser = ["public", "signed"])]
+        access: Option<String>,
+    },
+    /// Make a new signing key (printed once, for the tenant's own URL signer); the previous
+    /// key stays valid, so URLs signed before keep working.
+    Keys {
+        name: String,
+    },
 }
 
 /// `strata control serve`: flags over the `--config` file over the defaults.

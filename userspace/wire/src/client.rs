@@ -225,6 +225,14 @@ impl ServiceClient {
         self.send_json("PATCH", path, body)
     }
 
+    pub fn put_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send_json("PUT", path, body)
+    }
+
     fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         method: &'static str,
@@ -234,6 +242,7 @@ impl ServiceClient {
         self.with_failover(method, path, |url| {
             let req = match method {
                 "PATCH" => self.agent.patch(url),
+                "PUT" => self.agent.put(url),
                 _ => self.agent.post(url),
             };
             req.header("authorization", self.bearer()).send_json(body)

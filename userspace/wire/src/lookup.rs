@@ -13,4 +13,7 @@ pub struct LookupTable {
     pub tenants: BTreeMap<String, Vec<String>>,
     /// Cluster → the addresses of its storage servers that are up.
     pub clusters: BTreeMap<String, Vec<std::net::SocketAddr>>,
+    /// Tenants whose content needs a signed URL → their valid signing keys (hex, newest first).
+    #[serde(default)]
+    pub signed: BTreeMap<String, Vec<String>>,
 }

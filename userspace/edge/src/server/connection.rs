@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use super::conn_slot::{CachedAsset, ConnSlot};
 use super::context::ServerContext;
 use super::lingering_close::lingering_close;
+use super::signed_access;
 use super::steering::{is_multivariant, manifest, steer_playlist, steering_target, Steering, MAX_PLAYLIST};
 use crate::cache::admission::Decision;
 use crate::cache::fill::spawn_fill;
@@ -28,6 +29,7 @@ use strata_http::content_path::{ContentPath, PathError};
 use strata_http::file_plan::{plan_file_response, PlanError, Validators};
 use strata_http::request::{parse_request_head, HeadError, Method, RequestHead};
 use strata_http::response::{error_response, HeadBuilder};
+use strata_http::signed_url::SignedParams;
 use strata_kernel::body_path::{send_span, BodyError, FileSpan};
 use strata_kernel::socket_opts::set_cork;
 
@@ -283,6 +285,12 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
         Err(e @ PathError::Bad(_)) => return Answer::Error(400, e.to_string(), vec![]),
         Err(e @ PathError::NotContent) => return Answer::Error(404, e.to_string(), vec![]),
     };
+    let signed = match signed_access::check(ctx, &path, head.query.as_deref(), || {
+        state.stream.peer_addr().ok().map(|a| a.ip())
+    }) {
+        Ok(signed) => signed,
+        Err(e) => return Answer::Error(e.status(), e.to_string(), vec![]),
+    };
     let ctype = content_type(&path.asset);
     let asset = match cached_or_open(state, ctx, &path) {
         Ok(a) => {
@@ -306,7 +314,13 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     };
     if let (Some(steering), true) = (&ctx.steering, path.asset.ends_with(".m3u8")) {
         if let Some(text) = multivariant_text(&asset) {
-            return steered_playlist(state, ctx, head, steering, &path, &text).await;
+            return steered_playlist(state, ctx, head, steering, &path, &text, signed.as_ref()).await;
+        }
+    }
+    if let (Some(params), true) = (&signed, path.asset.ends_with(".m3u8")) {
+        if let Some(text) = playlist_text(&asset) {
+            let body = signed_access::propagate(&text, params);
+            return small_body(state, ctx, head, "application/vnd.apple.mpegurl", body.as_bytes()).await;
         }
     }
     let etag = asset.etag();
@@ -390,14 +404,18 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
 
 /// The text of `asset` if it is a multivariant playlist small enough to rewrite.
 fn multivariant_text(asset: &OpenAsset) -> Option<String> {
+    playlist_text(asset).filter(|text| is_multivariant(text))
+}
+
+/// A playlist small enough to rewrite, as text.
+fn playlist_text(asset: &OpenAsset) -> Option<String> {
     use std::os::unix::fs::FileExt as _;
     if asset.len > MAX_PLAYLIST {
         return None;
     }
     let mut buf = vec![0u8; asset.len as usize];
     asset.file.read_exact_at(&mut buf, 0).ok()?;
-    let text = String::from_utf8(buf).ok()?;
-    is_multivariant(&text).then_some(text)
+    String::from_utf8(buf).ok()
 }
 
 /// Sends a small in-memory body (`HEAD` gets the head alone).
@@ -433,11 +451,15 @@ async fn steered_playlist(
     steering: &Steering,
     path: &ContentPath,
     text: &str,
+    signed: Option<&SignedParams>,
 ) -> Answer {
     let (Ok(client), Ok(local)) = (state.stream.peer_addr(), state.stream.local_addr()) else {
         return Answer::Done(false);
     };
-    let steered = steer_playlist(steering, client.ip(), text, &path.tenant, &path.content_id, local);
+    let mut steered = steer_playlist(steering, client.ip(), text, &path.tenant, &path.content_id, local);
+    if let Some(params) = signed {
+        steered = signed_access::propagate(&steered, params);
+    }
     small_body(
         state,
         ctx,

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod lingering_close;
 pub mod miss_policy;
 pub mod object_intake;
+pub mod signed_access;
 pub mod steering;
 
 use std::net::SocketAddr;

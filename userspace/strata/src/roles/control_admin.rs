@@ -42,6 +42,29 @@ pub fn run(args: ControlArgs) -> anyhow::Result<()> {
         ControlCommand::Region(r) => super::map_admin::region(&client, r)?,
         ControlCommand::Block(b) => super::map_admin::block(&client, b)?,
         ControlCommand::Map { json } => super::map_admin::map(&client, json)?,
+        ControlCommand::Sign {
+            path,
+            ttl,
+            prefix,
+            ip,
+            base,
+        } => {
+            let tenant = path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let v = what(client.post(
+                &format!("/v1/tenants/{tenant}/signed-urls"),
+                &json!({"path": path, "prefix": prefix, "ttl_secs": ttl.as_secs().max(1), "ip": ip}),
+            ))?;
+            let signed = v["path_and_query"].as_str().unwrap_or_default();
+            match base {
+                Some(b) => println!("{}{signed}", b.trim_end_matches('/')),
+                None => println!("{signed}"),
+            }
+        }
         ControlCommand::Token { role, tenant, server } => {
             let body = match role.as_str() {
                 "tenant" => {
@@ -147,6 +170,22 @@ fn tenant(client: &strata_wire::client::ServiceClient, cmd: TenantCommand) -> an
             "{}",
             serde_json::to_string_pretty(&what(client.get("/v1/tenants"))?)?
         ),
+        TenantCommand::Access { name, access } => {
+            let path = format!("/v1/tenants/{name}/access");
+            let v = match access {
+                Some(a) => what(client.put_json(&path, &json!({ "access": a })))?,
+                None => what(client.get(&path))?,
+            };
+            println!(
+                "tenant {name}: access {} ({} valid signing keys)",
+                v["access"], v["valid_keys"]
+            );
+        }
+        TenantCommand::Keys { name } => {
+            let v = what(client.post(&format!("/v1/tenants/{name}/signing-keys"), &json!({})))?;
+            println!("tenant {name}: new signing key (shown once; the previous one stays valid)");
+            println!("{}", v["key"].as_str().unwrap_or_default());
+        }
         TenantCommand::Set {
             name,
             home,
