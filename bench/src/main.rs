@@ -1,11 +1,16 @@
 //! strata's benchmark harness (`cargo xtask bench` runs `bench run`): strata against nginx,
 //! HAProxy and the machine's own limit, side by side in one run, the network map's solve
-//! time, and strata's nameserver against Knot DNS, written up as markdown, JSON and PNG plots. `bench load` is the load generator on its
-//! own; `bench hold` is the idle scenario's helper process.
+//! time, strata's nameserver against Knot DNS, and the control plane's capacity per registry
+//! backend, written up as markdown, JSON and PNG plots. `bench load` is the load generator on its
+//! own; `bench hold` and `bench beat` are the idle and capacity scenarios' helper processes.
 
+mod api_conn;
+mod beat_load;
 mod body_sink;
+mod capacity_report;
 mod contenders;
 mod control_api;
+mod control_capacity;
 mod corpus;
 mod dns_fixture;
 mod dns_mix;
@@ -27,6 +32,7 @@ mod proc_stats;
 mod report;
 mod scenarios;
 mod servers;
+mod sim_heartbeat;
 mod tally;
 mod url_mix;
 
@@ -50,6 +56,8 @@ enum Cmd {
     Load(load::LoadArgs),
     /// (helper) Open connections, request once on each, hold them until stdin closes.
     Hold(idle_hold::HoldArgs),
+    /// (helper) Simulated servers heartbeating to a control plane (scenario g).
+    Beat(beat_load::BeatArgs),
 }
 
 #[derive(Args)]
@@ -67,10 +75,11 @@ struct RunArgs {
     #[arg(long, default_value = "target/release/strata")]
     strata: PathBuf,
     /// Run only these scenarios (a local hit, b proxied miss, c Zipf with admission, d idle
-    /// connections, e map solve, f DNS queries per second); comma-separated. The limit probe
-    /// always runs. Without a, b, c, d or f no server runs: neither the strata binary nor the
+    /// connections, e map solve, f DNS queries per second, g control-plane capacity per registry
+    /// backend); comma-separated. The limit probe
+    /// always runs. Without a, b, c, d, f or g no server runs: neither the strata binary nor the
     /// peers are needed.
-    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e", "f"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e", "f", "g"])]
     only: Vec<String>,
     /// Scratch directory for the served files and caches (removed afterwards).
     #[arg(long)]
@@ -148,5 +157,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Run(args) => run(&args),
         Cmd::Load(args) => load::run(&args),
         Cmd::Hold(args) => idle_hold::hold(&args),
+        Cmd::Beat(args) => beat_load::run(&args),
     }
 }

@@ -138,6 +138,9 @@ impl Report {
         if let Some(d) = &r.dns {
             dns_table(&mut s, d, self.machine.knot.as_deref());
         }
+        if let Some(c) = &r.control_capacity {
+            crate::capacity_report::table(&mut s, c);
+        }
         let verdicts = crate::goals::judge(r);
         if !verdicts.is_empty() {
             let _ = writeln!(s, "\n## Goals\n");
@@ -181,6 +184,14 @@ impl Report {
             for line in dns_lines(d) {
                 let _ = writeln!(s, "(f) DNS: {line}");
             }
+        }
+        for line in self
+            .results
+            .control_capacity
+            .iter()
+            .flat_map(crate::capacity_report::lines)
+        {
+            let _ = writeln!(s, "(g) control capacity: {line}");
         }
         s
     }

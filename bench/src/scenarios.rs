@@ -1,6 +1,7 @@
 //! The benchmark run: the machine's limit, then scenarios (a) local hit, (b) proxied miss,
 //! (c) Zipf mix with admission and fill, (d) idle connections, (e) the network map's solve time,
-//! (f) DNS queries per second (dns_scenario.rs).
+//! (f) DNS queries per second (dns_scenario.rs), (g) control-plane capacity per registry backend
+//! (control_capacity.rs).
 //! Every server runs pinned to CPU 0 and the load generator to CPU 1; each measurement starts a
 //! fresh server, warms it, and measures; runs alternate between contenders so drift hits them
 //! all alike. Scenario (e) runs no server: it times the map solver in this process, on CPU 1.
@@ -39,7 +40,7 @@ pub struct Settings {
     pub idle_settle: Duration,
     /// Solves of the map per case in scenario (e).
     pub solve_reps: usize,
-    /// Scenarios to run (a, b, c, d, e, f); all when empty. The limit always runs.
+    /// Scenarios to run (a, b, c, d, e, f, g); all when empty. The limit always runs.
     pub only: Vec<String>,
 }
 
@@ -70,7 +71,7 @@ impl Settings {
 
     /// Whether any scenario to run starts strata (all but the map solve do).
     pub fn runs_servers(&self) -> bool {
-        ["a", "b", "c", "d", "f"].iter().any(|name| self.wants(name))
+        ["a", "b", "c", "d", "f", "g"].iter().any(|name| self.wants(name))
     }
 
     /// Whether any scenario to run measures HTTP peers (nginx, HAProxy).
@@ -124,6 +125,8 @@ pub struct Results {
     pub map_solve: Option<MapSolveResult>,
     /// Scenario (f), when it ran.
     pub dns: Option<DnsResult>,
+    /// Scenario (g), when it ran.
+    pub control_capacity: Option<crate::control_capacity::CapacityResult>,
 }
 
 /// A workload as planned.
@@ -414,7 +417,8 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         * (1 + workloads.iter().map(|w| w.contenders.len() as u64).sum::<u64>()
             + idle_contenders.len() as u64
             + dns_contenders)
-        + map_cases;
+        + map_cases
+        + if s.wants("g") { 2 } else { 0 };
     let bar = progress(steps);
 
     let mut limit_runs = Vec::new();
@@ -480,6 +484,9 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
     } else {
         None
     };
+    let control_capacity = s
+        .wants("g")
+        .then(|| crate::control_capacity::measure(cx, s, &bar));
     bar.finish_and_clear();
     Ok(Results {
         limit: LimitResult {
@@ -496,6 +503,7 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         idle,
         map_solve,
         dns,
+        control_capacity,
     })
 }
 
