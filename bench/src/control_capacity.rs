@@ -70,7 +70,7 @@ impl CapacityPlan {
             CapacityPlan {
                 steps: vec![100, 250, 500, 1000, 2000, 4000],
                 warmup: Duration::from_secs(2),
-                measure: Duration::from_secs(3),
+                measure: Duration::from_secs(2),
                 write_time: Duration::from_secs(2),
             }
         } else {

@@ -1,7 +1,8 @@
 //! `bench run --quick --no-peers` against the real strata binary: the report files exist and
 //! hold plausible figures (every workload moved checksummed bytes without an error, the idle
 //! scenario reached its levels, the map solve timed both its cases, the nameserver answered
-//! dnsperf's queries, the plots are PNGs). No speed is asserted. Scenario (f) needs dnsperf
+//! dnsperf's queries, the control plane took heartbeats and API writes on each registry backend
+//! it could start, the plots are PNGs). No speed is asserted. Scenario (f) needs dnsperf
 //! (its load generator, installed by `cargo xtask bench`); where it is missing the run leaves
 //! (f) out and says so.
 
@@ -32,7 +33,7 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
         .arg(strata_bin());
     if !dnsperf {
         eprintln!("dnsperf is not installed: scenario (f) left out (apt-get install dnsperf)");
-        cmd.args(["--only", "a,b,c,d,e"]);
+        cmd.args(["--only", "a,b,c,d,e,g"]);
     }
     let status = cmd.status().expect("start bench");
     assert!(status.success(), "bench run --quick failed: {status}");
@@ -110,13 +111,15 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
     if dnsperf {
         check_dns(&json["results"]["dns"]);
     }
+    check_capacity(&json["results"]["control_capacity"]);
 
     let md = std::fs::read_to_string(out.path().join("report.md")).expect("report.md");
     assert_eq!(md.contains("## (f) DNS"), dnsperf, "{md}");
     assert!(
         md.contains("## (a) local hit")
             && md.contains("## (d) idle keep-alive connections")
-            && md.contains("## (e) map solve"),
+            && md.contains("## (e) map solve")
+            && md.contains("## (g) control-plane capacity"),
         "{md}"
     );
     assert!(md.contains("of the limit"), "{md}");
@@ -126,6 +129,27 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
             bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 4096,
             "{png} is not a plot"
         );
+    }
+}
+
+/// Scenario (g): on redb (and on etcd where it is installed) the first step's heartbeats were
+/// answered and API writes went through.
+fn check_capacity(g: &serde_json::Value) {
+    let backends = g["backends"].as_array().expect("control capacity backends");
+    assert_eq!(backends.len(), 2, "{backends:?}");
+    let etcd = Command::new("etcd").arg("--version").output().is_ok();
+    for b in backends
+        .iter()
+        .filter(|b| etcd || !b["backend"].as_str().unwrap_or("").starts_with("etcd"))
+    {
+        assert!(b["failure"].is_null(), "{}: {}", b["backend"], b["failure"]);
+        let first = &b["steps"][0];
+        assert!(
+            number(first, &["answered"]) > 0.0,
+            "no heartbeat answered: {first}"
+        );
+        assert!(number(first, &["p50_ms"]) > 0.0);
+        assert!(number(&b["writes"][0], &["per_sec"]) > 0.0, "no API write: {b}");
     }
 }
 
