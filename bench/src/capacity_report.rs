@@ -46,13 +46,13 @@ pub fn table(s: &mut String, r: &CapacityResult) {
         if !b.steps.is_empty() {
             let _ = writeln!(
                 s,
-                "| servers | heartbeats/s | p50 ms | p99 ms | max ms | failed | body bytes (avg) | cores: control plane, etcd, helpers, machine |"
+                "| servers | heartbeats/s | p50 ms | p99 ms | max ms | failed | body bytes (avg) | CPU ms per beat (control + etcd) | cores: control plane, etcd, helpers, machine |"
             );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
             for st in &b.steps {
                 let _ = writeln!(
                     s,
-                    "| {}{} | {:.0} | {:.1} | {:.1} | {:.0} | {} of {} | {:.0} | {:.2}, {:.2}, {:.2}, {:.2} |",
+                    "| {}{} | {:.0} | {:.1} | {:.1} | {:.0} | {} of {} | {:.0} | {:.2} | {:.2}, {:.2}, {:.2}, {:.2} |",
                     st.servers,
                     if st.carried() { "" } else { " (over)" },
                     st.heartbeats_per_sec,
@@ -62,6 +62,7 @@ pub fn table(s: &mut String, r: &CapacityResult) {
                     st.failed,
                     st.due,
                     st.avg_body_bytes,
+                    st.cpu_ms_per_beat(),
                     st.control_cores,
                     st.etcd_cores,
                     st.helper_cores,

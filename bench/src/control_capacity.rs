@@ -75,7 +75,9 @@ impl CapacityPlan {
             }
         } else {
             CapacityPlan {
-                steps: vec![100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
+                steps: vec![
+                    100, 150, 200, 300, 400, 500, 600, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000,
+                ],
                 warmup: Duration::from_secs(3),
                 measure: Duration::from_secs(5),
                 write_time: Duration::from_secs(4),
@@ -109,6 +111,11 @@ pub struct StepFigures {
 }
 
 impl StepFigures {
+    /// CPU milliseconds the control plane and the registry (etcd) spent per answered beat.
+    pub fn cpu_ms_per_beat(&self) -> f64 {
+        (self.control_cores + self.etcd_cores) * 1000.0 / self.heartbeats_per_sec.max(1e-9)
+    }
+
     /// Whether the control plane carried this step: p99 within the limit, few failures.
     pub fn carried(&self) -> bool {
         self.due > 0
