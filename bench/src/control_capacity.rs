@@ -6,23 +6,20 @@
 //! load CPU. Per backend: a fresh control plane, content really ingested (edges report demand
 //! for it), API writes measured on the quiet plane, then the fleet ramped in steps, each measured
 //! for a fixed time, until the first step whose p99 passes one second. Reported, not asserted.
+//! The control plane and its setup are in capacity_fixture.rs, one step in capacity_step.rs.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use indicatif::ProgressBar;
 use serde::Serialize;
-use serde_json::json;
 
-use crate::api_conn::ApiConn;
-use crate::beat_load::BeatOutcome;
-use crate::proc_stats::{machine_busy_seconds, tree_cpu_seconds};
+use crate::capacity_fixture::{
+    ingest, issue_tokens, setup, start_control, start_storage, tenant_writes, Api,
+};
+use crate::capacity_step::run_step;
 use crate::scenarios::{RunContext, Settings, LOAD_CPU, SERVER_CPU};
-use crate::servers::{free_addr, ServerProcess};
-use crate::sim_heartbeat::{Fleet, SimServer, SIM_CLUSTER};
+use crate::sim_heartbeat::{Fleet, SimServer};
 
 /// The heartbeat interval of every simulated server.
 pub const INTERVAL_MS: u64 = 1000;
@@ -31,14 +28,14 @@ pub const P99_LIMIT_MS: f64 = 1000.0;
 /// A step also fails when more than this share of its beats fail.
 pub const FAILED_SHARE_LIMIT: f64 = 0.01;
 /// Most simulated servers one helper process holds (a connection each).
-const PER_HELPER: usize = 2000;
+pub(crate) const PER_HELPER: usize = 2000;
 /// Concurrent clients of the API-write measurement (each on its own tenant).
-const WRITERS: usize = 16;
+pub(crate) const WRITERS: usize = 16;
 /// Content ingested for the edges' demand: contents × assets of `ASSET_BYTES`.
-const CONTENTS: usize = 4;
-const ASSETS_PER_CONTENT: usize = 16;
-const ASSET_BYTES: usize = 4096;
-const HOME_CLUSTER: &str = "bench-store";
+pub(crate) const CONTENTS: usize = 4;
+pub(crate) const ASSETS_PER_CONTENT: usize = 16;
+pub(crate) const ASSET_BYTES: usize = 4096;
+pub(crate) const HOME_CLUSTER: &str = "bench-store";
 
 /// The two registries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,377 +288,8 @@ fn measure_backend(
     Ok(())
 }
 
-/// `strata control serve` with its defaults (server TTL 5 s, map every 10 s) on the server CPU.
-fn start_control(
-    cx: &RunContext,
-    data_dir: &Path,
-    registry: Option<String>,
-) -> anyhow::Result<ServerProcess> {
-    let addr = free_addr()?;
-    let mut cmd = Command::new(&cx.env.strata);
-    cmd.args(["control", "serve", "--data-dir"])
-        .arg(data_dir)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .env("RUST_LOG", "warn");
-    let name = match &registry {
-        Some(url) => {
-            cmd.arg("--registry").arg(url);
-            "capacity-control-etcd"
-        }
-        None => "capacity-control-redb",
-    };
-    ServerProcess::spawn(name, cmd, addr, None, SERVER_CPU, &cx.env.logs)
-}
-
-/// The control plane's address and the operator's token.
-struct Api {
-    addr: SocketAddr,
-    operator: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        conn: &mut ApiConn,
-        method: &str,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> anyhow::Result<serde_json::Value> {
-        conn.request(method, path, &self.operator, body.to_string().as_bytes())
-            .await?
-            .json(&format!("{method} {path}"))
-    }
-}
-
-/// Clusters (the real storage server's and the simulated ones'), the tenant whose content the
-/// edges ask for, and the tenants the writers update.
-async fn setup(api: &Api) -> anyhow::Result<()> {
-    let mut c = ApiConn::connect(api.addr, None).await?;
-    for cluster in [HOME_CLUSTER, SIM_CLUSTER] {
-        api.call(
-            &mut c,
-            "POST",
-            "/v1/clusters",
-            &json!({"name": cluster, "tier": "storage"}),
-        )
-        .await?;
-    }
-    for tenant in std::iter::once("bench".to_string()).chain((0..WRITERS).map(|i| format!("writer{i}"))) {
-        api.call(
-            &mut c,
-            "POST",
-            "/v1/tenants",
-            &json!({"name": tenant, "home_cluster": HOME_CLUSTER}),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// A real `strata storage` in the home cluster (ingested content is placed on it), on the load
-/// CPU, once the control plane has it up.
-fn start_storage(
-    cx: &RunContext,
-    api: &Api,
-    dir: &Path,
-    rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<ServerProcess> {
-    let token = rt.block_on(async {
-        let mut c = ApiConn::connect(api.addr, None).await?;
-        let v = api
-            .call(
-                &mut c,
-                "POST",
-                "/v1/tokens",
-                &json!({"role": "service", "server": "store-1"}),
-            )
-            .await?;
-        v["token"]
-            .as_str()
-            .map(str::to_string)
-            .context("no token in the answer")
-    })?;
-    let token_file = dir.join("store-1.token");
-    std::fs::write(&token_file, token).with_context(|| format!("writing {}", token_file.display()))?;
-    let root = dir.join("store-1");
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    let (addr, admin) = (free_addr()?, free_addr()?);
-    let mut cmd = Command::new(&cx.env.strata);
-    cmd.arg("storage")
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--admin-listen")
-        .arg(admin.to_string())
-        .arg("--root")
-        .arg(&root)
-        .args([
-            "--telemetry",
-            "off",
-            "--cluster",
-            HOME_CLUSTER,
-            "--name",
-            "store-1",
-        ])
-        .arg("--control")
-        .arg(format!("http://{}", api.addr))
-        .arg("--control-token-file")
-        .arg(&token_file)
-        .env("RUST_LOG", "warn");
-    let storage = ServerProcess::spawn("capacity-storage", cmd, addr, Some(admin), LOAD_CPU, &cx.env.logs)?;
-    Ok(storage)
-}
-
-/// Ingests `CONTENTS` contents for tenant `bench` (retrying the first while the storage server
-/// registers); returns every asset's path and size.
-async fn ingest(api: &Api) -> anyhow::Result<Vec<(String, u64)>> {
-    let mut c = ApiConn::connect(api.addr, None).await?;
-    let mut assets = Vec::new();
-    let body = vec![b'x'; ASSET_BYTES];
-    for n in 0..CONTENTS {
-        let content = format!("show{n}");
-        let decls: Vec<serde_json::Value> = (0..ASSETS_PER_CONTENT)
-            .map(|a| json!({"name": format!("seg{a}.m4s"), "size": ASSET_BYTES}))
-            .collect();
-        let id = api
-            .call(
-                &mut c,
-                "POST",
-                "/v1/tenants/bench/ingests",
-                &json!({"content": content, "assets": decls}),
-            )
-            .await?["id"]
-            .as_str()
-            .map(str::to_string)
-            .context("no ingest id in the answer")?;
-        for a in 0..ASSETS_PER_CONTENT {
-            let path = format!("/v1/ingests/{id}/files/seg{a}.m4s");
-            let answer = c.request("PUT", &path, &api.operator, &body).await?;
-            answer.json(&format!("PUT {path}"))?;
-            assets.push((format!("bench/{content}/seg{a}.m4s"), ASSET_BYTES as u64));
-        }
-        let began = Instant::now();
-        loop {
-            // 409 while the home cluster has no registered server yet (the storage server's
-            // first heartbeat).
-            let path = format!("/v1/ingests/{id}/commit");
-            let answer = c.request("POST", &path, &api.operator, b"{}").await?;
-            if answer.status == 409 && began.elapsed() < Duration::from_secs(20) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-            answer.json(&format!("POST {path}"))?;
-            break;
-        }
-    }
-    Ok(assets)
-}
-
-/// `WRITERS` clients each PATCHing its own tenant's quota back to back for `time`.
-async fn tenant_writes(api: &Api, time: Duration) -> WriteFigures {
-    let until = tokio::time::Instant::now() + time;
-    let began = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..WRITERS {
-        let (addr, token) = (api.addr, api.operator.clone());
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failed = 0u64;
-            let mut first_error = None;
-            let mut conn = None;
-            let mut quota = 1u64 << 40;
-            while tokio::time::Instant::now() < until {
-                quota += 1;
-                let body = json!({ "quota_bytes": quota }).to_string();
-                let path = format!("/v1/tenants/writer{w}");
-                let t0 = Instant::now();
-                let result = async {
-                    if conn.is_none() {
-                        conn = Some(ApiConn::connect(addr, None).await?);
-                    }
-                    match conn.as_mut() {
-                        Some(c) => c
-                            .request("PATCH", &path, &token, body.as_bytes())
-                            .await?
-                            .json(&format!("PATCH {path}")),
-                        None => bail!("no connection"),
-                    }
-                }
-                .await;
-                latencies.push(t0.elapsed().as_micros() as u64);
-                if let Err(e) = result {
-                    failed += 1;
-                    first_error.get_or_insert(format!("{e:#}"));
-                    conn = None;
-                }
-            }
-            (latencies, failed, first_error)
-        });
-    }
-    let mut all = Vec::new();
-    let mut figures = WriteFigures {
-        what: "PATCH /v1/tenants/T (a tenant's quota)".into(),
-        writers: WRITERS,
-        ..Default::default()
-    };
-    while let Some(Ok((latencies, failed, first_error))) = tasks.join_next().await {
-        all.extend(latencies);
-        figures.failed += failed;
-        if figures.first_error.is_none() {
-            figures.first_error = first_error;
-        }
-    }
-    let seconds = began.elapsed().as_secs_f64();
-    figures.writes = all.len() as u64 - figures.failed;
-    figures.per_sec = figures.writes as f64 / seconds.max(1e-9);
-    all.sort_unstable();
-    figures.p50_ms = percentile_ms(&all, 0.5);
-    figures.p99_ms = percentile_ms(&all, 0.99);
-    figures
-}
-
-/// Service tokens for servers `from..to`, issued by `WRITERS` concurrent clients.
-async fn issue_tokens(api: &Api, from: usize, to: usize) -> anyhow::Result<Vec<String>> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..WRITERS {
-        let (addr, token) = (api.addr, api.operator.clone());
-        tasks.spawn(async move {
-            let mut c = ApiConn::connect(addr, None).await?;
-            let mut out = Vec::new();
-            for i in (from + w..to).step_by(WRITERS) {
-                let name = SimServer::new(i, String::new()).name;
-                let body = json!({"role": "service", "server": name}).to_string();
-                let v = c
-                    .request("POST", "/v1/tokens", &token, body.as_bytes())
-                    .await?
-                    .json(&format!("issuing a service token for {name}"))?;
-                let t = v["token"].as_str().context("no token in the answer")?;
-                out.push((i, t.to_string()));
-            }
-            anyhow::Ok(out)
-        });
-    }
-    let mut all = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        all.extend(done.context("a token task failed")??);
-    }
-    all.sort_unstable_by_key(|(i, _)| *i);
-    Ok(all.into_iter().map(|(_, t)| t).collect())
-}
-
-/// Runs the helpers for one step and merges their figures.
-fn run_step(
-    cx: &RunContext,
-    plan: &CapacityPlan,
-    control: &ServerProcess,
-    fleet_file: &Path,
-    step: usize,
-    servers: usize,
-) -> anyhow::Result<StepFigures> {
-    let helpers = servers.div_ceil(PER_HELPER);
-    let mut children: Vec<Child> = Vec::new();
-    for h in 0..helpers {
-        let from = h * servers / helpers;
-        let count = (h + 1) * servers / helpers - from;
-        let child = Command::new(&cx.exe)
-            .arg("beat")
-            .arg("--control")
-            .arg(control.addr.to_string())
-            .arg("--fleet")
-            .arg(fleet_file)
-            .args(["--from", &from.to_string(), "--count", &count.to_string()])
-            .arg("--source")
-            .arg(Ipv4Addr::new(127, 1, step as u8 + 1, h as u8 + 1).to_string())
-            .args(["--warmup-ms", &plan.warmup.as_millis().to_string()])
-            .args(["--measure-ms", &plan.measure.as_millis().to_string()])
-            .args(["--interval-ms", &INTERVAL_MS.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting a `bench beat` helper")?;
-        children.push(child);
-    }
-    let helper_pids: Vec<u32> = children.iter().map(Child::id).collect();
-    let etcd_pids = etcd_members();
-    let cpu = |pids: &[u32]| pids.iter().map(|&p| tree_cpu_seconds(p)).sum::<f64>();
-    std::thread::sleep(plan.warmup);
-    let (control0, etcd0, helpers0) = (
-        tree_cpu_seconds(control.pid()),
-        cpu(&etcd_pids),
-        cpu(&helper_pids),
-    );
-    let (machine0, t0) = (machine_busy_seconds(), Instant::now());
-    std::thread::sleep(plan.measure);
-    let (control1, etcd1, helpers1) = (
-        tree_cpu_seconds(control.pid()),
-        cpu(&etcd_pids),
-        cpu(&helper_pids),
-    );
-    let (machine1, seconds) = (machine_busy_seconds(), t0.elapsed().as_secs_f64());
-    let mut outcomes = Vec::new();
-    let mut failure = None;
-    for child in children {
-        match collect(child) {
-            Ok(o) => outcomes.push(o),
-            Err(e) => failure = failure.or(Some(e)),
-        }
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    let mut latencies: Vec<u64> = outcomes
-        .iter()
-        .flat_map(|o| o.latencies_us.iter().copied())
-        .collect();
-    latencies.sort_unstable();
-    let due: u64 = outcomes.iter().map(|o| o.due).sum();
-    let answered: u64 = outcomes.iter().map(|o| o.answered).sum();
-    Ok(StepFigures {
-        servers,
-        helpers,
-        due,
-        answered,
-        failed: outcomes.iter().map(|o| o.failed).sum(),
-        heartbeats_per_sec: answered as f64 / plan.measure.as_secs_f64(),
-        p50_ms: percentile_ms(&latencies, 0.5),
-        p99_ms: percentile_ms(&latencies, 0.99),
-        max_ms: latencies.last().map_or(0.0, |&l| l as f64 / 1000.0),
-        avg_body_bytes: outcomes.iter().map(|o| o.body_bytes).sum::<u64>() as f64 / due.max(1) as f64,
-        control_cores: (control1 - control0) / seconds,
-        etcd_cores: (etcd1 - etcd0) / seconds,
-        helper_cores: (helpers1 - helpers0) / seconds,
-        machine_cores: (machine1 - machine0) / seconds,
-        first_error: outcomes.into_iter().find_map(|o| o.first_error),
-    })
-}
-
-/// The etcd members this process started (its children named `etcd`).
-fn etcd_members() -> Vec<u32> {
-    crate::proc_stats::process_tree(std::process::id())
-        .into_iter()
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "etcd"))
-        .collect()
-}
-
-/// Waits for a helper (they end by themselves: warm-up, window, then at most the beat timeout)
-/// and reads its figures.
-fn collect(child: Child) -> anyhow::Result<BeatOutcome> {
-    let out = child
-        .wait_with_output()
-        .context("waiting for a `bench beat` helper")?;
-    if !out.status.success() {
-        bail!(
-            "a `bench beat` helper failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    serde_json::from_slice(&out.stdout).context("reading a `bench beat` helper's figures")
-}
-
 /// The `q` quantile of sorted microseconds, in milliseconds.
-fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }

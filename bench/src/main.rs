@@ -7,7 +7,9 @@
 mod api_conn;
 mod beat_load;
 mod body_sink;
+mod capacity_fixture;
 mod capacity_report;
+mod capacity_step;
 mod contenders;
 mod control_api;
 mod control_capacity;
