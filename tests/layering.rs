@@ -35,6 +35,7 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
     ),
     ("strata-control", &["strata-wire", "strata-http", "strata-flow"]),
     ("strata-dns", &["strata-wire"]),
+    ("strata-live", &["strata-http", "strata-wire"]),
     ("strata-client", &["strata-wire"]),
     // Top: the binary.
     (
@@ -45,6 +46,7 @@ const MAY_DEPEND_ON: &[(&str, &[&str])] = &[
             "strata-wire",
             "strata-edge",
             "strata-control",
+            "strata-live",
             "strata-dns",
             "strata-client",
             "strata-flow",

@@ -13,6 +13,7 @@ pub mod control;
 pub mod dns;
 pub mod etcd;
 pub mod media;
+pub mod live;
 pub mod netns;
 pub mod routing;
 pub mod tiers;

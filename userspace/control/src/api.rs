@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt as _;
 
 use super::api_common::ApiState;
-use super::api_common::{blocking, manager, ok, operator, role, ApiResult};
+use super::api_common::{blocking, manager, manager_or_archiver, ok, operator, role, ApiResult};
 use super::api_error::{parse_json, ApiError};
 use super::contents::{content_key, ContentBook};
 use super::registry::Op;
@@ -49,6 +49,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/ingests/{id}/commit", post(ingest_commit))
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/lookup", get(lookup))
+        .route("/v1/live", get(live_list))
         .route("/v1/repairs", post(repair_report))
         .merge(super::map_api::routes())
         .merge(super::dashboard::routes())
@@ -186,7 +187,7 @@ async fn content_show(
     headers: HeaderMap,
     Path((tenant, content)): Path<(String, String)>,
 ) -> ApiResult {
-    manager(&state, &headers, &tenant)?;
+    manager_or_archiver(&state, &headers, &tenant)?;
     let plane = state.plane.clone();
     let v = blocking(move || {
         let store = plane.store();
@@ -277,7 +278,7 @@ async fn ingest_open(
     Path(tenant): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    manager(&state, &headers, &tenant)?;
+    manager_or_archiver(&state, &headers, &tenant)?;
     let req: IngestRequest = parse_json(&body)?;
     let plane = state.plane.clone();
     let session = blocking(move || staging::open(plane.store(), &plane.staging_root, &tenant, req)).await?;
@@ -291,9 +292,8 @@ async fn ingest_upload(
     Path((id, name)): Path<(String, String)>,
     body: Body,
 ) -> ApiResult {
-    let r = role(&state, &headers)?;
     let (session, _) = staging::session(state.plane.store(), &id)?;
-    r.may_manage(&session.tenant)?;
+    manager_or_archiver(&state, &headers, &session.tenant)?;
     let (part, dest, declared) = staging::upload_paths(&state.plane.staging_root, &session, &name)?;
     let werr = |e: std::io::Error| ApiError::internal(format!("writing {}: {e}", part.display()));
     let mut file = tokio::fs::File::create(&part).await.map_err(werr)?;
@@ -328,9 +328,8 @@ async fn ingest_commit(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let r = role(&state, &headers)?;
     let (session, _) = staging::session(state.plane.store(), &id)?;
-    r.may_manage(&session.tenant)?;
+    manager_or_archiver(&state, &headers, &session.tenant)?;
     let plane = state.plane.clone();
     let (record, item) = blocking(move || {
         let syncd_free = |e: &str| plane.syncd.free_bytes(e);
@@ -370,6 +369,9 @@ async fn heartbeat(State(state): State<ApiState>, headers: HeaderMap, body: Byte
         };
         match hb.server.role {
             ServerRole::Storage => reply.placement_key = Some(plane.placement_key.clone()),
+            ServerRole::Live => plane
+                .live
+                .observe(&hb.server, hb.live.unwrap_or_default().streams),
             ServerRole::Edge => {
                 let report = hb.edge.unwrap_or_default();
                 if let Some(region) = &hb.server.region {
@@ -403,6 +405,17 @@ async fn lookup(State(state): State<ApiState>, headers: HeaderMap) -> ApiResult 
     let plane = state.plane.clone();
     let table = blocking(move || plane.lookup_table().map_err(|e| ApiError::from_anyhow(&e))).await?;
     ok(serde_json::to_value(table).unwrap_or_default())
+}
+
+async fn live_list(State(state): State<ApiState>, headers: HeaderMap) -> ApiResult {
+    operator(&state, &headers, "list live streams")?;
+    let plane = state.plane.clone();
+    let streams = blocking(move || {
+        let servers = ServerBook::all(plane.store())?;
+        Ok(plane.live_streams(&servers))
+    })
+    .await?;
+    ok(json!({ "streams": streams }))
 }
 
 #[derive(Deserialize)]

@@ -43,6 +43,22 @@ pub fn manager(state: &ApiState, headers: &HeaderMap, tenant: &str) -> Result<()
     Ok(role(state, headers)?.may_manage(tenant)?)
 }
 
+/// A tenant's manager, or a live ingest server archiving a recording into the tenant (its
+/// service token, registered with role `live`).
+pub fn manager_or_archiver(state: &ApiState, headers: &HeaderMap, tenant: &str) -> Result<(), ApiError> {
+    let r = role(state, headers)?;
+    if let Role::Service { server } = &r {
+        let record = state.plane.store().get(&format!("servers/{server}"))?;
+        let is_live = record
+            .and_then(|e| serde_json::from_slice::<strata_wire::heartbeat::ServerRecord>(&e.value).ok())
+            .is_some_and(|rec| rec.role == strata_wire::heartbeat::ServerRole::Live);
+        if is_live {
+            return Ok(());
+        }
+    }
+    Ok(r.may_manage(tenant)?)
+}
+
 /// Runs blocking registry or file work off the async threads.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,

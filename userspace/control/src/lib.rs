@@ -21,6 +21,7 @@ mod etcd_store_tests;
 mod etcd_watch;
 pub mod ingestor;
 pub mod leader;
+pub mod live_board;
 pub mod map;
 pub mod map_api;
 pub mod names;

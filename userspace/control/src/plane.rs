@@ -96,6 +96,8 @@ pub struct ControlPlane {
     pub store: Arc<dyn RegistryStore>,
     pub servers: ServerBook,
     pub syncd: Syncd,
+    /// Live streams as the ingest servers report them.
+    pub live: super::live_board::LiveBoard,
     /// The network map maker (regions, blocks, min-cost flow).
     pub map: Arc<MapMaker>,
     pub ingestor: Arc<Ingestor>,
@@ -206,6 +208,7 @@ impl ControlPlane {
             store,
             servers: ServerBook::new(settings.server_ttl),
             syncd: Syncd::new(settings.demand_half_life, settings.push_min_requests),
+            live: Default::default(),
             map,
             ingestor,
             leadership,
@@ -251,8 +254,11 @@ impl ControlPlane {
         for c in (TenantBook { store }).clusters()? {
             table.clusters.entry(c.name).or_default();
         }
-        for s in ServerBook::all(store)? {
-            if let (true, ServerRole::Storage, Some(cluster)) = (s.up, s.record.role, &s.record.cluster) {
+        let servers = ServerBook::all(store)?;
+        for s in &servers {
+            if let (true, ServerRole::Storage | ServerRole::Live, Some(cluster)) =
+                (s.up, s.record.role, &s.record.cluster)
+            {
                 table
                     .clusters
                     .entry(cluster.clone())
@@ -261,13 +267,37 @@ impl ControlPlane {
             }
         }
         table.signed = super::signing::SigningBook { store }.signed_tenants()?;
+        table.live = self.live_routes(&servers);
         let digest = Sha256::digest(serde_json::to_vec(&(
             &table.tenants,
             &table.clusters,
             &table.signed,
+            &table.live,
         ))?);
         table.etag = strata_wire::content_digest::hex(&digest[..8]);
         Ok(table)
+    }
+
+    /// Every stream the ingest servers that are up report (`GET /v1/live`).
+    pub fn live_streams(
+        &self,
+        servers: &[super::servers::ServerState],
+    ) -> Vec<super::live_board::ListedStream> {
+        let up = |name: &str| servers.iter().any(|s| s.up && s.record.name == name);
+        self.live.streams(self.store(), &up).into_values().collect()
+    }
+
+    /// Streams edges fetch from their ingest cluster: not yet archived (the recording is not
+    /// ready on storage), reported by a server that is up.
+    fn live_routes(
+        &self,
+        servers: &[super::servers::ServerState],
+    ) -> std::collections::BTreeMap<String, String> {
+        self.live_streams(servers)
+            .into_iter()
+            .filter(|l| l.stream.phase != strata_wire::live::LivePhase::Archived)
+            .map(|l| (format!("{}/{}", l.stream.tenant, l.stream.stream), l.cluster))
+            .collect()
     }
 
     /// Size of a registered asset (`tenant/content/asset`), for syncd.

@@ -92,6 +92,7 @@ pub fn build(plane: &ControlPlane) -> Result<Value, ApiError> {
             "archive": {"dir": plane.archive_root, "contents": archived.len(), "bytes": archived.iter().map(|c| c.bytes()).sum::<u64>()},
         },
         "edges": edges,
+        "live": plane.live_streams(&servers),
         "tenants": tenants,
         "hot": hot,
         "work": work,

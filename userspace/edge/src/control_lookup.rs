@@ -59,6 +59,18 @@ impl NameLookup for ControlLookup {
             .get(tenant)
             .map(|keys| keys.iter().map(|k| k.as_bytes().to_vec()).collect())
     }
+
+    fn live(&self, path: &ContentPath) -> Option<ClusterServers> {
+        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+        if t.0.live.is_empty() {
+            return None;
+        }
+        let cluster = t.0.live.get(&format!("{}/{}", path.tenant, path.content_id))?;
+        Some(ClusterServers {
+            cluster: cluster.clone(),
+            servers: t.0.clusters.get(cluster).cloned().unwrap_or_default(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,11 @@ pub trait NameLookup: Send + Sync {
     fn signing_keys(&self, _tenant: &str) -> Option<Vec<Vec<u8>>> {
         None
     }
+
+    /// The ingest cluster serving `path`'s stream while it is live; None for on-demand content.
+    fn live(&self, _path: &ContentPath) -> Option<ClusterServers> {
+        None
+    }
 }
 
 /// The static lookup's configuration.

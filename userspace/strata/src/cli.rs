@@ -47,6 +47,10 @@ pub enum Command {
     /// Upload a content's files (a directory) to the control plane, which places them on the
     /// tenant's home cluster, replicas and the archive.
     Ingest(crate::control_cli::IngestArgs),
+    /// A live ingest server: encoders publish HLS/CMAF over HTTP (ffmpeg -method PUT); every
+    /// segment is recorded on the cluster's shared root while edges fetch it; ended streams are
+    /// archived to on-demand storage.
+    Live(crate::live_cli::LiveArgs),
 }
 
 /// How a storage server or edge joins a control plane; each overrides the `[control]` key.

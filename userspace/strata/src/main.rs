@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod control_cli;
 mod demo_data;
+mod live_cli;
 mod roles;
 
 use std::io::IsTerminal as _;
@@ -69,6 +70,14 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             runtime(0)?.block_on(roles::dns::run(cfg))
+        }
+        Command::Live(args) => {
+            let cfg = args.resolve().context("strata live: configuration")?;
+            if args.print_config {
+                print!("{}", config::to_toml(&cfg));
+                return Ok(());
+            }
+            runtime(0)?.block_on(strata_live::run(cfg)).context("strata live")
         }
     }
 }

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 pub enum ServerRole {
     Storage,
     Edge,
+    /// A live ingest server (`strata live`): `cluster` is its ingest cluster.
+    Live,
 }
 
 /// A registered server.
@@ -79,6 +81,9 @@ pub struct Heartbeat {
     pub server: ServerRecord,
     #[serde(default)]
     pub edge: Option<EdgeReport>,
+    /// Live ingest servers: the streams they hold.
+    #[serde(default)]
+    pub live: Option<crate::live::LiveReport>,
 }
 
 /// What the control plane answers a heartbeat with.

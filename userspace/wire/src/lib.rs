@@ -8,6 +8,7 @@ pub mod assets;
 pub mod client;
 pub mod content_digest;
 pub mod heartbeat;
+pub mod live;
 pub mod lookup;
 pub mod map_view;
 pub mod network_map;

@@ -1,5 +1,6 @@
 //! The name lookup edges fetch from the control plane (`GET /v1/lookup`): which clusters hold
-//! each tenant's content, and which storage servers of each cluster are up.
+//! each tenant's content, which storage servers of each cluster are up, and which streams are
+//! live on which ingest cluster.
 
 use std::collections::BTreeMap;
 
@@ -16,4 +17,8 @@ pub struct LookupTable {
     /// Tenants whose content needs a signed URL → their valid signing keys (hex, newest first).
     #[serde(default)]
     pub signed: BTreeMap<String, Vec<String>>,
+    /// Live streams (`tenant/stream`) → the ingest cluster serving them; while a stream is
+    /// here edges fetch it from that cluster (its servers are in `clusters`), not from storage.
+    #[serde(default)]
+    pub live: BTreeMap<String, String>,
 }

@@ -511,7 +511,15 @@ async fn miss(
     if let Some(demand) = &ctx.demand {
         demand.record(path.relative(), 0);
     }
-    let clusters = lookup.locate(path);
+    let live = lookup.live(path);
+    if let (Some(live), true) = (&live, path.asset.ends_with(".m3u8")) {
+        let servers = ctx.upstream.order(std::slice::from_ref(live));
+        return live_playlist(state, ctx, head, &servers).await;
+    }
+    let clusters = match live {
+        Some(live) => vec![live],
+        None => lookup.locate(path),
+    };
     if clusters.is_empty() {
         return Answer::Error(
             404,
@@ -571,6 +579,39 @@ async fn miss(
         }
         ProxyResult::Failed { status, message } => Answer::Error(status, message, vec![]),
     }
+}
+
+/// A live stream's playlist: from the edge's memory while fresh, else one shared fetch from
+/// the ingest cluster; never admitted to the disk cache.
+async fn live_playlist(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    head: &RequestHead,
+    servers: &[std::net::SocketAddr],
+) -> Answer {
+    let held = match ctx.live_playlists.get(&ctx.upstream, &head.path, servers).await {
+        Ok(h) => h,
+        Err((status, message)) => return Answer::Error(status, message, vec![]),
+    };
+    let cache_control = format!("max-age={}", ctx.live_playlists.max_age());
+    let mut builder = HeadBuilder::new(200)
+        .header("Content-Type", &held.content_type)
+        .header_u64("Content-Length", held.body.len() as u64)
+        .header("Cache-Control", &cache_control)
+        .header_u64("Age", held.age())
+        .header("Access-Control-Allow-Origin", "*");
+    if let Some(etag) = &held.etag {
+        builder = builder.header("ETag", etag);
+    }
+    let bytes = builder.connection(head.keep_alive).finish();
+    ctx.metrics.response(200);
+    if !write_all(state, ctx, &bytes).await {
+        return Answer::Done(false);
+    }
+    if head.method() == &Method::Head {
+        return Answer::Done(true);
+    }
+    Answer::Done(write_all(state, ctx, &held.body).await)
 }
 
 /// Returns the open asset for `path`, reusing the connection's descriptor while the file is

@@ -42,6 +42,8 @@ pub struct ServerContext {
     /// Edges under a control plane: throughput players reported with their steering requests
     /// (bounded: reports beyond it are dropped, never queued without end).
     pub player_reports: Option<tokio::sync::mpsc::Sender<PlayerReport>>,
+    /// Live streams' playlists held in memory (never in the disk cache).
+    pub live_playlists: Arc<super::live_playlist::LivePlaylists>,
 }
 
 /// A context over an empty temporary directory, for unit tests.
@@ -67,5 +69,8 @@ pub(crate) fn test_context() -> ServerContext {
         failed_reads: None,
         steering: None,
         player_reports: None,
+        live_playlists: Arc::new(super::live_playlist::LivePlaylists::new(
+            std::time::Duration::from_secs(1),
+        )),
     }
 }

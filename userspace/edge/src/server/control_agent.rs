@@ -156,6 +156,7 @@ pub async fn run(
         let heartbeat = Heartbeat {
             server: record.clone(),
             edge: edge_report(&parts),
+            live: None,
         };
         let c = client.clone();
         let sent =

@@ -11,6 +11,7 @@ pub mod idle_parker;
 pub mod kernel_setup;
 pub mod limits;
 pub mod lingering_close;
+pub mod live_playlist;
 pub mod miss_policy;
 pub mod object_intake;
 pub mod signed_access;
@@ -182,6 +183,10 @@ pub async fn start(
     if let Some(c) = &cache {
         collectors.push(Box::new(CacheCollector(c.clone())));
     }
+    let live_playlists = Arc::new(live_playlist::LivePlaylists::new(cfg.upstream.live_playlist_ttl));
+    collectors.push(Box::new(live_playlist::LivePlaylistCollector(
+        live_playlists.clone(),
+    )));
     let metrics = ServerMetrics::new(role, body_path.label(), collectors);
     let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
     let admin_addr = admin_listener.local_addr()?;
@@ -241,6 +246,7 @@ pub async fn start(
         failed_reads: failed_tx,
         steering: steering.clone(),
         player_reports: player_tx,
+        live_playlists,
     });
     if let Some(p) = &parker {
         p.run_on(

@@ -45,6 +45,10 @@ pub struct UpstreamSettings {
     /// SO_RCVBUF of storage-tier sockets in bytes (0: the kernel's autotuning). Bounds what a
     /// body waiting for a slow client holds in the edge's receive queue.
     pub receive_buffer: u64,
+    /// How long an edge holds a live stream's playlist in memory before fetching it again
+    /// (concurrent viewers share one fetch); also the `max-age` viewers get.
+    #[serde(with = "humantime_serde")]
+    pub live_playlist_ttl: Duration,
 }
 
 impl Default for UpstreamSettings {
@@ -60,6 +64,7 @@ impl Default for UpstreamSettings {
             max_in_flight_total: 256 << 20,
             lag_after: Duration::from_millis(250),
             receive_buffer: 1 << 20,
+            live_playlist_ttl: Duration::from_secs(1),
         }
     }
 }

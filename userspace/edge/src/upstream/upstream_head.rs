@@ -31,6 +31,8 @@ pub struct UpstreamHead {
     /// `Content-Range: bytes FIRST-LAST/TOTAL`.
     pub content_range: Option<ContentRange>,
     pub close: bool,
+    /// `Age` (seconds), 0 when absent.
+    pub age: u64,
 }
 
 impl UpstreamHead {
@@ -185,6 +187,7 @@ fn parse_head(resp: &httparse::Response<'_, '_>) -> Result<UpstreamHead, HeadFai
                 )
             }
             "connection" if value.eq_ignore_ascii_case("close") => out.close = true,
+            "age" => out.age = value.parse().unwrap_or(0),
             "transfer-encoding" => return Err(fail("chunked upstream responses are not supported".into())),
             _ => {}
         }
