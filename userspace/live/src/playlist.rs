@@ -156,8 +156,8 @@ pub fn render(segments: &[RecordedSegment], first: usize, ended: bool, vod: bool
         out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
     }
     let mut map: Option<&str> = None;
-    for (i, s) in shown.iter().enumerate() {
-        if s.discontinuity && i > 0 {
+    for s in shown {
+        if s.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if s.map.as_deref() != map {

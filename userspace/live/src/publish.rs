@@ -278,7 +278,7 @@ async fn publish_playlist(
     held.state.idle_archive_secs = tenant.idle_archive_secs;
     let applied = held.state.apply(&path.asset, &pushed);
     if !applied.missing.is_empty() {
-        tracing::warn!(stream = %held.state.key(), missing = ?applied.missing, "the playlist lists files that never arrived whole; they are not recorded");
+        tracing::debug!(stream = %held.state.key(), missing = ?applied.missing, "the playlist lists files not whole yet; they are recorded when they arrive");
     }
     let live = held.state.live_playlist();
     write_atomic(&dir.join(&path.asset), live.as_bytes()).map_err(|e| {
