@@ -469,3 +469,57 @@ fn the_control_plane_killed_during_archiving_finishes_it_after_restart_without_d
     let vod = pop.edge_get("ck", "index.m3u8").text();
     assert!((duration(&vod) - 8.0).abs() < 1.5, "{vod}");
 }
+
+#[test]
+fn hls_js_in_chromium_plays_the_live_stream_through_an_edge_and_then_the_archived_recording() {
+    use std::sync::{Arc, Mutex};
+    use strata_tests::browser::{chromium, player_page, wait_report};
+    let pop = LivePop::start("live-hlsjs", 1, 600, &[]);
+    let ingest = pop.ingest_addr(0);
+    let mut encoder = ffmpeg_publish(
+        &format!("http://{ingest}/acme/hj/index.m3u8"),
+        &pop.token,
+        36,
+        "mpegts",
+    );
+    pop.wait("the live playlist at the edge", 60, |p| {
+        let r = p.edge_get("hj", "index.m3u8");
+        (r.status == 200 && segments(&r.text()).len() >= 2).then_some(())
+    });
+    let url = format!("http://{}/acme/hj/index.m3u8", pop.edge.addr);
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let page = player_page(url.clone(), reports.clone());
+    let mut browser = chromium(&format!("http://{page}/"), &pop.dir.path().join("chromium"));
+    let started = wait_report(&reports, 240, "live playback", |r| {
+        r["t"].as_f64().unwrap_or(0.0) > 0.5
+    });
+    let t0 = started["t"].as_f64().unwrap_or(0.0);
+    let later = wait_report(&reports, 240, "ten more seconds of live playback", |r| {
+        r["t"].as_f64().unwrap_or(0.0) >= t0 + 10.0
+    });
+    let _ = browser.kill();
+    let _ = browser.wait();
+    eprintln!("live: started {started}, later {later}");
+    assert_eq!(later["live"], true, "hls.js saw a live playlist: {later}");
+    assert!(later["frags"].as_array().is_some_and(|f| !f.is_empty()));
+    // After the encoder ends, the same URL plays the archived recording.
+    assert!(encoder.wait().expect("ffmpeg").success());
+    pop.wait("the archived recording", 120, |p| {
+        (p.listed("hj")?["phase"] == "archived").then_some(())
+    });
+    pop.wait("the VOD playlist at the edge", 30, |p| {
+        p.edge_get("hj", "index.m3u8")
+            .text()
+            .contains("#EXT-X-ENDLIST")
+            .then_some(())
+    });
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let page = player_page(url, reports.clone());
+    let mut browser = chromium(&format!("http://{page}/"), &pop.dir.path().join("chromium-vod"));
+    let vod = wait_report(&reports, 240, "playback of the archived recording", |r| {
+        r["t"].as_f64().unwrap_or(0.0) >= 5.0
+    });
+    let _ = browser.kill();
+    let _ = browser.wait();
+    assert_eq!(vod["live"], false, "the archived recording is VOD: {vod}");
+}

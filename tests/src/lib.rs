@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod browser;
 pub mod control;
 pub mod dns;
 pub mod etcd;
