@@ -55,6 +55,14 @@ fn ffmpeg_publishes_mpegts_and_fmp4_the_edge_serves_them_live_and_after_endlist_
         let listed = pop.listed(stream).expect("listed by /v1/live");
         assert_eq!(listed["phase"], "live");
         assert_eq!(listed["cluster"], "ingest");
+        let status = pop.control.cli(&["control", "status"]);
+        let status = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            status
+                .lines()
+                .any(|l| l.contains(&format!("acme/{stream}")) && l.contains("live") && l.contains("live-1")),
+            "strata control status lists the live stream: {status}"
+        );
     }
     // Publish → listed at the edge: a segment's rename on the ingest root to its first
     // appearance in the edge's playlist.

@@ -77,8 +77,14 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
             "127.0.0.1:0",
             "--dns-admin-listen",
             "127.0.0.1:0",
+            "--live-listen",
+            "127.0.0.1:0",
+            "127.0.0.1:0",
+            "--live-admin-listen",
+            "127.0.0.1:0",
+            "127.0.0.1:0",
         ],
-        6,
+        8,
     );
     let (edge, edge_admin) = pop.role("edge");
     let (storage, _) = pop.role("storage-west");
@@ -142,6 +148,34 @@ fn pop_serves_demo_content_to_curl_with_ranges() {
         200,
         &keynote,
         "the west region's edge serves too",
+    );
+    // Live: ffmpeg publishes to the POP's ingest cluster with acme's publish token; the edge
+    // serves the live playlist.
+    let (live, _) = pop.role("live");
+    let token = std::fs::read_to_string(data.path().join("control/service-tokens/acme-publish.token"))
+        .expect("the POP wrote acme's publish token");
+    let mut encoder = strata_tests::live::ffmpeg_publish(
+        &format!("http://{live}/acme/pop-live/index.m3u8"),
+        token.trim(),
+        6,
+        "mpegts",
+    );
+    let mut listed = Vec::new();
+    for _ in 0..600 {
+        let (status, body) = curl(&[&format!("http://{edge}/acme/pop-live/index.m3u8")]);
+        listed = strata_tests::live::segments(&String::from_utf8_lossy(&body));
+        if status == 200 && !listed.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !listed.is_empty(),
+        "the live playlist through the edge lists segments"
+    );
+    assert!(
+        encoder.wait().expect("ffmpeg").success(),
+        "ffmpeg published to the POP"
     );
     assert_eq!(pop.stop(), Some(0), "Ctrl-C/SIGTERM shuts the POP down cleanly");
 }

@@ -28,6 +28,7 @@ const ROLES: &[(&str, &str, &str)] = &[
     ("edge", "--cache-dir", "/var/lib/strata/edge-cache"),
     ("dns", "--config", "/var/lib/strata/dns"),
     ("control", "--data-dir", "/var/lib/strata/control"),
+    ("live", "--root", "/var/lib/strata/live"),
 ];
 
 /// The strata command line that runs `role` (the control plane's is `control serve`).

@@ -46,8 +46,25 @@ pub enum LiveError {
     Listen { addr: String, message: String },
 }
 
-/// Runs the ingest server until SIGINT/SIGTERM.
-pub async fn run(settings: LiveSettings) -> Result<(), LiveError> {
+/// A started ingest server.
+pub struct RunningLive {
+    pub local_addr: std::net::SocketAddr,
+    pub admin_addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningLive {
+    /// Waits until the server stopped (after `stop` changed).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts an ingest server; it stops when `stop` changes.
+pub async fn start(
+    settings: LiveSettings,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<RunningLive, LiveError> {
     if settings.control.url.is_empty() {
         return Err(LiveError::NoControl);
     }
@@ -82,47 +99,48 @@ pub async fn run(settings: LiveSettings) -> Result<(), LiveError> {
         metrics: LiveMetrics::new(),
         settings,
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let heartbeats = control_agent::spawn(
-        ctx.clone(),
-        client.clone(),
-        local_addr,
-        admin_addr,
-        stop_rx.clone(),
-    );
-    let archiver = tokio::spawn(archiver::run(ctx.clone(), client, stop_rx.clone()));
+    let heartbeats = control_agent::spawn(ctx.clone(), client.clone(), local_addr, admin_addr, stop.clone());
+    let archiver = tokio::spawn(archiver::run(ctx.clone(), client, stop.clone()));
     tracing::info!(
         role = "live",
+        name = %ctx.settings.control.name,
         %local_addr,
         %admin_addr,
         root = %ctx.settings.root.display(),
         cluster = %ctx.settings.cluster,
         "serving"
     );
-    let serve = router::serve_streams(listener, router::streams(ctx.clone()), stop_rx.clone());
-    let serve_admin = axum::serve(admin, router::admin(ctx.clone()));
-    let mut stop2 = stop_rx.clone();
-    let shutdown_admin = async move {
-        let _ = stop2.changed().await;
-    };
-    let signals = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    let serve = router::serve_streams(listener, router::streams(ctx.clone()), stop.clone());
+    let mut admin_stop = stop.clone();
+    let serve_admin = axum::serve(admin, router::admin(ctx.clone())).with_graceful_shutdown(async move {
+        let _ = admin_stop.changed().await;
+    });
+    let task = tokio::spawn(async move {
+        let ((), admin_result) = tokio::join!(serve, async { serve_admin.await });
+        if let Err(e) = admin_result {
+            tracing::error!(error = %e, "admin listener failed");
         }
-        tracing::info!("stopping the ingest server");
-        let _ = stop_tx.send(true);
-    };
-    let ((), b, ()) = tokio::join!(
-        serve,
-        async { serve_admin.with_graceful_shutdown(shutdown_admin).await },
-        signals
-    );
-    if let Err(e) = b {
-        tracing::error!(error = %e, "listener failed");
+        let _ = archiver.await;
+        let _ = tokio::task::spawn_blocking(move || heartbeats.join()).await;
+    });
+    Ok(RunningLive {
+        local_addr,
+        admin_addr,
+        task,
+    })
+}
+
+/// Runs the ingest server until SIGINT/SIGTERM.
+pub async fn run(settings: LiveSettings) -> Result<(), LiveError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = start(settings, stop_rx).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
-    archiver.abort();
-    let _ = heartbeats.join();
+    tracing::info!(role = "live", "stopping the ingest server");
+    let _ = stop_tx.send(true);
+    running.join().await;
     Ok(())
 }

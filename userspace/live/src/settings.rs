@@ -22,9 +22,6 @@ pub struct LiveSettings {
     pub cluster: String,
     pub control: LiveControlLink,
     pub limits: PublishLimits,
-    /// When no tenant setting can be read: seconds without a publish before a stream ends.
-    #[serde(with = "humantime_serde")]
-    pub default_idle_archive: Duration,
     /// How often the archiver looks for ended streams.
     #[serde(with = "humantime_serde")]
     pub archive_check: Duration,
@@ -94,7 +91,6 @@ impl Default for LiveSettings {
             cluster: "live".into(),
             control: LiveControlLink::default(),
             limits: PublishLimits::default(),
-            default_idle_archive: Duration::from_secs(600),
             archive_check: Duration::from_secs(1),
         }
     }

@@ -354,6 +354,12 @@ pub struct PopArgs {
     /// Admin listener of the "west" storage server.
     #[arg(long, default_value = "127.0.0.1:9082")]
     pub storage_west_admin_listen: SocketAddr,
+    /// Stream listeners of the two live ingest servers (encoders publish here).
+    #[arg(long, num_args = 2, default_values = ["127.0.0.1:8090", "127.0.0.1:8091"])]
+    pub live_listen: Vec<SocketAddr>,
+    /// Admin listeners of the two live ingest servers.
+    #[arg(long, num_args = 2, default_values = ["127.0.0.1:9190", "127.0.0.1:9191"])]
+    pub live_admin_listen: Vec<SocketAddr>,
 }
 
 impl ServeArgs {

@@ -222,6 +222,38 @@ fn mib(v: &Value) -> String {
 }
 
 /// The status as text.
+/// The status's live streams: tenant/stream, ingest cluster and servers, phase, recording.
+fn print_live(v: &Value) {
+    println!("LIVE");
+    for l in v["live"].as_array().into_iter().flatten() {
+        let servers: Vec<&str> = l["servers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "  {:<32} {:<9} on {} ({}) — {} segments, {}, {} kbit/s, last publish {}{}",
+            format!(
+                "{}/{}",
+                l["tenant"].as_str().unwrap_or_default(),
+                l["stream"].as_str().unwrap_or_default()
+            ),
+            l["phase"].as_str().unwrap_or_default(),
+            l["cluster"].as_str().unwrap_or_default(),
+            servers.join(", "),
+            l["segments"],
+            mib(&l["bytes"]),
+            l["bitrate_bps"].as_u64().unwrap_or(0) / 1000,
+            l["last_publish_unix"],
+            l["archive_content"]
+                .as_str()
+                .map(|c| format!(", archived as {c}"))
+                .unwrap_or_default(),
+        );
+    }
+}
+
 fn print_status(v: &Value) {
     let c = &v["control"];
     println!(
@@ -278,6 +310,7 @@ fn print_status(v: &Value) {
             );
         }
     }
+    print_live(v);
     println!("TENANTS");
     for t in v["tenants"].as_array().into_iter().flatten() {
         println!(

@@ -9,4 +9,5 @@ pub mod guard_cli;
 pub mod ingest;
 pub mod map_admin;
 pub mod pop;
+pub mod pop_live;
 pub mod serve;

@@ -1,7 +1,8 @@
 //! `strata pop`: a point of presence on loopback in one process: the control plane, two storage
 //! clusters ("east", home of tenant acme, and "west", home of globex; each the other's replica)
 //! reporting to it, an edge in each of two regions ("east", "west") whose name lookup comes
-//! from it, and a nameserver (`cdn.test`) answering SRV queries from its network map. On first start the demo
+//! from it, a live ingest cluster of two servers, and a nameserver (`cdn.test`) answering SRV
+//! queries from its network map. On first start the demo
 //! content is ingested through the real ingest path (HTTP upload, durable queue, placement on
 //! home, replica and archive). The edge cache starts empty: a first request is a miss proxied
 //! from the storage tier, a second within a minute admits the asset, later ones are local hits.
@@ -57,7 +58,11 @@ fn prepare(plane: &ControlPlane, token_dir: &Path) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(token_dir).with_context(|| format!("creating {}", token_dir.display()))?;
-    for server in ["east-1", "west-1", "edge-1", "edge-2", "dns-1"] {
+    let live = super::pop_live::SERVERS;
+    for server in ["east-1", "west-1", "edge-1", "edge-2", "dns-1"]
+        .into_iter()
+        .chain(live)
+    {
         let file = token_dir.join(format!("{server}.token"));
         if !file.exists() {
             let token = TokenBook { store: plane.store() }.issue(&Role::Service {
@@ -242,6 +247,27 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         name: "dns-1".into(),
         ..DnsSettings::default()
     };
+    let publish_token = super::pop_live::publish_token(&plane, &token_dir)?;
+    let live_listens = [0, 1].map(|i| {
+        (
+            args.live_listen
+                .get(i)
+                .copied()
+                .unwrap_or(([127, 0, 0, 1], 0).into()),
+            args.live_admin_listen
+                .get(i)
+                .copied()
+                .unwrap_or(([127, 0, 0, 1], 0).into()),
+        )
+    });
+    let live = super::pop_live::start(
+        control.addr,
+        &token_dir,
+        &args.data_dir.join("live"),
+        live_listens,
+        stop_rx.clone(),
+    )
+    .await?;
     let dns = strata_dns::start(&dns_cfg, stop_rx).await?;
     print_urls(
         edge.local_addr,
@@ -250,10 +276,14 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         &plane.operator_token_file,
     );
     print_dns(dns.local_addr, &args.dns_domain, edge_west.local_addr);
+    super::pop_live::print_live(&live, edge.local_addr, &publish_token);
     stop_signal().await;
     tracing::info!("stopping the POP");
     let _ = stop_tx.send(true);
     dns.join().await;
+    for l in live {
+        l.join().await;
+    }
     edge.join().await;
     edge_west.join().await;
     east.join().await;
