@@ -349,6 +349,10 @@ fn two_hundred_viewers_polling_the_live_playlist_through_one_edge_cost_the_inges
         fetches <= updates * 1.5 + 2.0,
         "{fetches} ingest fetches for {updates} playlist updates"
     );
+    assert!(
+        !pop.dir.path().join("edge/acme/crowd/index.m3u8").exists(),
+        "a live playlist is never admitted to the edge's disk cache"
+    );
     let _ = encoder.kill();
     let _ = encoder.wait();
 }
@@ -530,4 +534,80 @@ fn hls_js_in_chromium_plays_the_live_stream_through_an_edge_and_then_the_archive
     let _ = browser.kill();
     let _ = browser.wait();
     assert_eq!(vod["live"], false, "the archived recording is VOD: {vod}");
+}
+
+/// A tmpfs of `size` mounted at `dir` for the life of the value.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "mount tmpfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn one_stream_over_the_tenant_limit_gets_429_and_a_full_disk_507_leaving_nothing_and_other_streams_intact() {
+    let pop = LivePop::start("live-limits", 0, 600, &[]);
+    let root = pop.dir.path().join("small-root");
+    let _disk = SmallDisk::mount(&root, "1m");
+    let live = strata_tests::live::start_live_with(
+        &pop.control,
+        &root,
+        "live-small",
+        &["--max-streams-per-tenant", "1"],
+    );
+    let tok = Some(pop.token.as_str());
+    let seg = pattern(3, 1000);
+    assert_eq!(
+        publish_raw(live.addr, &put("/acme/one/seg0.ts", tok, &seg), &seg).0,
+        201
+    );
+    let (status, text) = publish_raw(live.addr, &put("/acme/two/seg0.ts", tok, &seg), &seg);
+    assert_eq!(status, 429, "{text}");
+    assert!(text.contains("limit"), "{text}");
+    let big = pattern(4, 2 << 20);
+    let (status, text) = publish_raw(live.addr, &put("/acme/one/seg1.ts", tok, &big), &big);
+    assert_eq!(status, 507, "{text}");
+    assert!(text.contains("full"), "{text}");
+    assert_eq!(
+        get(live.addr, "/acme/one/seg1.ts", &[]).status,
+        404,
+        "nothing half-written is served"
+    );
+    let names: Vec<String> = std::fs::read_dir(root.join("acme/one"))
+        .expect("stream dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        names.iter().all(|n| n == ".rec" || n == "seg0.ts"),
+        "no .part left: {names:?}"
+    );
+    let r = get(live.addr, "/acme/one/seg0.ts", &[]);
+    assert_eq!(
+        (r.status, r.body),
+        (200, seg),
+        "the stream's earlier segment is intact"
+    );
+    drop(live);
 }

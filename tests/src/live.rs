@@ -118,6 +118,11 @@ fn mkdir(base: &Path, name: &str) -> PathBuf {
 
 /// `strata live` named `name` over `root`, in cluster `ingest`, heartbeating every 200 ms.
 pub fn start_live(control: &Control, root: &Path, name: &str) -> Strata {
+    start_live_with(control, root, name, &[])
+}
+
+/// The same plus `extra` flags.
+pub fn start_live_with(control: &Control, root: &Path, name: &str, extra: &[&str]) -> Strata {
     let link = control.link_args(name);
     let mut args = vec![
         "live",
@@ -133,6 +138,7 @@ pub fn start_live(control: &Control, root: &Path, name: &str) -> Strata {
         "8000000",
     ];
     args.extend(link.iter().map(String::as_str));
+    args.extend_from_slice(extra);
     Strata::start(&args, 1)
 }
 

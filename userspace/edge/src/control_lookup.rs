@@ -95,4 +95,23 @@ mod tests {
         assert_eq!(found[1].servers.len(), 0, "a cluster with every server down");
         assert_eq!(l.etag().0, "e1");
     }
+
+    #[test]
+    fn a_live_stream_goes_to_its_ingest_cluster_and_other_contents_do_not() {
+        let l = ControlLookup::default();
+        let mut t = LookupTable::default();
+        t.tenants.insert("acme".into(), vec!["east".into()]);
+        t.clusters
+            .insert("ingest".into(), vec!["127.0.0.1:9".parse().unwrap()]);
+        t.live.insert("acme/show".into(), "ingest".into());
+        l.replace(t);
+        let live = l.live(&ContentPath::parse("/acme/show/index.m3u8").unwrap());
+        assert_eq!(
+            live.map(|c| (c.cluster, c.servers.len())),
+            Some(("ingest".into(), 1))
+        );
+        assert!(l
+            .live(&ContentPath::parse("/acme/vod/index.m3u8").unwrap())
+            .is_none());
+    }
 }
