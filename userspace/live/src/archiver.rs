@@ -28,10 +28,24 @@ pub async fn run(
 ) {
     let mut tick = tokio::time::interval(ctx.settings.archive_check);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(10) {
+            match ctx.streams.adopt_saved() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    streams = n,
+                    "took on streams another server of the cluster recorded"
+                ),
+                Err(e) => {
+                    tracing::warn!(root = %ctx.settings.root.display(), error = %e, "scanning the recording root failed")
+                }
+            }
         }
         for h in ctx.streams.all() {
             step(&ctx, &client, &h).await;
@@ -46,6 +60,11 @@ async fn step(ctx: &Arc<LiveContext>, client: &ServiceClient, h: &StreamHandle) 
     let dir = ctx.streams.dir(&tenant, &stream);
     held.refresh(&dir);
     let key = held.state.key();
+    if held.vanished(&dir) {
+        tracing::info!(stream = %key, "another server of the cluster archived this stream; forgetting it");
+        ctx.streams.remove(&key);
+        return;
+    }
     let now = now_unix();
     match held.state.phase {
         LivePhase::Live => {

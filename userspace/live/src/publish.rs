@@ -177,6 +177,11 @@ async fn publish_segment(
         }
         name.recorded
     };
+    // Clears the in-flight mark if this request is dropped mid-body (the peer vanished).
+    let mut in_flight = InFlight {
+        handle: Some(handle.clone()),
+        name: path.asset.clone(),
+    };
     let bytes_in = &ctx.metrics.bytes_in;
     let written = body_sink::receive(&dir, &recorded, body, max, ctx.settings.limits.body_stall, |n| {
         bytes_in.inc_by(n);
@@ -187,6 +192,7 @@ async fn publish_segment(
         Ok(n) => n,
         Err(e) => {
             held.state.upload_failed(&path.asset);
+            in_flight.handle = None;
             return Err(PublishError::new(
                 e.status(),
                 format!("{}/{}: {e}", path.tenant, path.content_id),
@@ -194,6 +200,7 @@ async fn publish_segment(
         }
     };
     held.state.uploaded(&path.asset, &recorded, written);
+    in_flight.handle = None;
     if held.state.listed_late(&path.asset) {
         if let (Some(p), Some(name)) = (held.state.last_pushed.clone(), held.state.playlist.clone()) {
             held.state.apply(&name, &p);
@@ -217,6 +224,21 @@ async fn publish_segment(
         format!("stored {} ({written} bytes)\n", path.relative()),
     )
         .into_response())
+}
+
+/// An upload's in-flight mark, cleared by a task if the request is dropped before it ends.
+struct InFlight {
+    handle: Option<StreamHandle>,
+    name: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let name = std::mem::take(&mut self.name);
+            tokio::spawn(async move { handle.lock().await.state.upload_failed(&name) });
+        }
+    }
 }
 
 async fn publish_playlist(

@@ -49,6 +49,12 @@ impl Held {
         }
     }
 
+    /// Whether the saved state this server knew is gone (another server of the cluster archived
+    /// the stream and removed its copy).
+    pub fn vanished(&self, dir: &Path) -> bool {
+        self.saved.is_some() && saved_at(dir).is_none()
+    }
+
     /// Saves the state (temp file, rename) and remembers the saved copy's time.
     pub fn save(&mut self, dir: &Path) -> std::io::Result<()> {
         self.state.save(dir)?;
@@ -65,22 +71,39 @@ impl Streams {
             root: root.to_path_buf(),
             map: Mutex::new(HashMap::new()),
         };
-        for tenant in std::fs::read_dir(root)?.flatten() {
+        streams.adopt_saved()?;
+        Ok(streams)
+    }
+
+    /// Takes on every stream saved under the root that this server does not hold (one another
+    /// server of the cluster recorded and then died): its archiving must not wait for a restart.
+    /// Returns how many were taken on.
+    pub fn adopt_saved(&self) -> std::io::Result<usize> {
+        let mut adopted = 0;
+        for tenant in std::fs::read_dir(&self.root)?.flatten() {
             let Ok(inner) = std::fs::read_dir(tenant.path()) else {
                 continue;
             };
             for stream in inner.flatten() {
                 let dir = stream.path();
+                let key = format!(
+                    "{}/{}",
+                    tenant.file_name().to_string_lossy(),
+                    stream.file_name().to_string_lossy()
+                );
+                if self.lock_map().contains_key(&key) {
+                    continue;
+                }
                 match StreamState::load(&dir) {
                     Ok(Some(state)) => {
-                        let key = state.key();
                         let held = Held {
                             state,
                             saved: saved_at(&dir),
                         };
-                        streams
-                            .lock_map()
-                            .insert(key, Arc::new(tokio::sync::Mutex::new(held)));
+                        self.lock_map()
+                            .entry(key)
+                            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(held)));
+                        adopted += 1;
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -89,7 +112,7 @@ impl Streams {
                 }
             }
         }
-        Ok(streams)
+        Ok(adopted)
     }
 
     fn lock_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, StreamHandle>> {
