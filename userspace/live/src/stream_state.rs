@@ -278,7 +278,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let tmp: PathBuf = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per write: several servers (or tasks) may write the same file at once.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = path.with_file_name(format!(".{name}.{}.{seq}.tmp", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     let written = f.write_all(bytes).and_then(|_| f.sync_data());
     if let Err(e) = written {
