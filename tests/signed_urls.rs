@@ -111,7 +111,12 @@ fn signed_tenants_are_served_only_under_valid_signatures_and_hls_carries_the_tok
         .success());
     wait_status(&edge, &url, 403);
 
-    // HLS under a prefix signature: ffprobe follows the playlist's segments with the token.
+    // HLS under a prefix signature: ffprobe follows the playlist's segments with the token,
+    // from a playlist the edge holds (pushed hot) and from one it fetches on a miss.
+    let vod = control.ingest("acme", "vod", &hls, &[]);
+    assert!(vod.status.success(), "{}", String::from_utf8_lossy(&vod.stderr));
+    let signed_vod = sign(&control, "/acme/vod/index.m3u8", &["--prefix", "/acme/vod/"]);
+    ffprobe_reads_8_seconds(&edge, &signed_vod);
     let signed_playlist = sign(&control, "/acme/live/index.m3u8", &["--prefix", "/acme/live/"]);
     let playlist = get(edge.addr, &signed_playlist, &[]);
     assert_eq!(playlist.status, 200, "{}", playlist.text());
@@ -126,6 +131,14 @@ fn signed_tenants_are_served_only_under_valid_signatures_and_hls_carries_the_tok
         403,
         "a segment alone needs the token"
     );
+    ffprobe_reads_8_seconds(&edge, &signed_playlist);
+
+    access(&control, "public");
+    assert_eq!(wait_status(&edge, "/acme/show/clip.mp4", 200).body, clip);
+}
+
+/// ffprobe reads the signed playlist through the edge: 8 s of media.
+fn ffprobe_reads_8_seconds(edge: &Strata, signed_playlist: &str) {
     let probe = Command::new("ffprobe")
         .args([
             "-v",
@@ -144,10 +157,7 @@ fn signed_tenants_are_served_only_under_valid_signatures_and_hls_carries_the_tok
         .unwrap_or(0.0);
     assert!(
         probe.status.success() && (duration - 8.0).abs() < 0.5,
-        "ffprobe read {duration} s: {}",
+        "ffprobe read {duration} s of {signed_playlist}: {}",
         String::from_utf8_lossy(&probe.stderr)
     );
-
-    access(&control, "public");
-    assert_eq!(wait_status(&edge, "/acme/show/clip.mp4", 200).body, clip);
 }

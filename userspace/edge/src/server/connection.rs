@@ -305,7 +305,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             }
             a
         }
-        Err(StoreError::NotFound(p)) => return miss(state, ctx, head, &path, p).await,
+        Err(StoreError::NotFound(p)) => return miss(state, ctx, head, &path, p, signed.as_ref()).await,
         Err(e @ StoreError::Forbidden(_)) => return Answer::Error(403, e.to_string(), vec![]),
         Err(e) => {
             tracing::error!(error = %e, "opening asset failed");
@@ -502,6 +502,7 @@ async fn miss(
     head: &RequestHead,
     path: &ContentPath,
     shown: String,
+    signed: Option<&SignedParams>,
 ) -> Answer {
     let not_found = || Answer::Error(404, format!("no such asset {shown}"), vec![]);
     let (MissPolicy::Proxy | MissPolicy::Redirect, Some(lookup)) = (ctx.miss, &ctx.lookup) else {
@@ -514,7 +515,7 @@ async fn miss(
     let live = lookup.live(path);
     if let (Some(live), true) = (&live, path.asset.ends_with(".m3u8")) {
         let servers = ctx.upstream.order(std::slice::from_ref(live));
-        return live_playlist(state, ctx, head, &servers).await;
+        return live_playlist(state, ctx, head, &servers, signed).await;
     }
     let clusters = match live {
         Some(live) => vec![live],
@@ -531,6 +532,10 @@ async fn miss(
         );
     }
     let servers = ctx.upstream.order(&clusters);
+    if let (Some(params), true) = (signed, path.asset.ends_with(".m3u8")) {
+        // A signed playlist is rewritten for its viewer, so it is fetched into memory.
+        return live_playlist(state, ctx, head, &servers, Some(params)).await;
+    }
     if ctx.miss == MissPolicy::Redirect {
         let Some(server) = servers.first() else {
             return not_found();
@@ -581,26 +586,32 @@ async fn miss(
     }
 }
 
-/// A live stream's playlist: from the edge's memory while fresh, else one shared fetch from
-/// the ingest cluster; never admitted to the disk cache.
+/// A playlist served from memory: a live stream's (held while fresh, else one shared fetch
+/// from the ingest cluster), or one rewritten for a signed viewer; never admitted to the disk
+/// cache.
 async fn live_playlist(
     state: &mut ConnState,
     ctx: &ServerContext,
     head: &RequestHead,
     servers: &[std::net::SocketAddr],
+    signed: Option<&SignedParams>,
 ) -> Answer {
     let held = match ctx.live_playlists.get(&ctx.upstream, &head.path, servers).await {
         Ok(h) => h,
         Err((status, message)) => return Answer::Error(status, message, vec![]),
     };
+    // Under a signed URL the token goes on to every segment (and the body is this viewer's).
+    let rewritten =
+        signed.map(|params| signed_access::propagate(&String::from_utf8_lossy(&held.body), params));
+    let body: &[u8] = rewritten.as_deref().map_or(&held.body[..], str::as_bytes);
     let cache_control = format!("max-age={}", ctx.live_playlists.max_age());
     let mut builder = HeadBuilder::new(200)
         .header("Content-Type", &held.content_type)
-        .header_u64("Content-Length", held.body.len() as u64)
+        .header_u64("Content-Length", body.len() as u64)
         .header("Cache-Control", &cache_control)
         .header_u64("Age", held.age())
         .header("Access-Control-Allow-Origin", "*");
-    if let Some(etag) = &held.etag {
+    if let (Some(etag), None) = (&held.etag, &rewritten) {
         builder = builder.header("ETag", etag);
     }
     let bytes = builder.connection(head.keep_alive).finish();
@@ -611,7 +622,7 @@ async fn live_playlist(
     if head.method() == &Method::Head {
         return Answer::Done(true);
     }
-    Answer::Done(write_all(state, ctx, &held.body).await)
+    Answer::Done(write_all(state, ctx, body).await)
 }
 
 /// Returns the open asset for `path`, reusing the connection's descriptor while the file is
