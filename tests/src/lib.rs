@@ -15,6 +15,7 @@ pub mod dns;
 pub mod etcd;
 pub mod live;
 pub mod media;
+pub mod jobs;
 pub mod netns;
 pub mod routing;
 pub mod tiers;

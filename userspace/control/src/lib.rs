@@ -20,6 +20,7 @@ pub mod etcd_store;
 mod etcd_store_tests;
 mod etcd_watch;
 pub mod ingestor;
+pub mod jobs;
 pub mod leader;
 pub mod live_board;
 pub mod map;

@@ -112,6 +112,8 @@ pub struct ControlPlane {
     pub counters: PlaneCounters,
     /// Where the first operator token was written, if this start created it.
     pub operator_token_file: PathBuf,
+    /// Distribution jobs' transfer progress (soft state; the job records are in the registry).
+    pub jobs_board: Arc<super::jobs::progress::ProgressBoard>,
 }
 
 fn random_hex() -> String {
@@ -192,6 +194,11 @@ impl ControlPlane {
             leadership.clone(),
         )
         .context("starting the ingestor thread")?;
+        let jobs_board = Arc::new(super::jobs::progress::ProgressBoard::default());
+        super::jobs::scheduler::spawn(Arc::downgrade(&store), leadership.clone(), jobs_board.clone())
+            .context("starting the job scheduler thread")?;
+        super::jobs::notify::spawn(Arc::downgrade(&store), leadership.clone())
+            .context("starting the job notifier thread")?;
         let map = Arc::new(MapMaker::new(
             settings.map.clone(),
             leadership.instance().to_string(),
@@ -217,6 +224,7 @@ impl ControlPlane {
             placement_key,
             counters: PlaneCounters::default(),
             operator_token_file,
+            jobs_board,
         }))
     }
 

@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod control_lookup;
 pub mod file_store;
+pub mod jobs;
 pub mod metrics;
 pub mod name_lookup;
 pub mod server;

@@ -51,6 +51,9 @@ pub enum Command {
     /// segment is recorded on the cluster's shared root while edges fetch it; ended streams are
     /// archived to on-demand storage.
     Live(crate::live_cli::LiveArgs),
+    /// Distribution jobs: put a content on many edges, tracked per target (create, status,
+    /// watch, cancel, repair, command).
+    Job(Box<crate::job_cli::JobArgs>),
 }
 
 /// How a storage server or edge joins a control plane; each overrides the `[control]` key.

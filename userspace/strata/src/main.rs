@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod control_cli;
 mod demo_data;
+mod job_cli;
 mod live_cli;
 mod roles;
 
@@ -62,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Pop(args) => runtime(0)?.block_on(roles::pop::run(args)),
         Command::Control(args) => roles::control_admin::run(args),
         Command::Ingest(args) => roles::ingest::run(&args),
+        Command::Job(args) => roles::job::run(*args),
         Command::Fetch(args) => roles::fetch::run(&args),
         Command::Dns(args) => {
             let cfg = args.resolve().context("strata dns: configuration")?;

@@ -48,6 +48,18 @@ impl Collector for CacheCollector {
             "Files evicted (least recently used) to make room",
             load(&c.evictions),
         )?;
+        counter(
+            encoder,
+            "job_peer_bytes_sent",
+            "Bytes sent to peer edges by the distribution jobs' transfer endpoint",
+            load(&c.peer_bytes_sent),
+        )?;
+        gauge(
+            encoder,
+            "cache_pinned_files",
+            "Files a distribution job pinned (exempt from eviction)",
+            cache.pins.len() as i64,
+        )?;
         let (files, bytes) = cache.usage();
         gauge(encoder, "cache_bytes", "Bytes the edge cache holds", bytes as i64)?;
         gauge(encoder, "cache_files", "Files the edge cache holds", files as i64)?;

@@ -7,6 +7,7 @@ pub mod cache_metrics;
 pub mod fill;
 pub mod fill_dir;
 pub mod lru_index;
+pub mod pins;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use admission::Admission;
 use lru_index::LruIndex;
+use pins::Pins;
 
 /// `[cache]`: the edge cache's limits and admission rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +48,8 @@ pub struct CacheCounters {
     pub fills_failed: AtomicU64,
     pub evictions: AtomicU64,
     pub evicted_bytes: AtomicU64,
+    /// Bytes sent to peer edges by the job transfer endpoint.
+    pub peer_bytes_sent: AtomicU64,
 }
 
 /// The cache of one edge.
@@ -56,6 +60,8 @@ pub struct EdgeCache {
     pub admission: Mutex<Admission>,
     pub counters: CacheCounters,
     pub root: std::path::PathBuf,
+    /// Files a distribution job pinned: never evicted until unpinned.
+    pub pins: Pins,
 }
 
 impl EdgeCache {
@@ -76,6 +82,7 @@ impl EdgeCache {
             index: Mutex::new(index),
             counters: CacheCounters::default(),
             root: root.to_path_buf(),
+            pins: Pins::load(root),
         };
         cache.make_room(0);
         let (files, bytes) = cache.usage();
@@ -98,8 +105,18 @@ impl EdgeCache {
             .touch(rel, len);
     }
 
-    /// Drops `rel` from the cache now (an operator's eviction); whether it was held.
+    /// Drops `rel` from the cache now (an operator's eviction); whether it was held. A pinned
+    /// file stays (a job pinned it; its `unpin` or `delete` lets it go).
     pub fn evict(&self, rel: &str) -> bool {
+        if self.pins.contains(rel) {
+            tracing::info!(file = %rel, "not evicting a pinned file");
+            return false;
+        }
+        self.evict_now(rel)
+    }
+
+    /// Drops `rel` whether pinned or not (a job's `delete`, after unpinning).
+    pub fn evict_now(&self, rel: &str) -> bool {
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let Some(size) = index.remove(rel) else {
             return false;
@@ -121,10 +138,17 @@ impl EdgeCache {
             return false;
         }
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        while index.bytes() + incoming > self.settings.capacity {
+        let mut kept = Vec::new();
+        let mut kept_bytes = 0;
+        while index.bytes() + kept_bytes + incoming > self.settings.capacity {
             let Some((rel, size)) = index.pop_oldest() else {
                 break;
             };
+            if self.pins.contains(&rel) {
+                kept_bytes += size;
+                kept.push((rel, size));
+                continue;
+            }
             match std::fs::remove_file(self.root.join(&rel)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -134,6 +158,9 @@ impl EdgeCache {
             self.counters.evicted_bytes.fetch_add(size, Ordering::Relaxed);
             tracing::debug!(file = %rel, size, "evicted (least recently used)");
         }
-        true
+        for (rel, size) in kept {
+            index.touch(&rel, size);
+        }
+        incoming == 0 || index.bytes() + incoming <= self.settings.capacity
     }
 }

@@ -258,9 +258,21 @@ pub async fn start(
     }
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
     let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
-    let intake =
-        (controlled && !is_edge).then(|| object_intake::routes(cfg.root.clone(), placement_key.clone()));
+    let intake = match (&cache, controlled, is_edge) {
+        (_, true, false) => Some(object_intake::routes(cfg.root.clone(), placement_key.clone())),
+        (Some(c), true, true) => Some(crate::jobs::peer::routes(c.clone(), placement_key.clone())),
+        _ => None,
+    };
     let mut tasks = Vec::new();
+    if let (Some(client), Some(c), true) = (&control_client, &cache, is_edge) {
+        tasks.push(tokio::spawn(crate::jobs::runner::run(
+            client.clone(),
+            cfg.control.name.clone(),
+            c.clone(),
+            placement_key.clone(),
+            shutdown.clone(),
+        )));
+    }
     if let Some(client) = control_client {
         let parts = control_agent::AgentParts {
             role: if is_edge {

@@ -1,5 +1,5 @@
 //! The roles the `strata` binary runs: storage, edge, control (serve and the operator's
-//! commands), ingest, and pop (all of them on loopback).
+//! commands), ingest, distribution jobs, and pop (all of them on loopback).
 
 pub mod control;
 pub mod control_admin;
@@ -7,6 +7,7 @@ pub mod dns;
 pub mod fetch;
 pub mod guard_cli;
 pub mod ingest;
+pub mod job;
 pub mod map_admin;
 pub mod pop;
 pub mod pop_live;
