@@ -146,3 +146,46 @@ fn a_job_completes_after_the_control_plane_is_killed_mid_transfer() {
         assert_eq!(dones, 1, "{name} done once");
     }
 }
+
+#[test]
+fn a_target_killed_mid_transfer_times_out_and_after_restart_and_repair_ends_done() {
+    if !kernel_features_or_skip("jobs_target_crash") {
+        return;
+    }
+    let mut net = JobNet::new("jobs-target", 2);
+    let bytes = pattern(19, 32 * MIB);
+    let sha = sha256_hex(&bytes);
+    net.ingest("show", &[("video-720p.mp4", &bytes)]);
+    net.shape_upload(0, "40mbit");
+    let id = net.create(&request("show", "all-edges", 2));
+    net.wait_job(&id, "edge-2 under way", 600, |v| {
+        v["targets"].as_array().is_some_and(|t| {
+            t.iter().any(|t| {
+                t["server"] == "edge-2" && t["state"] == "transferring" && t["offset"].as_u64() > Some(0)
+            })
+        })
+    });
+    net.edges[1].take().expect("edge-2 runs").crash();
+    let job = net.wait_end(&id, 1500);
+    let target = |job: &Value, name: &str| {
+        job["targets"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["server"] == name).cloned())
+            .expect("target")
+    };
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert_eq!(target(&job, "edge-2")["state"], "timed_out", "{job:#}");
+    assert_eq!(target(&job, "edge-1")["state"], "done", "{job:#}");
+    net.start_edge(2);
+    net.control.wait_for("edge-2 back", 200, |c| c.is_up("edge-2"));
+    let out = net.control.cli(&["job", "repair", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = net.wait_end(&id, 1500);
+    assert_eq!(job["state"], "done", "{job:#}");
+    for i in 1..=2 {
+        let copy = net.cache(i).join("acme/show/video-720p.mp4");
+        assert_eq!(file_sha(&copy).as_deref(), Some(sha.as_str()), "edge-{i}'s copy");
+    }
+    // edge-1 was re-verified locally, not sent again.
+    assert_eq!(target(&job, "edge-1")["source"], "local", "{job:#}");
+}

@@ -337,6 +337,7 @@ fn print_urls(edge: SocketAddr, admin: SocketAddr, control: SocketAddr, token: &
         secret.trim()
     );
     println!("  strata ingest --tenant acme --content my-show --hot ./my-show-files/");
+    println!("  strata job create --tenant acme --content launch-trailer --to all-edges   # a tracked push to every edge");
     println!("  ffplay http://{edge}/acme/test-card/video.mp4   (playable MP4 when ffmpeg made one)");
     println!("Ctrl-C stops it.");
 }
