@@ -186,8 +186,11 @@ fn bad_job_requests_get_clear_errors_and_start_nothing() {
     assert_eq!(c.call("GET", "/v1/jobs/job-nope", op.as_deref(), None).0, 404);
 }
 
+/// What the webhook receiver got: (Idempotency-Key header, JSON body) per accepted request.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
 /// A webhook receiver: answers 500 to its first request, 200 afterwards; keeps every request.
-fn webhook() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+fn webhook() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     let got = Arc::new(Mutex::new(Vec::new()));
