@@ -6,6 +6,3 @@
 pub mod peer;
 pub mod runner;
 pub mod transfer;
-
-/// The source name of a copy the edge already held.
-pub const LOCAL: &str = "local";

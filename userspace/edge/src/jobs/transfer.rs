@@ -23,6 +23,9 @@ use strata_wire::content_digest::{hex, set_sha256_xattr, sha256_file};
 use strata_wire::jobs::{AssetSpec, Assignment, CommandKind, Source, TargetReport, TargetState, PEER_PATH};
 use strata_wire::range_fetch::open_from;
 
+/// The source name of a copy the edge already held.
+pub const LOCAL: &str = "local";
+
 /// How long a source may stay silent before the receiver gives up on it.
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(8);
 /// Chunk size of reads and writes.
@@ -215,7 +218,7 @@ impl Fetch<'_> {
         let started = Instant::now();
         let mut moved = 0u64;
         let mut done_before = 0u64;
-        let mut last_source = String::from(super::LOCAL);
+        let mut last_source = String::from(LOCAL);
         for asset in &self.a.assets.clone() {
             let rel = rel(self.a, &asset.name);
             if self.holds(&rel, asset) {
@@ -249,7 +252,7 @@ impl Fetch<'_> {
             return false;
         }
         self.status
-            .set(TargetState::Verifying, Some(super::LOCAL.into()), None, false);
+            .set(TargetState::Verifying, Some(LOCAL.into()), None, false);
         let same = sha256_file(&self.cache.root.join(rel)).is_ok_and(|s| s == asset.sha256);
         if !same {
             tracing::warn!(asset = %rel, "the cached copy does not match the registry's SHA-256; fetching it again");
