@@ -25,6 +25,8 @@ mod figures;
 mod goals;
 mod http_get;
 mod idle_hold;
+mod job_lan;
+mod job_scenario;
 mod load;
 mod map_solve;
 mod peer_configs;
@@ -78,10 +80,10 @@ struct RunArgs {
     strata: PathBuf,
     /// Run only these scenarios (a local hit, b proxied miss, c Zipf with admission, d idle
     /// connections, e map solve, f DNS queries per second, g control-plane capacity per registry
-    /// backend); comma-separated. The limit probe
-    /// always runs. Without a, b, c, d, f or g no server runs: neither the strata binary nor the
+    /// backend, h distribution job to 12 edges in network namespaces, root needed); comma-separated. The limit probe
+    /// always runs. Without a, b, c, d, f, g or h no server runs: neither the strata binary nor the
     /// peers are needed.
-    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e", "f", "g"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e", "f", "g", "h"])]
     only: Vec<String>,
     /// Scratch directory for the served files and caches (removed afterwards).
     #[arg(long)]

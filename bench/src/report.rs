@@ -141,6 +141,9 @@ impl Report {
         if let Some(c) = &r.control_capacity {
             crate::capacity_report::table(&mut s, c);
         }
+        if let Some(j) = &r.jobs {
+            crate::job_scenario::table(&mut s, j);
+        }
         let verdicts = crate::goals::judge(r);
         if !verdicts.is_empty() {
             let _ = writeln!(s, "\n## Goals\n");
@@ -192,6 +195,9 @@ impl Report {
             .flat_map(crate::capacity_report::lines)
         {
             let _ = writeln!(s, "(g) control capacity: {line}");
+        }
+        if let Some(j) = &self.results.jobs {
+            let _ = writeln!(s, "(h) distribution job: {}", crate::job_scenario::line(j));
         }
         s
     }

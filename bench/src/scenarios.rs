@@ -1,7 +1,7 @@
 //! The benchmark run: the machine's limit, then scenarios (a) local hit, (b) proxied miss,
 //! (c) Zipf mix with admission and fill, (d) idle connections, (e) the network map's solve time,
 //! (f) DNS queries per second (dns_scenario.rs), (g) control-plane capacity per registry backend
-//! (control_capacity.rs).
+//! (control_capacity.rs), (h) a distribution job to 12 edges in namespaces (job_scenario.rs).
 //! Every server runs pinned to CPU 0 and the load generator to CPU 1; each measurement starts a
 //! fresh server, warms it, and measures; runs alternate between contenders so drift hits them
 //! all alike. Scenario (e) runs no server: it times the map solver in this process, on CPU 1.
@@ -40,7 +40,7 @@ pub struct Settings {
     pub idle_settle: Duration,
     /// Solves of the map per case in scenario (e).
     pub solve_reps: usize,
-    /// Scenarios to run (a, b, c, d, e, f, g); all when empty. The limit always runs.
+    /// Scenarios to run (a, b, c, d, e, f, g, h); all when empty. The limit always runs.
     pub only: Vec<String>,
 }
 
@@ -71,7 +71,7 @@ impl Settings {
 
     /// Whether any scenario to run starts strata (all but the map solve do).
     pub fn runs_servers(&self) -> bool {
-        ["a", "b", "c", "d", "f", "g"].iter().any(|name| self.wants(name))
+        ["a", "b", "c", "d", "f", "g", "h"].iter().any(|name| self.wants(name))
     }
 
     /// Whether any scenario to run measures HTTP peers (nginx, HAProxy).
@@ -127,6 +127,8 @@ pub struct Results {
     pub dns: Option<DnsResult>,
     /// Scenario (g), when it ran.
     pub control_capacity: Option<crate::control_capacity::CapacityResult>,
+    /// Scenario (h), when it ran.
+    pub jobs: Option<crate::job_scenario::JobResult>,
 }
 
 /// A workload as planned.
@@ -487,6 +489,7 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
     let control_capacity = s
         .wants("g")
         .then(|| crate::control_capacity::measure(cx, s, &bar));
+    let jobs = s.wants("h").then(|| crate::job_scenario::measure(cx, s, &bar));
     bar.finish_and_clear();
     Ok(Results {
         limit: LimitResult {
@@ -504,6 +507,7 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         map_solve,
         dns,
         control_capacity,
+        jobs,
     })
 }
 
