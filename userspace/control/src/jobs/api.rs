@@ -250,9 +250,16 @@ async fn agent(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -
             .collect();
         Ok(AgentReply {
             assignments,
-            peer_key: Some(plane.placement_key.clone()),
+            peer_key: Some(peer_key(&plane.placement_key)),
         })
     })
     .await?;
     ok(serde_json::to_value(reply).unwrap_or_default())
+}
+
+/// The key edges serve each other with: derived from the placement key (SHA-256 of it and a
+/// label), so an edge never learns the key storage servers accept placements with.
+pub fn peer_key(placement_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    strata_wire::content_digest::hex(&Sha256::digest(format!("{placement_key}:peer").as_bytes()))
 }

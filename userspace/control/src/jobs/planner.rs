@@ -183,11 +183,15 @@ fn assign_sources(job: &mut Job, input: &PlanInput) {
                 (name.clone(), false)
             }
             None if storage_free > 0 || job.targets[i].from_storage => {
-                let candidates: Vec<&(String, String)> = input
+                let mut candidates: Vec<&(String, String)> = input
                     .storage
                     .iter()
                     .filter(|(n, _)| !avoid.contains(&format!("{STORAGE}{n}")))
                     .collect();
+                if candidates.is_empty() {
+                    // Every storage server failed this target once: try them again.
+                    candidates = input.storage.iter().collect();
+                }
                 let Some((name, _)) = candidates.get(next_storage % candidates.len().max(1)) else {
                     continue;
                 };

@@ -1,8 +1,8 @@
 //! The peer transfer endpoint on an edge's admin listener: `GET /v1/peer/{tenant}/{content}/{asset}`
 //! serves a file this edge holds whole and verified (only indexed files: never a fill or a job
 //! transfer in progress) to another edge, by ranges (`Range: bytes=N-` or `N-M` → 206 with
-//! Content-Range), with the placement key as bearer (the control plane hands it to edges in the
-//! job agent's replies). This is how a target that finished becomes a source in a cascade.
+//! Content-Range), with the peer key as bearer (derived from the placement key; the control plane
+//! hands it to edges in the job agent's replies). This is how a target that finished becomes a source in a cascade.
 
 use std::io::SeekFrom;
 use std::sync::atomic::Ordering;
@@ -72,11 +72,11 @@ async fn serve(
     let Some(expected) = expected else {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            "this edge has not heard the placement key from the control plane yet".into(),
+            "this edge has not heard the peer key from the control plane yet".into(),
         );
     };
     if !key_matches(&expected, &headers) {
-        return refuse(StatusCode::UNAUTHORIZED, "missing or wrong placement key".into());
+        return refuse(StatusCode::UNAUTHORIZED, "missing or wrong peer key".into());
     }
     let rel = match ContentPath::parse(&format!("/{t}/{c}/{a}")) {
         Ok(p) => p.relative(),

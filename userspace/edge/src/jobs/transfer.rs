@@ -1,6 +1,6 @@
 //! One assignment executed on an edge: `fetch` moves every asset of the job from the assigned
 //! source (a storage server's data listener, or a peer edge's transfer endpoint with the
-//! placement key) by ranges into `.strata-fill/`, hashing as it writes; when the control plane
+//! peer key) by ranges into `.strata-fill/`, hashing as it writes; when the control plane
 //! names another source (a faster one, or a replacement for one that failed), the transfer
 //! reopens there at its current offset, keeping every byte it has. The SHA-256 from the
 //! registry decides: a match is fsynced, renamed into the cache and indexed; a mismatch is a
