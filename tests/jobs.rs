@@ -48,15 +48,7 @@ fn net(name: &str, edges: usize) -> Net {
         b"WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n",
     )
     .expect("asset");
-    let out = control.cli(&[
-        "ingest",
-        "--tenant",
-        "acme",
-        "--content",
-        "show",
-        "--quiet",
-        src.to_str().expect("utf-8"),
-    ]);
+    let out = control.ingest("acme", "show", &src, &[]);
     assert!(
         out.status.success(),
         "ingest: {}",

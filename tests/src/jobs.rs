@@ -107,15 +107,7 @@ impl JobNet {
         for (name, bytes) in files {
             std::fs::write(src.join(name), bytes).expect("source file");
         }
-        let out = self.control.cli(&[
-            "ingest",
-            "--tenant",
-            "acme",
-            "--content",
-            content,
-            "--quiet",
-            src.to_str().expect("utf-8"),
-        ]);
+        let out = self.control.ingest("acme", content, &src, &[]);
         assert!(
             out.status.success(),
             "ingest failed: {}",
