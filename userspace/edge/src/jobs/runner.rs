@@ -17,8 +17,10 @@ use crate::server::control_agent::PlacementKey;
 use strata_wire::client::ServiceClient;
 use strata_wire::jobs::{AgentPoll, AgentReply, Source};
 
-/// Time between polls.
+/// Time between polls while assignments run.
 const POLL: Duration = Duration::from_millis(300);
+/// Time between polls with nothing to do.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 struct Task {
     status: Arc<TaskStatus>,
@@ -37,7 +39,7 @@ pub async fn run(
     let mut healthy = true;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(if tasks.is_empty() { IDLE_POLL } else { POLL }) => {}
             _ = shutdown.changed() => break,
         }
         let poll = AgentPoll {
