@@ -71,7 +71,9 @@ impl Settings {
 
     /// Whether any scenario to run starts strata (all but the map solve do).
     pub fn runs_servers(&self) -> bool {
-        ["a", "b", "c", "d", "f", "g", "h"].iter().any(|name| self.wants(name))
+        ["a", "b", "c", "d", "f", "g", "h"]
+            .iter()
+            .any(|name| self.wants(name))
     }
 
     /// Whether any scenario to run measures HTTP peers (nginx, HAProxy).

@@ -24,6 +24,8 @@ pub const LOCAL: &str = "local";
 const SWITCH_FACTOR: u64 = 2;
 /// ... and only after measuring its current source this long.
 const SWITCH_AFTER_MS: u64 = 1500;
+/// A source's measured rate counts once a receiver has been on it this long.
+const RATE_WINDOW_MS: u64 = 600;
 /// ... and not in the last part of the transfer.
 const SWITCH_BEFORE_FRACTION: f64 = 0.8;
 /// A working target that reports nothing for this long (or its timeout, if shorter) timed out.
@@ -52,7 +54,8 @@ fn offered_rate(job: &Job, source: &str, input: &PlanInput) -> u64 {
         .targets
         .iter()
         .filter(|t| t.source.as_deref() == Some(source) && t.state == TargetState::Transferring)
-        .filter(|t| t.updated_ms + SWITCH_AFTER_MS <= input.now)
+        // One rate window (the edges measure over 500 ms) is enough to know what it gives.
+        .filter(|t| t.updated_ms + RATE_WINDOW_MS <= input.now)
         .filter_map(|t| input.progress.get(&t.server))
         .map(|p| p.rate_bps)
         .filter(|r| *r > 0)
