@@ -390,6 +390,11 @@ async fn heartbeat(State(state): State<ApiState>, headers: HeaderMap, body: Byte
                     .on_report(&hb.server.name, &report, &pinned, &|p| plane.asset_size(p));
                 reply.desired = desired;
                 reply.evict = evict;
+                let lease = plane.servers.lease_of(&hb.server.name);
+                match super::state_table::on_edge_report(plane.store(), lease, &hb.server, &report) {
+                    Ok(table) => reply.region_table = table,
+                    Err(e) => tracing::warn!(edge = %hb.server.name, error = %e, "publishing the edge's state row failed"),
+                }
             }
         }
         Ok(reply)

@@ -36,6 +36,7 @@ pub mod servers;
 pub mod signing;
 pub mod signing_api;
 pub mod staging;
+pub mod state_table;
 pub mod status_report;
 pub mod syncd;
 pub mod tenants;

@@ -103,6 +103,15 @@ impl ServerBook {
         Ok(true)
     }
 
+    /// The lease that keeps `name` alive (its state row lives under it too).
+    pub fn lease_of(&self, name: &str) -> Option<LeaseId> {
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
+    }
+
     /// Every registered server and whether it is up, by name.
     pub fn all(store: &dyn RegistryStore) -> Result<Vec<ServerState>, ServerError> {
         let alive: std::collections::HashSet<String> = store

@@ -93,6 +93,7 @@ pub fn build(plane: &ControlPlane) -> Result<Value, ApiError> {
         },
         "edges": edges,
         "live": plane.live_streams(&servers),
+        "director": super::state_table::status(store)?,
         "tenants": tenants,
         "hot": hot,
         "work": work,

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod control_lookup;
+pub mod director;
 pub mod file_store;
 pub mod jobs;
 pub mod metrics;

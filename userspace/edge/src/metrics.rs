@@ -167,6 +167,18 @@ impl ServerMetrics {
         self.connections_rejected.inc();
     }
 
+    /// Body bytes sent on every path so far (the director's egress figure).
+    pub fn body_bytes_total(&self) -> u64 {
+        BodyPathLabel::ALL
+            .iter()
+            .map(|p| {
+                self.body_bytes
+                    .get_or_create(&PathLabels { path: p.as_str() })
+                    .get()
+            })
+            .sum()
+    }
+
     /// Misses since start.
     pub fn misses_total(&self) -> u64 {
         self.misses.get()

@@ -48,6 +48,9 @@ pub struct ServeConfig {
     /// The control plane this server reports to (empty url: none).
     #[serde(default)]
     pub control: ControlLink,
+    /// Edge under a control plane, with a region: the director (peers before the storage tier).
+    #[serde(default)]
+    pub director: crate::director::settings::DirectorSettings,
 }
 
 impl ServeConfig {
@@ -66,6 +69,7 @@ impl ServeConfig {
             upstream: Default::default(),
             cache: Default::default(),
             control: Default::default(),
+            director: Default::default(),
         }
     }
 

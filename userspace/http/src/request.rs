@@ -34,7 +34,13 @@ pub struct RequestHead {
     pub if_range: Option<String>,
     pub if_none_match: Option<String>,
     pub if_modified_since: Option<String>,
+    /// The director's hop mark ([`HOP_HEADER`]): the request comes from a peer edge, which
+    /// must be answered from local files (or 404), never directed or proxied again.
+    pub hop: bool,
 }
+
+/// The header that marks a request one edge's director sent to another.
+pub const HOP_HEADER: &str = "X-Strata-Hop";
 
 impl RequestHead {
     /// The method; parsing always sets it.
@@ -124,6 +130,8 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, He
             head.if_none_match = Some(text()?);
         } else if name.eq_ignore_ascii_case("if-modified-since") {
             head.if_modified_since = Some(text()?);
+        } else if name.eq_ignore_ascii_case(HOP_HEADER) {
+            head.hop = true;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(HeadError::Malformed("request bodies are not accepted".into()));
         } else if name.eq_ignore_ascii_case("content-length") {

@@ -133,6 +133,8 @@ pub struct EdgeArgs {
     pub lookup: LookupArgs,
     #[command(flatten)]
     pub control: ControlLinkArgs,
+    #[command(flatten)]
+    pub director: crate::director_cli::DirectorArgs,
 }
 
 /// Where misses go: the static name lookup and the miss policy.

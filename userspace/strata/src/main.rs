@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod control_cli;
 mod demo_data;
+mod director_cli;
 mod job_cli;
 mod live_cli;
 mod roles;
@@ -50,6 +51,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 a.guard.apply(&mut defaults.guard);
                 a.control.apply(&mut defaults.control);
+                a.director.apply(&mut defaults.director);
                 a.lookup
                     .apply(&mut defaults)
                     .context("strata edge: --cluster/--tenant")?;

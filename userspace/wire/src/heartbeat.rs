@@ -61,6 +61,12 @@ pub struct EdgeReport {
     /// the edge started; the control plane takes differences between heartbeats).
     #[serde(default)]
     pub blocks: Vec<BlockTelemetry>,
+    /// The director's state row (cache contents summary, load); the version of the region
+    /// table this edge has (the reply carries the table when it differs).
+    #[serde(default)]
+    pub state: Option<crate::state_table::StateRow>,
+    #[serde(default)]
+    pub state_version: u64,
 }
 
 /// One client /24 (/48) as an edge's sock_ops telemetry saw it: totals over closed connections.
@@ -103,4 +109,7 @@ pub struct HeartbeatReply {
     /// The network map's version: an edge steering players fetches `/v1/map` when it changes.
     #[serde(default)]
     pub map_version: u64,
+    /// Edges: the region's state table, when it differs from the version the edge reported.
+    #[serde(default)]
+    pub region_table: Option<crate::state_table::RegionTable>,
 }

@@ -15,3 +15,4 @@ pub mod map_view;
 pub mod network_map;
 pub mod objects;
 pub mod range_fetch;
+pub mod state_table;

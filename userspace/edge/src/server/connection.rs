@@ -22,6 +22,7 @@ use super::signed_access;
 use super::steering::{is_multivariant, manifest, steer_playlist, steering_target, Steering, MAX_PLAYLIST};
 use crate::cache::admission::Decision;
 use crate::cache::fill::spawn_fill;
+use crate::director::peer_fetch::{direct, hop_miss, PeerStep};
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
 use crate::server::miss_policy::MissPolicy;
 use crate::upstream::proxy::{proxy, ProxyResult};
@@ -305,6 +306,10 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             }
             a
         }
+        Err(StoreError::NotFound(_)) if head.hop => {
+            let message = hop_miss(ctx.director.as_deref(), ctx.cache.as_deref(), &path.relative());
+            return Answer::Error(404, message, vec![]);
+        }
         Err(StoreError::NotFound(p)) => return miss(state, ctx, head, &path, p, signed.as_ref()).await,
         Err(e @ StoreError::Forbidden(_)) => return Answer::Error(403, e.to_string(), vec![]),
         Err(e) => {
@@ -531,6 +536,30 @@ async fn miss(
             vec![],
         );
     }
+    // Signed URLs may bind the viewer's address, which a peer would see as this edge's:
+    // those misses go to the storage tier.
+    if let (Some(director), None) = (&ctx.director, signed) {
+        let stall = ctx.limits.send_stall_timeout;
+        let rel = path.relative();
+        match direct(
+            director,
+            &mut state.stream,
+            head,
+            &rel,
+            &ctx.upstream,
+            &ctx.metrics,
+            stall,
+        )
+        .await
+        {
+            PeerStep::Served { keep_alive } => return Answer::Done(keep_alive),
+            PeerStep::Redirect(location) => {
+                let message = format!("asset is at {location}");
+                return Answer::Error(302, message, vec![("Location", location)]);
+            }
+            PeerStep::Storage => {}
+        }
+    }
     let servers = ctx.upstream.order(&clusters);
     if let (Some(params), true) = (signed, path.asset.ends_with(".m3u8")) {
         // A signed playlist is rewritten for its viewer, so it is fetched into memory.
@@ -574,7 +603,9 @@ async fn miss(
     )
     .await
     {
-        ProxyResult::Sent { keep_alive, lost_on } => {
+        ProxyResult::Sent {
+            keep_alive, lost_on, ..
+        } => {
             if let Some(tx) = &ctx.failed_reads {
                 for server in lost_on {
                     let _ = tx.send((path.relative(), server));

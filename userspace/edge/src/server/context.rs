@@ -44,6 +44,8 @@ pub struct ServerContext {
     pub player_reports: Option<tokio::sync::mpsc::Sender<PlayerReport>>,
     /// Live streams' playlists held in memory (never in the disk cache).
     pub live_playlists: Arc<super::live_playlist::LivePlaylists>,
+    /// Edges under a control plane with a region: the director's state table and decision.
+    pub director: Option<Arc<crate::director::edge_director::Director>>,
 }
 
 /// A context over an empty temporary directory, for unit tests.
@@ -72,5 +74,6 @@ pub(crate) fn test_context() -> ServerContext {
         live_playlists: Arc::new(super::live_playlist::LivePlaylists::new(
             std::time::Duration::from_secs(1),
         )),
+        director: None,
     }
 }

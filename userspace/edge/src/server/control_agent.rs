@@ -57,6 +57,10 @@ pub struct AgentParts {
     pub player_reports: Option<mpsc::Receiver<PlayerReport>>,
     /// Edges: storage servers that answered 404 for an asset a replica then served.
     pub failed_reads: Option<mpsc::UnboundedReceiver<(String, SocketAddr)>>,
+    /// Edges with a region: the director, whose row goes out and whose table comes back.
+    pub director: Option<Arc<crate::director::edge_director::Director>>,
+    /// The connection limit (the load factor's connection share).
+    pub max_connections: u64,
 }
 
 /// `[control]`: how a storage server or edge joins the control plane.
@@ -155,7 +159,7 @@ pub async fn run(
         }
         let heartbeat = Heartbeat {
             server: record.clone(),
-            edge: edge_report(&parts),
+            edge: edge_report(&parts, link.capacity_bps),
             live: None,
         };
         let c = client.clone();
@@ -191,6 +195,9 @@ pub async fn run(
                     tracing::warn!(error = %e, "refreshing the name lookup failed; keeping the old table");
                 }
             }
+        }
+        if let (Some(director), Some(table)) = (&parts.director, reply.region_table.clone()) {
+            director.replace(table);
         }
         if let Some(cache) = &parts.cache {
             apply_sync(cache, &parts, &reply);
@@ -234,7 +241,7 @@ async fn forward_player_report(client: &ServiceClient, r: PlayerReport) {
 }
 
 /// The edge's cache table, load and demand since the last beat.
-fn edge_report(parts: &AgentParts) -> Option<EdgeReport> {
+fn edge_report(parts: &AgentParts, capacity_bps: u64) -> Option<EdgeReport> {
     if parts.role != ServerRole::Edge {
         return None;
     }
@@ -250,6 +257,22 @@ fn edge_report(parts: &AgentParts) -> Option<EdgeReport> {
         report.used_bytes = index.bytes();
         report.held = index.entries();
         report.hits = cache.counters.hits.load(std::sync::atomic::Ordering::Relaxed);
+    }
+    if let Some(director) = &parts.director {
+        let inputs = crate::director::state_row::RowInputs {
+            held: &report.held,
+            connections: report.open_connections,
+            max_connections: parts.max_connections,
+            body_bytes: parts.metrics.body_bytes_total(),
+            capacity_bps,
+        };
+        let row = director
+            .rows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .build(&director.settings, &inputs);
+        report.state = Some(row);
+        report.state_version = director.table().version;
     }
     if let Some(telemetry) = &parts.telemetry {
         match telemetry.prefix_reports() {

@@ -187,6 +187,14 @@ pub async fn start(
     collectors.push(Box::new(live_playlist::LivePlaylistCollector(
         live_playlists.clone(),
     )));
+    let director = (controlled && is_edge && proxies && !cfg.control.region.is_empty()).then(|| {
+        crate::director::edge_director::Director::new(cfg.director.clone(), cfg.control.name.clone())
+    });
+    if let Some(d) = &director {
+        collectors.push(Box::new(crate::director::director_metrics::DirectorCollector(
+            d.clone(),
+        )));
+    }
     let metrics = ServerMetrics::new(role, body_path.label(), collectors);
     let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
     let admin_addr = admin_listener.local_addr()?;
@@ -247,6 +255,7 @@ pub async fn start(
         steering: steering.clone(),
         player_reports: player_tx,
         live_playlists,
+        director: director.clone(),
     });
     if let Some(p) = &parker {
         p.run_on(
@@ -257,11 +266,16 @@ pub async fn start(
         .context("starting the idle parker thread")?;
     }
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
+    let ctx_max_connections = ctx.limits.max_connections as u64;
     let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
     let intake = match (&cache, controlled, is_edge) {
         (_, true, false) => Some(object_intake::routes(cfg.root.clone(), placement_key.clone())),
         (Some(c), true, true) => Some(crate::jobs::peer::routes(c.clone(), placement_key.clone())),
         _ => None,
+    };
+    let intake = match (intake, director.clone().map(crate::director::admin_state::routes)) {
+        (Some(a), Some(b)) => Some(a.merge(b)),
+        (a, b) => a.or(b),
     };
     let mut tasks = Vec::new();
     if let (Some(client), Some(c), true) = (&control_client, &cache, is_edge) {
@@ -292,6 +306,8 @@ pub async fn start(
             failed_reads: failed_rx,
             steering,
             player_reports: player_rx,
+            director,
+            max_connections: ctx_max_connections,
         };
         tasks.push(tokio::spawn(control_agent::run(
             cfg.control.clone(),

@@ -33,6 +33,8 @@ pub enum ProxyResult {
     Sent {
         keep_alive: bool,
         lost_on: Vec<SocketAddr>,
+        /// Body bytes announced to the client (moved in full unless `keep_alive` is false).
+        body_bytes: u64,
     },
     /// Nothing went to the client: answer with this status and message.
     Failed { status: u16, message: String },
@@ -76,7 +78,7 @@ async fn attempt(
     metrics: &ServerMetrics,
     stall: Duration,
     pieces: bool,
-) -> Result<bool, Attempt> {
+) -> Result<(bool, u64), Attempt> {
     let piece = piece_size(pool);
     let window = if pieces && pool.sockmap().is_some() {
         piece_window(head)
@@ -201,7 +203,7 @@ async fn attempt(
     if clean && !upstream_head.close && !has_pending_bytes(&up) {
         pool.checkin(server, up);
     }
-    Ok(head.keep_alive)
+    Ok((head.keep_alive, if has_body { len } else { 0 }))
 }
 
 /// Proxies `head` to the first server of `servers` that answers.
@@ -222,11 +224,18 @@ pub async fn proxy(
             outcome = attempt(client, head, server, pool, metrics, stall, false).await;
         }
         match outcome {
-            Ok(keep_alive) => return ProxyResult::Sent { keep_alive, lost_on },
+            Ok((keep_alive, body_bytes)) => {
+                return ProxyResult::Sent {
+                    keep_alive,
+                    lost_on,
+                    body_bytes,
+                }
+            }
             Err(Attempt::Broken) => {
                 return ProxyResult::Sent {
                     keep_alive: false,
                     lost_on,
+                    body_bytes: 0,
                 }
             }
             Err(Attempt::NotHere) => {

@@ -115,6 +115,10 @@ pub fn upstream_request(ask: &UpstreamAsk<'_>, server: SocketAddr) -> String {
             r.push_str(&format!("{name}: {v}\r\n"));
         }
     }
+    if head.hop {
+        r.push_str(strata_http::request::HOP_HEADER);
+        r.push_str(": 1\r\n");
+    }
     r.push_str("\r\n");
     r
 }
