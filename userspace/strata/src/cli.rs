@@ -338,6 +338,13 @@ pub struct PopArgs {
     /// Admin listener of the second edge.
     #[arg(long, default_value = "127.0.0.1:9083")]
     pub edge_west_admin_listen: SocketAddr,
+    /// Client listener of the third edge, a second one in region "east" (its director fetches
+    /// what the first east edge holds from it).
+    #[arg(long, default_value = "127.0.0.1:8084")]
+    pub edge_east_2_listen: SocketAddr,
+    /// Admin listener of the third edge.
+    #[arg(long, default_value = "127.0.0.1:9084")]
+    pub edge_east_2_admin_listen: SocketAddr,
     /// The nameserver's UDP and TCP listener.
     #[arg(long, default_value = "127.0.0.1:5353")]
     pub dns_listen: SocketAddr,

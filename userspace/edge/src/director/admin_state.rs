@@ -42,7 +42,7 @@ async fn state(State(d): State<Arc<Director>>) -> Json<Value> {
         "region": table.region,
         "version": table.version,
         "mean_load": mean,
-        "load_bound": (1.0 + d.settings.epsilon.0) * mean,
+        "load_bound": ((1.0 + d.settings.epsilon.0) * mean).max(d.settings.load_floor.0),
         "epsilon": d.settings.epsilon,
         "rows": rows,
         "decisions": {

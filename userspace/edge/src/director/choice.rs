@@ -1,6 +1,6 @@
 //! The director's decision on a local miss: the region's edges whose row says they hold the
 //! asset (this edge excluded, entries found stale excluded), minus those loaded above
-//! (1 + ε) × the region's mean load; the rest ordered by load, lowest first (ties broken by a
+//! max((1 + ε) × the region's mean load, a floor); the rest ordered by load, lowest first (ties broken by a
 //! hash of asset and edge, so equal peers share the work and an asset keeps its peer).
 
 use std::collections::HashMap;
@@ -45,6 +45,13 @@ impl StaleMarks {
     }
 }
 
+/// Holders above max((1 + epsilon) × mean, floor) are passed over.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadBound {
+    pub epsilon: f64,
+    pub floor: f64,
+}
+
 /// One peer to try.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Peer {
@@ -73,9 +80,9 @@ fn tie_break(asset: &str, peer: &str) -> u64 {
 }
 
 /// The decision over `table` for `asset`, as `me` sees it.
-pub fn choose(table: &RegionTable, me: &str, asset: &str, epsilon: f64, stale: &StaleMarks) -> Choice {
+pub fn choose(table: &RegionTable, me: &str, asset: &str, bound: LoadBound, stale: &StaleMarks) -> Choice {
     let mean = table.mean_load();
-    let bound = (1.0 + epsilon) * mean;
+    let bound = ((1.0 + bound.epsilon) * mean).max(bound.floor);
     let mut choice = Choice {
         mean_load: mean,
         ..Default::default()
@@ -91,9 +98,7 @@ pub fn choose(table: &RegionTable, me: &str, asset: &str, epsilon: f64, stale: &
         }
         choice.holders += 1;
         let load = row.load.value.0;
-        // A small absolute slack so that loads of a few thousandths (noise on an idle region)
-        // do not exclude anyone.
-        if load > bound + 0.01 {
+        if load > bound {
             choice.over_bound += 1;
             continue;
         }
@@ -130,6 +135,11 @@ mod tests {
         }
     }
 
+    const B: LoadBound = LoadBound {
+        epsilon: 0.25,
+        floor: 0.1,
+    };
+
     fn table(rows: Vec<StateRow>) -> RegionTable {
         RegionTable {
             region: "east".into(),
@@ -145,7 +155,7 @@ mod tests {
             row("e2", 2, 0.1, &["a/b/c"]),
             row("e3", 3, 0.6, &["a/b/c"]),
         ]);
-        let c = choose(&t, "e1", "a/b/c", 0.25, &StaleMarks::default());
+        let c = choose(&t, "e1", "a/b/c", B, &StaleMarks::default());
         // mean 0.233, bound 0.29: e3 is over it.
         assert_eq!(c.holders, 2);
         assert_eq!(c.over_bound, 1);
@@ -153,7 +163,7 @@ mod tests {
             c.peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
             ["e2"]
         );
-        assert!(choose(&t, "e1", "x/y/z", 0.25, &StaleMarks::default())
+        assert!(choose(&t, "e1", "x/y/z", B, &StaleMarks::default())
             .peers
             .is_empty());
     }
@@ -162,13 +172,29 @@ mod tests {
     fn within_the_bound_lower_load_goes_first_and_the_asker_is_never_its_own_peer() {
         let t = table(vec![
             row("e1", 1, 0.2, &["a/b/c"]),
-            row("e2", 2, 0.3, &["a/b/c"]),
+            row("e2", 2, 0.25, &["a/b/c"]),
             row("e3", 3, 0.2, &["a/b/c"]),
         ]);
-        let c = choose(&t, "e1", "a/b/c", 0.25, &StaleMarks::default());
+        let c = choose(&t, "e1", "a/b/c", B, &StaleMarks::default());
         assert_eq!(
             c.peers.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
             ["e3", "e2"]
+        );
+    }
+
+    #[test]
+    fn on_an_idle_region_the_floor_keeps_a_holder_that_is_only_relatively_busier() {
+        // e2 just sent a file: 0.05 is twice the mean, yet far from overloaded.
+        let t = table(vec![row("e1", 1, 0.0, &[]), row("e2", 2, 0.05, &["a/b/c"])]);
+        let c = choose(&t, "e1", "a/b/c", B, &StaleMarks::default());
+        assert_eq!(c.peers.len(), 1);
+        let strict = LoadBound {
+            epsilon: 0.25,
+            floor: 0.0,
+        };
+        assert_eq!(
+            choose(&t, "e1", "a/b/c", strict, &StaleMarks::default()).over_bound,
+            1
         );
     }
 
@@ -177,9 +203,9 @@ mod tests {
         let mut t = table(vec![row("e1", 1, 0.0, &[]), row("e2", 2, 0.0, &["a/b/c"])]);
         let mut marks = StaleMarks::default();
         marks.mark("e2", "a/b/c", 1);
-        assert!(choose(&t, "e1", "a/b/c", 0.25, &marks).peers.is_empty());
+        assert!(choose(&t, "e1", "a/b/c", B, &marks).peers.is_empty());
         t.rows[1].contents_version = 2;
         marks.retain_current(&t);
-        assert_eq!(choose(&t, "e1", "a/b/c", 0.25, &marks).peers.len(), 1);
+        assert_eq!(choose(&t, "e1", "a/b/c", B, &marks).peers.len(), 1);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use strata_wire::state_table::RegionTable;
 
-use super::choice::{choose, Choice, StaleMarks};
+use super::choice::{choose, Choice, LoadBound, StaleMarks};
 use super::settings::DirectorSettings;
 use super::state_row::RowBuilder;
 
@@ -82,7 +82,11 @@ impl Director {
     pub fn choose(&self, asset: &str) -> Choice {
         let table = self.table();
         let stale = self.stale.lock().unwrap_or_else(|p| p.into_inner());
-        choose(&table, &self.name, asset, self.settings.epsilon.0, &stale)
+        let bound = LoadBound {
+            epsilon: self.settings.epsilon.0,
+            floor: self.settings.load_floor.0,
+        };
+        choose(&table, &self.name, asset, bound, &stale)
     }
 
     /// `peer` did not serve `asset` (404 or unreachable): skip it for this asset until its

@@ -23,6 +23,13 @@ pub struct DirectorSettings {
     pub mode: DirectorMode,
     /// Bounded load: holders above (1 + epsilon) × the region's mean load are passed over.
     pub epsilon: Load,
+    /// No holder at or below this load is passed over, whatever the mean: on an idle region
+    /// the relative bound would only follow noise (an edge that just sent one file is "twice
+    /// the mean"). The analogue of bounded-load hashing's rounding up to whole connections.
+    pub load_floor: Load,
+    /// Whether the process's CPU share counts in the load factor. `strata pop` turns it off:
+    /// its edges share one process, so one edge's CPU cannot be told from another's.
+    pub cpu_in_load: bool,
     /// Caches holding at most this many files publish the exact list; larger ones a Bloom filter.
     pub exact_limit: usize,
     /// The false-positive rate the Bloom filter is sized for.
@@ -34,6 +41,8 @@ impl Default for DirectorSettings {
         DirectorSettings {
             mode: DirectorMode::Proxy,
             epsilon: Load(0.25),
+            load_floor: Load(0.1),
+            cpu_in_load: true,
             exact_limit: 4096,
             bloom_fp_rate: Load(0.01),
         }

@@ -98,7 +98,7 @@ impl RowBuilder {
                 inputs.max_connections,
                 egress_bps,
                 inputs.capacity_bps,
-                cpu,
+                if settings.cpu_in_load { cpu } else { 0.0 },
             ),
             ..Default::default()
         }

@@ -311,6 +311,7 @@ fn print_status(v: &Value) {
         }
     }
     print_live(v);
+    super::director_status::print(v);
     println!("TENANTS");
     for t in v["tenants"].as_array().into_iter().flatten() {
         println!(

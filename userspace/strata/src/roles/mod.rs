@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod control_admin;
+pub mod director_status;
 pub mod dns;
 pub mod fetch;
 pub mod guard_cli;

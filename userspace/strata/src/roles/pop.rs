@@ -1,7 +1,8 @@
 //! `strata pop`: a point of presence on loopback in one process: the control plane, two storage
 //! clusters ("east", home of tenant acme, and "west", home of globex; each the other's replica)
 //! reporting to it, an edge in each of two regions ("east", "west") whose name lookup comes
-//! from it, a live ingest cluster of two servers, and a nameserver (`cdn.test`) answering SRV
+//! from it, a live ingest cluster of two servers, a second
+//! edge in "east" (on a miss its director fetches what the first east edge holds from it), and a nameserver (`cdn.test`) answering SRV
 //! queries from its network map. On first start the demo
 //! content is ingested through the real ingest path (HTTP upload, durable queue, placement on
 //! home, replica and archive). The edge cache starts empty: a first request is a miss proxied
@@ -23,6 +24,7 @@ use strata_control::servers::ServerBook;
 use strata_control::tenants::{Cluster, Tenant, TenantBook, TenantError, Tier};
 use strata_control::tokens::{Role, TokenBook};
 use strata_dns::settings::DnsSettings;
+use strata_edge::director::settings::DirectorSettings;
 use strata_edge::server;
 use strata_edge::server::control_agent::ControlLink;
 use strata_edge::server::kernel_setup::EbpfMode;
@@ -59,7 +61,7 @@ fn prepare(plane: &ControlPlane, token_dir: &Path) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(token_dir).with_context(|| format!("creating {}", token_dir.display()))?;
     let live = super::pop_live::SERVERS;
-    for server in ["east-1", "west-1", "edge-1", "edge-2", "dns-1"]
+    for server in ["east-1", "west-1", "edge-1", "edge-2", "edge-3", "dns-1"]
         .into_iter()
         .chain(live)
     {
@@ -137,7 +139,14 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
     let west_root = args.data_dir.join("storage-west");
     let edge_cache = args.data_dir.join("edge-cache");
     let edge_west_cache = args.data_dir.join("edge-west-cache");
-    for dir in [&east_root, &west_root, &edge_cache, &edge_west_cache] {
+    let edge_east_2_cache = args.data_dir.join("edge-east-2-cache");
+    for dir in [
+        &east_root,
+        &west_root,
+        &edge_cache,
+        &edge_west_cache,
+        &edge_east_2_cache,
+    ] {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -196,6 +205,11 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
             region: region.into(),
             ..link(control.addr, &token_dir, name, "")
         },
+        // The POP's edges share this process: CPU cannot be told apart per edge.
+        director: DirectorSettings {
+            cpu_in_load: false,
+            ..DirectorSettings::default()
+        },
         ..ServeConfig::edge_defaults()
     };
     let edge = server::start(
@@ -222,7 +236,19 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         stop_rx.clone(),
     )
     .await?;
-    wait_up(&plane, &["edge-1", "edge-2"]).await?;
+    let edge_east_2 = server::start(
+        "edge-east-2",
+        &edge_cfg(
+            edge_east_2_cache.clone(),
+            args.edge_east_2_listen,
+            args.edge_east_2_admin_listen,
+            "edge-3",
+            "east",
+        ),
+        stop_rx.clone(),
+    )
+    .await?;
+    wait_up(&plane, &["edge-1", "edge-2", "edge-3"]).await?;
     let solver = plane.clone();
     tokio::task::spawn_blocking(move || {
         // The POP's one instance leads as soon as its election thread has run once.
@@ -277,6 +303,7 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
     );
     print_dns(dns.local_addr, &args.dns_domain, edge_west.local_addr);
     super::pop_live::print_live(&live, edge.local_addr, &publish_token);
+    print_director(edge.local_addr, edge_east_2.local_addr, edge_east_2.admin_addr);
     stop_signal().await;
     tracing::info!("stopping the POP");
     let _ = stop_tx.send(true);
@@ -286,6 +313,7 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
     }
     edge.join().await;
     edge_west.join().await;
+    edge_east_2.join().await;
     east.join().await;
     west.join().await;
     control.join().await;
@@ -306,6 +334,15 @@ fn print_dns(dns: SocketAddr, domain: &str, edge_west: SocketAddr) {
         dns.port()
     );
     println!("  strata control map                                # the network map (blocks, load, regions)");
+}
+
+fn print_director(edge: SocketAddr, edge_east_2: SocketAddr, admin: SocketAddr) {
+    let url = "/acme/launch-trailer/video-1080p.mp4";
+    println!(
+        "The director: a second east edge at http://{edge_east_2} fetches what http://{edge} holds from it:"
+    );
+    println!("  curl -o /dev/null http://{edge_east_2}{url}    # after the edge above holds it: served from that edge");
+    println!("  curl -s http://{admin}/state                   # its region's state table and decisions");
 }
 
 fn print_urls(edge: SocketAddr, admin: SocketAddr, control: SocketAddr, token: &Path) {
