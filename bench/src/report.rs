@@ -144,6 +144,9 @@ impl Report {
         if let Some(j) = &r.jobs {
             crate::job_scenario::table(&mut s, j);
         }
+        if let Some(d) = &r.director {
+            s.push_str(&crate::director_scenario::table(d));
+        }
         let verdicts = crate::goals::judge(r);
         if !verdicts.is_empty() {
             let _ = writeln!(s, "\n## Goals\n");
@@ -171,6 +174,14 @@ impl Report {
                 "(d) idle: {} {:.3} KiB per connection",
                 i.name, i.kib_per_connection.median
             );
+        }
+        for line in self
+            .results
+            .director
+            .iter()
+            .flat_map(crate::director_scenario::console_lines)
+        {
+            let _ = writeln!(s, "{line}");
         }
         for c in self.results.map_solve.iter().flat_map(|m| &m.cases) {
             let _ = match &c.failure {

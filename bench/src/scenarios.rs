@@ -1,7 +1,8 @@
 //! The benchmark run: the machine's limit, then scenarios (a) local hit, (b) proxied miss,
 //! (c) Zipf mix with admission and fill, (d) idle connections, (e) the network map's solve time,
 //! (f) DNS queries per second (dns_scenario.rs), (g) control-plane capacity per registry backend
-//! (control_capacity.rs), (h) a distribution job to 12 edges in namespaces (job_scenario.rs).
+//! (control_capacity.rs), (h) a distribution job to 12 edges in namespaces (job_scenario.rs), (i) the director
+//! (director_scenario.rs).
 //! Every server runs pinned to CPU 0 and the load generator to CPU 1; each measurement starts a
 //! fresh server, warms it, and measures; runs alternate between contenders so drift hits them
 //! all alike. Scenario (e) runs no server: it times the map solver in this process, on CPU 1.
@@ -71,7 +72,7 @@ impl Settings {
 
     /// Whether any scenario to run starts strata (all but the map solve do).
     pub fn runs_servers(&self) -> bool {
-        ["a", "b", "c", "d", "f", "g", "h"]
+        ["a", "b", "c", "d", "f", "g", "h", "i"]
             .iter()
             .any(|name| self.wants(name))
     }
@@ -131,6 +132,9 @@ pub struct Results {
     pub control_capacity: Option<crate::control_capacity::CapacityResult>,
     /// Scenario (h), when it ran.
     pub jobs: Option<crate::job_scenario::JobResult>,
+    /// Scenario (i), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub director: Option<crate::director_scenario::DirectorResult>,
 }
 
 /// A workload as planned.
@@ -422,7 +426,8 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
             + idle_contenders.len() as u64
             + dns_contenders)
         + map_cases
-        + if s.wants("g") { 2 } else { 0 };
+        + if s.wants("g") { 2 } else { 0 }
+        + crate::director_scenario::steps(s);
     let bar = progress(steps);
 
     let mut limit_runs = Vec::new();
@@ -492,6 +497,11 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         .wants("g")
         .then(|| crate::control_capacity::measure(cx, s, &bar));
     let jobs = s.wants("h").then(|| crate::job_scenario::measure(cx, s, &bar));
+    let director = if s.wants("i") {
+        Some(crate::director_scenario::measure(cx, s, &bar)?)
+    } else {
+        None
+    };
     bar.finish_and_clear();
     Ok(Results {
         limit: LimitResult {
@@ -510,6 +520,7 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         dns,
         control_capacity,
         jobs,
+        director,
     })
 }
 
