@@ -33,7 +33,7 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
         .arg(strata_bin());
     if !dnsperf {
         eprintln!("dnsperf is not installed: scenario (f) left out (apt-get install dnsperf)");
-        cmd.args(["--only", "a,b,c,d,e,g"]);
+        cmd.args(["--only", "a,b,c,d,e,g,h"]);
     }
     let status = cmd.status().expect("start bench");
     assert!(status.success(), "bench run --quick failed: {status}");
@@ -112,6 +112,7 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
         check_dns(&json["results"]["dns"]);
     }
     check_capacity(&json["results"]["control_capacity"]);
+    check_director(&json["results"]["director"]);
 
     let md = std::fs::read_to_string(out.path().join("report.md")).expect("report.md");
     assert_eq!(md.contains("## (f) DNS"), dnsperf, "{md}");
@@ -151,6 +152,32 @@ fn check_capacity(g: &serde_json::Value) {
         assert!(number(first, &["p50_ms"]) > 0.0);
         assert!(number(&b["writes"][0], &["per_sec"]) > 0.0, "no API write: {b}");
     }
+}
+
+/// Scenario (h): both setups ran without a viewer error; with the director on, bytes moved
+/// between the edges.
+fn check_director(d: &serde_json::Value) {
+    let modes = d["modes"].as_array().expect("director modes");
+    assert_eq!(modes.len(), 2, "director off and on: {d}");
+    for m in modes {
+        assert!(m["failure"].is_null(), "{}: {}", m["name"], m["failure"]);
+        let run = &m["runs"][0];
+        assert!(
+            number(run, &["viewer_bytes"]) > 0.0,
+            "{}: nothing served",
+            m["name"]
+        );
+        assert_eq!(number(run, &["errors"]), 0.0, "{}: viewer errors", m["name"]);
+    }
+    assert_eq!(
+        number(&modes[0]["runs"][0], &["peer_bytes"]),
+        0.0,
+        "director off: no peer bytes"
+    );
+    assert!(
+        number(&modes[1]["runs"][0], &["peer_bytes"]) > 0.0,
+        "director on: bytes between edges"
+    );
 }
 
 fn dnsperf_installed() -> bool {
