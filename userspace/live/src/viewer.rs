@@ -72,6 +72,7 @@ pub async fn serve(
         if_range: header("if-range"),
         if_none_match: header("if-none-match"),
         if_modified_since: header("if-modified-since"),
+        hop: false,
     };
     let validators = Validators {
         len: meta.len(),
