@@ -33,7 +33,7 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
         .arg(strata_bin());
     if !dnsperf {
         eprintln!("dnsperf is not installed: scenario (f) left out (apt-get install dnsperf)");
-        cmd.args(["--only", "a,b,c,d,e,g,h"]);
+        cmd.args(["--only", "a,b,c,d,e,g,h,i"]);
     }
     let status = cmd.status().expect("start bench");
     assert!(status.success(), "bench run --quick failed: {status}");
