@@ -224,6 +224,18 @@ fn ingest_places_content_on_home_replica_and_archive_and_the_edge_serves_it_miss
     ok(&control.ingest("acme", "premiere", hot.path(), &["--hot"]));
     let pushed = data.path().join("edge/acme/premiere/video-480p.mp4");
     control.wait_for("the hot content on the edge", 600, |_| pushed.exists());
+    // It went out as a distribution job (fetch, then pin), tracked like any other.
+    control.wait_for("the hot content's job to finish", 600, |c| {
+        c.op("GET", "/v1/jobs", None).as_array().is_some_and(|jobs| {
+            jobs.iter()
+                .any(|j| j["content"] == "premiere" && j["state"] == "done" && j["done"] == 1)
+        })
+    });
+    assert_eq!(
+        edge.metric("strata_cache_pinned_files"),
+        1.0,
+        "pinned on its edge"
+    );
     let misses = edge.metric("strata_misses_total");
     let r = get(edge.addr, "/acme/premiere/video-480p.mp4", &[]);
     assert!(r.status == 200 && r.body == pattern(9, 1 << 20));

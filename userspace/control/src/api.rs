@@ -256,8 +256,20 @@ async fn content_action(
                         if action == "evict" {
                             plane.syncd.evict(&paths);
                         }
-                        tracing::info!(tenant = %tenant, content = %content, action = %action, edges = ?record.hot_edges, "content updated");
-                        return Ok(json!({"content": content, "hot": record.hot, "hot_edges": record.hot_edges, "evicting": if action == "evict" { paths } else { vec![] }}));
+                        // Hot and placed: out to the hot edges as a job now (still placing:
+                        // the ingestor creates it when the placement completes).
+                        let job = match (action.as_str(), &record.state, record.hot_edges.is_empty()) {
+                            ("hot", super::contents::ContentState::Ready, false) => {
+                                let job = super::jobs::store::hot_job(store, &record, format!("job-{}", super::work_queue::new_id()))?;
+                                if !store.create(&job.key(), encode(&job))? {
+                                    return Err(ApiError::new(409, format!("job {} exists", job.id)));
+                                }
+                                Some(job.id)
+                            }
+                            _ => None,
+                        };
+                        tracing::info!(tenant = %tenant, content = %content, action = %action, edges = ?record.hot_edges, job = ?job, "content updated");
+                        return Ok(json!({"content": content, "hot": record.hot, "hot_edges": record.hot_edges, "job": job, "evicting": if action == "evict" { paths } else { vec![] }}));
                     }
                 }
                 Err(ApiError::new(409, format!("content {tenant}/{content} kept changing; try again")))
@@ -384,10 +396,9 @@ async fn heartbeat(State(state): State<ApiState>, headers: HeaderMap, body: Byte
                 plane
                     .map
                     .observe_edge(&hb.server.name, hb.server.region.as_deref(), &report);
-                let pinned = plane.pinned_for(&hb.server.name);
                 let (desired, evict) = plane
                     .syncd
-                    .on_report(&hb.server.name, &report, &pinned, &|p| plane.asset_size(p));
+                    .on_report(&hb.server.name, &report, &|p| plane.asset_size(p));
                 reply.desired = desired;
                 reply.evict = evict;
                 let lease = plane.servers.lease_of(&hb.server.name);

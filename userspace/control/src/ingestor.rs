@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::contents::ContentRecord;
 use super::leader::Leadership;
 use super::placement::Placer;
-use super::registry::{Guard, Op};
+use super::registry::{Guard, Op, RegistryStore};
 use super::work_queue::{content_at, pending, save_progress, WorkItem, WorkKind};
 
 /// Longest wait between two tries of a failing target.
@@ -148,7 +149,14 @@ impl Ingestor {
                     }
                 }
                 let placed = item.targets[i].done.then_some(&place);
-                match save_progress(store, &item, revision, placed, leader).map_err(|e| e.to_string())? {
+                let when_done = if item.done() {
+                    hot_job_op(store, &item, &record)?
+                } else {
+                    Vec::new()
+                };
+                match save_progress(store, &item, revision, placed, leader, &when_done)
+                    .map_err(|e| e.to_string())?
+                {
                     Some(r) => revision = r,
                     None => {
                         if !self.leadership.confirm(store).map_err(|e| e.to_string())? {
@@ -175,6 +183,29 @@ impl Ingestor {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "removing the staging copy failed");
             }
+        }
+    }
+}
+
+/// A content flagged hot goes out to its hot edges as a distribution job (fetch, then pin),
+/// created in the commit that marks it ready, so the job exists exactly when the content does.
+fn hot_job_op(store: &dyn RegistryStore, item: &WorkItem, record: &ContentRecord) -> Result<Vec<Op>, String> {
+    if !record.hot || record.hot_edges.is_empty() || !matches!(item.kind, WorkKind::Place { .. }) {
+        return Ok(Vec::new());
+    }
+    match crate::jobs::store::hot_job(store, record, format!("job-hot-{}", item.id)) {
+        Ok(job) => {
+            tracing::info!(job = %job.id, tenant = %record.tenant, content = %record.content, edges = ?record.hot_edges, "hot content goes out as a job");
+            Ok(vec![Op::Put {
+                key: job.key(),
+                value: crate::work_queue::encode(&job),
+                lease: None,
+            }])
+        }
+        Err(e) => {
+            // An edge picked at ingest may have left since: the content is still placed.
+            tracing::warn!(tenant = %record.tenant, content = %record.content, error = %e.message, "hot content: no job (its edges are gone); syncd's demand will fill them");
+            Ok(Vec::new())
         }
     }
 }

@@ -320,22 +320,6 @@ impl ControlPlane {
             .map(|x| x.decl.size)
     }
 
-    /// Assets pushed hot to `edge`.
-    pub fn pinned_for(&self, edge: &str) -> Vec<(String, u64)> {
-        ContentBook { store: self.store() }
-            .list(None)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c.hot && c.hot_edges.iter().any(|e| e == edge))
-            .flat_map(|c| {
-                c.assets
-                    .iter()
-                    .map(|a| (format!("{}/{}/{}", c.tenant, c.content, a.decl.name), a.decl.size))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
     pub fn bytes_copied(&self) -> u64 {
         self.ingestor.bytes_copied()
     }

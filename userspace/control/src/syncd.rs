@@ -1,7 +1,7 @@
 //! syncd: keeps each edge's hot working set on the edge. Edges report per-asset requests with
 //! every heartbeat; syncd keeps an exponentially decaying demand score per edge and asset
 //! (half-life configurable), ranks the assets, and answers with the set the edge should hold:
-//! content pushed hot at ingest first, then the most demanded assets while they fit in 90% of
+//! the most demanded assets while they fit in 90% of
 //! the edge's capacity (the rest stays free for admissions). The edge fills what it lacks and
 //! makes room by evicting its least-recently-used files. Operator evictions ride the same reply.
 
@@ -72,13 +72,12 @@ impl Syncd {
     }
 
     /// Takes an edge's report; answers the set it should hold and what to evict now.
-    /// `size_of` gives a registered asset's size (None: unknown, never pushed); `pinned` is
-    /// content pushed hot to this edge.
+    /// `size_of` gives a registered asset's size (None: unknown, never pushed). Content flagged
+    /// hot is not syncd's: it goes out as a distribution job and is pinned on its edges.
     pub fn on_report(
         &self,
         edge: &str,
         report: &EdgeReport,
-        pinned: &[(String, u64)],
         size_of: &dyn Fn(&str) -> Option<u64>,
     ) -> (Vec<(String, u64)>, Vec<String>) {
         let mut edges = self.edges.lock().unwrap_or_else(|p| p.into_inner());
@@ -109,12 +108,6 @@ impl Syncd {
         let budget = (report.capacity_bytes as f64 * FILL_SHARE) as u64;
         let mut wanted: Vec<(String, u64)> = Vec::new();
         let mut used = 0u64;
-        for (path, size) in pinned {
-            if used + size <= budget && !wanted.iter().any(|(p, _)| p == path) {
-                used += size;
-                wanted.push((path.clone(), *size));
-            }
-        }
         let mut ranked: Vec<(String, f64)> = view.scores.iter().map(|(p, s)| (p.clone(), *s)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let mut ranking = Vec::new();
@@ -229,7 +222,6 @@ mod tests {
         let (w, _) = s.on_report(
             "e",
             &report(35, &[], &[("a", 5), ("b", 9), ("c", 3), ("d", 1)]),
-            &[],
             &size,
         );
         let names: Vec<_> = w.iter().map(|(p, _)| p.as_str()).collect();
@@ -239,28 +231,22 @@ mod tests {
             "ranked by demand, d below the minimum; 3 × 10 ≤ 31.5"
         );
         std::thread::sleep(Duration::from_millis(400));
-        let (w, _) = s.on_report(
-            "e",
-            &report(35, &["a", "b", "c"], &[("x", 4), ("y", 4)]),
-            &[],
-            &size,
-        );
+        let (w, _) = s.on_report("e", &report(35, &["a", "b", "c"], &[("x", 4), ("y", 4)]), &size);
         let names: Vec<_> = w.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(names, ["x", "y"], "eight half-lives later the old set has faded");
     }
 
     #[test]
-    fn pinned_hot_content_comes_first_and_evictions_are_delivered_once() {
+    fn the_budget_takes_the_most_demanded_and_evictions_are_delivered_once() {
         let s = Syncd::new(Duration::from_secs(60), 1.0);
         let size = |_: &str| Some(10);
-        let pinned = vec![("hot".to_string(), 10)];
-        let (w, _) = s.on_report("e", &report(25, &[], &[("a", 9), ("b", 8)]), &pinned, &size);
-        assert_eq!(w[0].0, "hot");
-        assert_eq!(w.len(), 2, "22.5 bytes of budget: hot and a");
+        let (w, _) = s.on_report("e", &report(25, &[], &[("a", 9), ("b", 8), ("c", 7)]), &size);
+        assert_eq!(w.len(), 2, "22.5 bytes of budget: a and b");
+        assert_eq!(w[0].0, "a");
         s.evict(&["a".to_string()]);
-        let (_, ev) = s.on_report("e", &report(25, &[], &[]), &pinned, &size);
+        let (_, ev) = s.on_report("e", &report(25, &[], &[]), &size);
         assert_eq!(ev, ["a"]);
-        let (w, ev) = s.on_report("e", &report(25, &[], &[]), &pinned, &size);
+        let (w, ev) = s.on_report("e", &report(25, &[], &[]), &size);
         assert!(ev.is_empty());
         assert!(!w.iter().any(|(p, _)| p == "a"), "evicted demand is forgotten");
     }

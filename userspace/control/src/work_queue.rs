@@ -136,14 +136,16 @@ pub fn content_at(
 
 /// Saves `item` (its target states) if nobody changed it since `revision`; when a target
 /// became done, records the place in the content's `placed` set in the same commit; when
-/// every target is done, removes the item and marks the content ready. Returns the item's new
-/// revision, or None on a conflicting change (the caller reads again).
+/// every target is done, removes the item, marks the content ready and applies `when_done`
+/// (the hot content's distribution job). Returns the item's new revision, or None on a
+/// conflicting change (the caller reads again).
 pub fn save_progress(
     store: &dyn RegistryStore,
     item: &WorkItem,
     revision: u64,
     newly_placed: Option<&Place>,
     leader: &Guard,
+    when_done: &[Op],
 ) -> Result<Option<u64>, RegistryError> {
     let mut guards = vec![Guard::At(item.key(), revision), leader.clone()];
     let mut ops = Vec::new();
@@ -165,6 +167,7 @@ pub fn save_progress(
     }
     if item.done() {
         ops.push(Op::Delete { key: item.key() });
+        ops.extend_from_slice(when_done);
     } else {
         ops.push(Op::Put {
             key: item.key(),

@@ -11,7 +11,7 @@ use strata_wire::jobs::{AssetSpec, CommandKind, JobRequest, TargetState};
 
 use super::model::{now_ms, Job, JobState, Target};
 use crate::api_error::ApiError;
-use crate::contents::{ContentBook, ContentState};
+use crate::contents::{ContentBook, ContentRecord, ContentState};
 use crate::registry::{Guard, Op, RegistryError, RegistryStore};
 use crate::servers::ServerBook;
 use crate::tenants::TenantBook;
@@ -100,6 +100,36 @@ pub fn create(store: &dyn RegistryStore, req: &JobRequest) -> Result<Job, ApiErr
             ),
         ));
     }
+    let job = prepare(store, req, &content, format!("job-{}", new_id()))?;
+    if !store.create(&job.key(), encode(&job))? {
+        return Err(ApiError::new(409, format!("job {} exists", job.id)));
+    }
+    Ok(job)
+}
+
+/// The job that puts a content flagged hot on its hot edges and pins it there (created when
+/// its placement completes, in the same commit; or when an operator flags it hot later).
+pub fn hot_job(store: &dyn RegistryStore, content: &ContentRecord, id: String) -> Result<Job, ApiError> {
+    let req = JobRequest {
+        tenant: content.tenant.clone(),
+        content: content.content.clone(),
+        assets: vec![],
+        to: content.hot_edges.join(","),
+        fanout: None,
+        timeout_secs: None,
+        notify_url: None,
+        commands: vec![CommandKind::Fetch, CommandKind::Pin],
+    };
+    prepare(store, &req, content, id)
+}
+
+/// Every check of a request, and the job it makes (not stored yet).
+fn prepare(
+    store: &dyn RegistryStore,
+    req: &JobRequest,
+    content: &ContentRecord,
+    id: String,
+) -> Result<Job, ApiError> {
     let mut assets = Vec::new();
     if req.assets.is_empty() {
         assets.extend(content.assets.iter().map(|a| AssetSpec {
@@ -157,7 +187,7 @@ pub fn create(store: &dyn RegistryStore, req: &JobRequest) -> Result<Job, ApiErr
     };
     let now = now_ms();
     let mut job = Job {
-        id: format!("job-{}", new_id()),
+        id,
         tenant: req.tenant.clone(),
         content: req.content.clone(),
         assets,
@@ -190,9 +220,6 @@ pub fn create(store: &dyn RegistryStore, req: &JobRequest) -> Result<Job, ApiErr
         notified_seq: 0,
     };
     job.log_job(now);
-    if !store.create(&job.key(), encode(&job))? {
-        return Err(ApiError::new(409, format!("job {} exists", job.id)));
-    }
     Ok(job)
 }
 
