@@ -4,14 +4,12 @@
 //! first region's pathway; when that region's cost is raised the steering manifest ranks the
 //! other first, and the player moves there while `currentTime` keeps advancing.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use strata_tests::browser::{chromium, player_page_with, wait_report};
 use strata_tests::control::Control;
 use strata_tests::*;
 
@@ -20,115 +18,6 @@ fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).expect("read").flatten() {
         std::fs::copy(e.path(), to.join(e.file_name())).expect("copy");
     }
-}
-
-fn hls_js() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("root")
-        .join("target/npm/node_modules/hls.js/dist/hls.min.js");
-    assert!(p.exists(), "{} missing: run cargo xtask setup", p.display());
-    p
-}
-
-/// The page's origin: serves the page and hls.js, and collects the page's reports.
-fn page_server(master: String, reports: Arc<Mutex<Vec<Value>>>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let js = std::fs::read(hls_js()).expect("hls.js");
-    let page = format!(
-        r#"<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
-<script src="/hls.min.js"></script><script>
-const v = document.getElementById('v');
-const hls = new Hls({{ maxBufferLength: 4, maxMaxBufferLength: 6 }});
-const frags = []; let err = null;
-hls.on(Hls.Events.FRAG_LOADED, (e, d) => frags.push(d.frag.url));
-hls.on(Hls.Events.ERROR, (e, d) => {{ err = d.details; }});
-hls.on(Hls.Events.MANIFEST_PARSED, () => v.play().catch(e => {{ err = String(e); }}));
-hls.loadSource('{master}');
-hls.attachMedia(v);
-setInterval(() => fetch('/report', {{ method: 'POST', body: JSON.stringify({{
-  t: v.currentTime, pathways: hls.pathwayPriority, frags: frags.slice(-2), err: err }}) }}), 500);
-</script></body></html>"#
-    );
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (page, js, reports) = (page.clone(), js.clone(), reports.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                let mut stream = stream;
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let mut len = 0usize;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let (ctype, body): (&str, Vec<u8>) = if line.starts_with("POST /report") {
-                    let mut b = vec![0u8; len];
-                    let _ = reader.read_exact(&mut b);
-                    if let Ok(v) = serde_json::from_slice(&b) {
-                        reports.lock().expect("reports").push(v);
-                    }
-                    ("text/plain", b"ok".to_vec())
-                } else if line.starts_with("GET /hls.min.js") {
-                    ("application/javascript", js)
-                } else {
-                    ("text/html", page.into_bytes())
-                };
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&body);
-            });
-        }
-    });
-    addr
-}
-
-fn chromium(url: &str, profile: &Path) -> Child {
-    Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--autoplay-policy=no-user-gesture-required",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--mute-audio",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromium (installed by cargo xtask setup)")
-}
-
-/// The last report and whether it satisfies `done`; polls every 250 ms, at most `tries`.
-fn wait_report(reports: &Mutex<Vec<Value>>, tries: u32, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..tries {
-        if let Some(r) = reports.lock().expect("reports").last().cloned() {
-            if done(&r) {
-                return r;
-            }
-            last = r;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("gave up waiting for {what}; the player's last report: {last}");
 }
 
 fn frags_from(r: &Value, host: &str) -> bool {
@@ -186,7 +75,11 @@ fn hls_js_follows_content_steering_to_the_other_region_and_keeps_playing() {
     );
     // The player, on a page of another origin.
     let reports = Arc::new(Mutex::new(Vec::new()));
-    let page = page_server(master_url, reports.clone());
+    let page = player_page_with(
+        master_url,
+        "{ maxBufferLength: 4, maxMaxBufferLength: 6 }",
+        reports.clone(),
+    );
     let mut browser = chromium(&format!("http://{page}/"), &dir.path().join("chromium"));
     let east_host = east.addr.to_string();
     let west_host = west.addr.to_string();

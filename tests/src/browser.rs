@@ -23,6 +23,11 @@ pub fn hls_js() -> PathBuf {
 
 /// Serves a page playing `playlist` muted with hls.js; reports go to `reports`.
 pub fn player_page(playlist: String, reports: Arc<Mutex<Vec<Value>>>) -> SocketAddr {
+    player_page_with(playlist, "{}", reports)
+}
+
+/// [`player_page`] with hls.js made by `new Hls(hls_config)` (a JS object literal).
+pub fn player_page_with(playlist: String, hls_config: &str, reports: Arc<Mutex<Vec<Value>>>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let js = std::fs::read(hls_js()).expect("hls.js");
@@ -30,7 +35,7 @@ pub fn player_page(playlist: String, reports: Arc<Mutex<Vec<Value>>>) -> SocketA
         r#"<!doctype html><html><body><video id="v" muted autoplay playsinline></video>
 <script src="/hls.min.js"></script><script>
 const v = document.getElementById('v');
-const hls = new Hls();
+const hls = new Hls({hls_config});
 const frags = []; let err = null;
 hls.on(Hls.Events.FRAG_LOADED, (e, d) => frags.push(d.frag.url));
 hls.on(Hls.Events.ERROR, (e, d) => {{ err = d.details; }});
@@ -38,7 +43,7 @@ hls.on(Hls.Events.MANIFEST_PARSED, () => v.play().catch(e => {{ err = String(e);
 hls.loadSource('{playlist}');
 hls.attachMedia(v);
 setInterval(() => fetch('/report', {{ method: 'POST', body: JSON.stringify({{
-  t: v.currentTime, frags: frags.slice(-2), err: err, live: hls.levels.length ? hls.levels[0].details && hls.levels[0].details.live : null }}) }}), 500);
+  t: v.currentTime, frags: frags.slice(-2), err: err, pathways: hls.pathwayPriority, live: hls.levels.length ? hls.levels[0].details && hls.levels[0].details.live : null }}) }}), 500);
 </script></body></html>"#
     );
     std::thread::spawn(move || {

@@ -126,6 +126,27 @@ fn state_name(s: TargetState) -> String {
         .unwrap_or_default()
 }
 
+impl Target {
+    /// A target that has not started its first command.
+    pub fn queued(server: String, now_ms: u64) -> Target {
+        Target {
+            server,
+            command: 0,
+            state: TargetState::Queued,
+            source: None,
+            from_storage: false,
+            avoid: vec![],
+            offset: 0,
+            received_bps: 0,
+            started_ms: None,
+            updated_ms: now_ms,
+            finished_ms: None,
+            error: None,
+            attempts: 0,
+        }
+    }
+}
+
 impl Job {
     pub fn key(&self) -> String {
         format!("jobs/{}", self.id)
@@ -351,24 +372,7 @@ mod tests {
             timeout_secs: 60,
             notify_url: None,
             commands: commands.to_vec(),
-            targets: targets
-                .iter()
-                .map(|s| Target {
-                    server: s.to_string(),
-                    command: 0,
-                    state: TargetState::Queued,
-                    source: None,
-                    from_storage: false,
-                    avoid: vec![],
-                    offset: 0,
-                    received_bps: 0,
-                    started_ms: None,
-                    updated_ms: 0,
-                    finished_ms: None,
-                    error: None,
-                    attempts: 0,
-                })
-                .collect(),
+            targets: targets.iter().map(|s| Target::queued(s.to_string(), 0)).collect(),
             state: JobState::Running,
             created_ms: 0,
             finished_ms: None,

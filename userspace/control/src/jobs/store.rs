@@ -197,21 +197,7 @@ fn prepare(
         commands,
         targets: targets
             .into_iter()
-            .map(|server| Target {
-                server,
-                command: 0,
-                state: TargetState::Queued,
-                source: None,
-                from_storage: false,
-                avoid: vec![],
-                offset: 0,
-                received_bps: 0,
-                started_ms: None,
-                updated_ms: now,
-                finished_ms: None,
-                error: None,
-                attempts: 0,
-            })
+            .map(|server| Target::queued(server, now))
             .collect(),
         state: JobState::Running,
         created_ms: now,
