@@ -144,6 +144,32 @@ fn ffmpeg_publishes_mpegts_and_fmp4_the_edge_serves_them_live_and_after_endlist_
             assert_eq!(r.status, 200, "{stream}/{seg} through the edge");
         }
     }
+    // The same key published again: a new recording whose files are named apart from the
+    // archived one's, served live through the edge that holds the archived recording.
+    let mut again = ffmpeg_publish(
+        &format!("http://{ingest}/acme/ts/index.m3u8"),
+        &pop.token,
+        6,
+        "mpegts",
+    );
+    let live = pop.wait("the second recording live at the edge", 60, |p| {
+        let r = p.edge_get("ts", "index.m3u8");
+        let text = r.text();
+        (r.status == 200 && !text.contains("#EXT-X-ENDLIST") && !segments(&text).is_empty()).then_some(text)
+    });
+    let first = segments(&live).into_iter().next().expect("a segment");
+    assert!(
+        first.starts_with("g1-"),
+        "named apart from the archived recording: {live}"
+    );
+    let served = pop.edge_get("ts", &first);
+    let recorded =
+        std::fs::read(pop.root().join("acme/ts").join(&first)).expect("recorded on the ingest root");
+    assert!(
+        served.status == 200 && served.body == recorded,
+        "{first}: the new recording's bytes"
+    );
+    assert!(again.wait().expect("ffmpeg").success(), "second publish");
 }
 
 /// One raw publish request; the status and body text.

@@ -115,7 +115,9 @@ async fn stream_for(
             tokio::fs::create_dir_all(&dir)
                 .await
                 .map_err(|e| PublishError::new(500, format!("creating {}: {e}", dir.display())))?;
+            let generation = held.state.generation + 1;
             held.state = StreamState::new(&path.tenant, &path.content_id, tenant.idle_archive_secs);
+            held.state.generation = generation;
         }
         LivePhase::Ending | LivePhase::Archiving => {
             return Err(PublishError::new(

@@ -1,7 +1,9 @@
 //! One stream's recording: which file names the encoder uploaded in its current run, what the
 //! recording holds (every segment, even those the encoder deleted from its window), where the
 //! encoder restarted (a new run: its files are recorded as `r{run}-{name}` so nothing is
-//! overwritten), and the stream's phase. Saved as `{stream dir}/.rec/state.json` (written
+//! overwritten), which recording of the key this is (after the first is archived, a new one's
+//! files are `g{generation}-...`, so no edge holding the archived recording's `index0.ts`
+//! mistakes it for the new one's), and the stream's phase. Saved as `{stream dir}/.rec/state.json` (written
 //! beside and renamed) so every server of the cluster, and this one after a restart, can go on.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +27,9 @@ pub struct StreamState {
     pub phase: LivePhase,
     /// Encoder runs so far minus one (0 until the encoder restarts).
     pub run: u32,
+    /// Recordings of this key archived before this one.
+    #[serde(default)]
+    pub generation: u32,
     /// Files of the current run: the name the encoder uses → (recorded name, bytes).
     pub uploaded: BTreeMap<String, (String, u64)>,
     /// Names the encoder's playlists listed in the current run (a new upload of one starts a
@@ -78,6 +83,7 @@ impl StreamState {
             playlist: None,
             phase: LivePhase::Live,
             run: 0,
+            generation: 0,
             uploaded: BTreeMap::new(),
             listed: BTreeSet::new(),
             discontinuity_next: false,
@@ -108,10 +114,15 @@ impl StreamState {
             self.listed.clear();
             self.discontinuity_next = !self.segments.is_empty();
         }
-        let recorded = if self.run == 0 {
+        let run = if self.run == 0 {
             name.to_string()
         } else {
             format!("r{}-{name}", self.run)
+        };
+        let recorded = if self.generation == 0 {
+            run
+        } else {
+            format!("g{}-{run}", self.generation)
         };
         self.in_flight.insert(name.to_string());
         UploadName { recorded, new_run }
@@ -308,6 +319,21 @@ mod tests {
             let u = s.name_upload(n);
             s.uploaded(n, &u.recorded, 100);
         }
+    }
+
+    #[test]
+    fn a_recording_after_an_archived_one_names_its_files_apart_from_it() {
+        let mut s = StreamState::new("t", "s", 600);
+        s.generation = 1;
+        assert_eq!(s.name_upload("i0.ts").recorded, "g1-i0.ts");
+        push(&mut s, &["i1.ts"]);
+        let p = parse("#EXTM3U\n#EXTINF:2,\ni1.ts\n").unwrap();
+        s.apply("index.m3u8", &p);
+        assert_eq!(
+            s.name_upload("i1.ts").recorded,
+            "g1-r1-i1.ts",
+            "a restart within it too"
+        );
     }
 
     #[test]

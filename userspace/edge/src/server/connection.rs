@@ -293,6 +293,11 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
         Err(e) => return Answer::Error(e.status(), e.to_string(), vec![]),
     };
     let ctype = content_type(&path.asset);
+    // A live stream's playlist changes every segment: never from the disk, where a recording
+    // archived earlier under the same key may lie.
+    if path.asset.ends_with(".m3u8") && ctx.lookup.as_ref().is_some_and(|l| l.live(&path).is_some()) {
+        return miss(state, ctx, head, &path, head.path.clone(), signed.as_ref()).await;
+    }
     let asset = match cached_or_open(state, ctx, &path) {
         Ok(a) => {
             if ctx.cache.is_some() || ctx.demand.is_some() {
