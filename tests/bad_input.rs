@@ -133,7 +133,7 @@ fn traversal_in_every_spelling_never_leaves_the_root() {
 }
 
 #[test]
-fn unknown_assets_are_404_and_other_methods_are_405_with_allow() {
+fn unknown_assets_are_404_other_methods_405_with_allow_and_preflight_204() {
     let (_r, _o, server) = server_with_secret_outside_root();
     assert_error(&get(server.addr, "/acme/c/missing.mp4", &[]), 404, "missing");
     assert_error(
@@ -141,11 +141,41 @@ fn unknown_assets_are_404_and_other_methods_are_405_with_allow() {
         404,
         "missing tenant",
     );
-    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+    for method in ["POST", "PUT", "DELETE"] {
         let r = send(server.addr, &request(method, "/acme/c/ok.mp4", &[]), false);
         assert_error(&r, 405, method);
-        assert_eq!(r.header("Allow"), Some("GET, HEAD"), "{method}");
+        assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"), "{method}");
     }
+    // A CORS preflight from a player on another origin.
+    let r = send(
+        server.addr,
+        &request(
+            "OPTIONS",
+            "/acme/c/ok.mp4",
+            &[
+                ("Origin", "https://player.example"),
+                ("Access-Control-Request-Method", "GET"),
+                ("Access-Control-Request-Headers", "range"),
+            ],
+        ),
+        false,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert!(r
+        .header("Access-Control-Allow-Headers")
+        .is_some_and(|h| h.contains("Range")));
+    let r = get(
+        server.addr,
+        "/acme/c/ok.mp4",
+        &[("Range", "bytes=0-9"), ("Origin", "https://player.example")],
+    );
+    assert_eq!(r.status, 206);
+    assert!(
+        r.header("Access-Control-Expose-Headers")
+            .is_some_and(|h| h.contains("Content-Range")),
+        "a player's script may read Content-Range"
+    );
     let r = send(
         server.addr,
         "GET /acme/c/ok.mp4 HTTP/2.0\r\nHost: x\r\n\r\n",

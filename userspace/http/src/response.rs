@@ -94,6 +94,13 @@ impl HeadBuilder {
         self.header("Content-Range", &value)
     }
 
+    /// CORS for players on other origins: any origin may read the response, and the headers a
+    /// player needs for ranges and caching are exposed to its scripts.
+    pub fn cors(self) -> HeadBuilder {
+        self.header("Access-Control-Allow-Origin", "*")
+            .header("Access-Control-Expose-Headers", CORS_EXPOSED)
+    }
+
     /// Adds `Connection: close` when the connection will not be reused.
     pub fn connection(self, keep_alive: bool) -> HeadBuilder {
         if keep_alive {
@@ -151,5 +158,47 @@ mod tests {
         let (head, body) = resp.split_once("\r\n\r\n").unwrap();
         assert_eq!(body, "404 no such  asset\n");
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+}
+
+/// Response headers a cross-origin player may read.
+pub const CORS_EXPOSED: &str = "Content-Length, Content-Range, Accept-Ranges, ETag, Age";
+
+/// The answer to a CORS preflight (`OPTIONS`): any origin may GET and HEAD with the request
+/// headers players send for ranges and revalidation; browsers may keep the answer a day.
+pub fn preflight_response(keep_alive: bool) -> Vec<u8> {
+    HeadBuilder::new(204)
+        .header("Access-Control-Allow-Origin", "*")
+        .header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        .header(
+            "Access-Control-Allow-Headers",
+            "Range, If-Range, If-None-Match, If-Modified-Since",
+        )
+        .header("Access-Control-Max-Age", "86400")
+        .header("Allow", "GET, HEAD, OPTIONS")
+        .header_u64("Content-Length", 0)
+        .connection(keep_alive)
+        .finish()
+}
+
+#[cfg(test)]
+mod cors_tests {
+    use super::*;
+
+    #[test]
+    fn cors_heads_let_any_origin_read_and_expose_what_players_need() {
+        let head = String::from_utf8(HeadBuilder::new(206).cors().finish()).expect("utf-8");
+        assert!(head.contains("\r\nAccess-Control-Allow-Origin: *\r\n"), "{head}");
+        assert!(
+            head.contains("Access-Control-Expose-Headers: Content-Length, Content-Range"),
+            "{head}"
+        );
+        let pre = String::from_utf8(preflight_response(true)).expect("utf-8");
+        assert!(pre.starts_with("HTTP/1.1 204 "), "{pre}");
+        assert!(pre.contains("Access-Control-Allow-Headers: Range,"), "{pre}");
+        assert!(
+            pre.contains("Content-Length: 0") && !pre.contains("Connection: close"),
+            "{pre}"
+        );
     }
 }

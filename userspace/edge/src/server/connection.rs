@@ -272,10 +272,14 @@ enum Answer {
 async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) -> Answer {
     let method = head.method();
     if let Method::Other(m) = method {
+        if m == "OPTIONS" {
+            let bytes = strata_http::response::preflight_response(head.keep_alive);
+            return Answer::Done(respond(state, ctx, 204, bytes).await);
+        }
         return Answer::Error(
             405,
             format!("method {m} not allowed; use GET or HEAD"),
-            vec![("Allow", "GET, HEAD".into())],
+            vec![("Allow", "GET, HEAD, OPTIONS".into())],
         );
     }
     if let (Some(steering), Some((tenant, content))) = (&ctx.steering, steering_target(&head.path)) {
@@ -358,7 +362,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     }
     builder = builder
         .header("Accept-Ranges", "bytes")
-        .header("Access-Control-Allow-Origin", "*")
+        .cors()
         .header("ETag", &etag)
         .header("Last-Modified", &asset.last_modified());
     if let (true, Some(body)) = (plan.partial, plan.body) {
@@ -440,7 +444,7 @@ async fn small_body(
         .header("Content-Type", ctype)
         .header_u64("Content-Length", body.len() as u64)
         .header("Cache-Control", "no-cache")
-        .header("Access-Control-Allow-Origin", "*")
+        .cors()
         .connection(head.keep_alive)
         .finish();
     ctx.metrics.response(200);
@@ -646,7 +650,7 @@ async fn live_playlist(
         .header_u64("Content-Length", body.len() as u64)
         .header("Cache-Control", &cache_control)
         .header_u64("Age", held.age())
-        .header("Access-Control-Allow-Origin", "*");
+        .cors();
     if let (Some(etag), None) = (&held.etag, &rewritten) {
         builder = builder.header("ETag", etag);
     }

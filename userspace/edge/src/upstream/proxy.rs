@@ -159,10 +159,7 @@ async fn attempt(
         };
         builder = builder.header_u64("Content-Length", announced);
     }
-    let client_head = builder
-        .header("Access-Control-Allow-Origin", "*")
-        .connection(head.keep_alive)
-        .finish();
+    let client_head = builder.cors().connection(head.keep_alive).finish();
     metrics.response(status);
     if tokio::time::timeout(stall, client.write_all(&client_head))
         .await
