@@ -105,7 +105,6 @@ pub struct ControlPlane {
     pub leadership: Arc<Leadership>,
     /// The status page's hour of samples.
     pub dashboard: Arc<Dashboard>,
-    pub dashboard_every: Duration,
     pub staging_root: PathBuf,
     pub archive_root: PathBuf,
     pub placement_key: String,
@@ -205,13 +204,12 @@ impl ControlPlane {
         ));
         map.spawn(Arc::downgrade(&store), Arc::downgrade(&leadership))
             .context("starting the map maker thread")?;
-        let dashboard = Arc::new(Dashboard::default());
+        let dashboard = Arc::new(Dashboard::new(settings.dashboard_every));
         dashboard
-            .spawn(Arc::downgrade(&store), settings.dashboard_every)
+            .spawn(Arc::downgrade(&store))
             .context("starting the status page's sampler thread")?;
         Ok(Arc::new(ControlPlane {
             dashboard,
-            dashboard_every: settings.dashboard_every,
             store,
             servers: ServerBook::new(settings.server_ttl),
             syncd: Syncd::new(settings.demand_half_life, settings.push_min_requests),

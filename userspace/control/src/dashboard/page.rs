@@ -27,7 +27,7 @@ async fn dashboard(State(state): State<ApiState>, headers: HeaderMap) -> ApiResu
     operator(&state, &headers, "read the status page's series")?;
     let series = state.plane.dashboard.series();
     ok(json!({
-        "every_s": state.plane.dashboard_every.as_secs_f64(),
+        "every_s": state.plane.dashboard.every().as_secs_f64(),
         "points": series.points(),
         "edges": series.edges(),
     }))

@@ -4,12 +4,9 @@
 /// The sum of every sample of metric `name` (all label sets), or `None` if it has none.
 pub fn sum(text: &str, name: &str) -> Option<f64> {
     let mut total = None;
-    for line in text.lines() {
-        if let Some((sample, labels, value)) = split(line) {
-            if sample == name {
-                let _ = labels;
-                *total.get_or_insert(0.0) += value;
-            }
+    for (sample, _, value) in text.lines().filter_map(split) {
+        if sample == name {
+            *total.get_or_insert(0.0) += value;
         }
     }
     total

@@ -15,19 +15,32 @@ use crate::servers::ServerBook;
 /// The default time between two samples.
 pub const EVERY: Duration = Duration::from_secs(10);
 
-/// The series the page reads, shared with the sampler thread.
-#[derive(Debug, Default)]
+/// The series the page reads, shared with the sampler thread, and the time between samples.
+#[derive(Debug)]
 pub struct Dashboard {
     series: Mutex<Series>,
+    every: Duration,
 }
 
 impl Dashboard {
+    pub fn new(every: Duration) -> Dashboard {
+        Dashboard {
+            series: Mutex::new(Series::default()),
+            every,
+        }
+    }
+
+    pub fn every(&self) -> Duration {
+        self.every
+    }
+
     pub fn series(&self) -> std::sync::MutexGuard<'_, Series> {
         self.series.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts sampling every `every`; the thread ends when the plane (owner of the store) is gone.
-    pub fn spawn(self: &Arc<Self>, store: Weak<dyn RegistryStore>, every: Duration) -> std::io::Result<()> {
+    /// Starts sampling; the thread ends when the plane (owner of the store) is gone.
+    pub fn spawn(self: &Arc<Self>, store: Weak<dyn RegistryStore>) -> std::io::Result<()> {
+        let every = self.every;
         let dashboard = Arc::downgrade(self);
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
