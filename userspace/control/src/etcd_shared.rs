@@ -143,13 +143,17 @@ fn transient(e: &etcd_client::Error) -> bool {
 }
 
 /// Whether to try again: any transient failure of a read; for a write only one that
-/// cannot have reached etcd (no connection, or refused for want of a leader).
+/// cannot have reached etcd (no connection, a request still queued on a connection that
+/// closed (hyper's `Canceled`: never written), or refused for want of a leader).
 fn retryable(e: &etcd_client::Error, idempotent: bool) -> bool {
     if !transient(e) {
         return false;
     }
     let text = format!("{e:?}");
-    idempotent || text.contains("ConnectError") || text.contains("no leader")
+    idempotent
+        || text.contains("ConnectError")
+        || text.contains("Canceled")
+        || text.contains("no leader")
 }
 
 /// Pause between two tries of one request.
