@@ -40,8 +40,17 @@ fn attribute(dom: &str, id: &str, attr: &str) -> Option<String> {
     Some(tag[from..from + len].to_string())
 }
 
+/// The rendered table with `id` (up to its end tag).
+fn section<'a>(dom: &'a str, id: &str) -> &'a str {
+    let from = dom
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id}: {dom}"));
+    let len = dom[from..].find("</table>").unwrap_or(dom.len() - from);
+    &dom[from..from + len]
+}
+
 #[test]
-fn the_status_page_shows_edges_and_plots_of_sampled_traffic_in_a_browser() {
+fn the_status_page_shows_edges_jobs_director_and_plots_of_sampled_traffic_in_a_browser() {
     let dir = TempDir::new("status-page");
     let control = Control::start(&dir.path().join("control"), &["--dashboard-every", "1s"]);
     control.tenant("acme", "east", &[], 0);
@@ -102,6 +111,20 @@ fn the_status_page_shows_edges_and_plots_of_sampled_traffic_in_a_browser() {
         "the page is static"
     );
 
+    // A distribution job to the edge, shown with its progress; the director's row for the edge.
+    let job = control.op(
+        "POST",
+        "/v1/jobs",
+        Some(&serde_json::json!({"tenant": "acme", "content": "show", "to": "edge-1", "fanout": 1})),
+    );
+    let job_id = job["id"].as_str().expect("job id").to_string();
+    control.wait_for("the job to finish", 400, |c| {
+        c.op("GET", &format!("/v1/jobs/{job_id}"), None)["state"] == "done"
+    });
+    control.wait_for("the edge's director row", 400, |c| {
+        c.op("GET", "/v1/status", None)["director"][0]["edges"][0]["edge"] == "edge-1"
+    });
+
     let url = format!("{}/#token={}", control.url(), control.operator);
     let dom = chromium(&dir.path().join("profile-dom"))
         .arg("--dump-dom")
@@ -122,6 +145,16 @@ fn the_status_page_shows_edges_and_plots_of_sampled_traffic_in_a_browser() {
     assert!(
         dom.contains(">edge-1<") && dom.contains(">acme<") && dom.contains(">east-1<"),
         "{dom}"
+    );
+    let jobs = section(&dom, "jobs");
+    assert!(
+        jobs.contains(&format!(">{job_id}<")) && jobs.contains(">acme/show<") && jobs.contains(">done<"),
+        "the job is listed with its state: {jobs}"
+    );
+    let director = section(&dom, "director");
+    assert!(
+        director.contains(">east<") && director.contains(">edge-1<"),
+        "the director's table names the region's edge: {director}"
     );
 
     let shot = std::env::temp_dir().join("strata-status-page.png");

@@ -150,10 +150,7 @@ fn retryable(e: &etcd_client::Error, idempotent: bool) -> bool {
         return false;
     }
     let text = format!("{e:?}");
-    idempotent
-        || text.contains("ConnectError")
-        || text.contains("Canceled")
-        || text.contains("no leader")
+    idempotent || text.contains("ConnectError") || text.contains("Canceled") || text.contains("no leader")
 }
 
 /// Pause between two tries of one request.
