@@ -42,6 +42,14 @@ impl Contender {
         }
     }
 
+    /// The cache size a caching contender is given (scenario (c)).
+    pub fn cache_capacity(&self) -> Option<u64> {
+        match self {
+            Contender::StrataCaching(bytes) | Contender::NginxCaching(bytes) => Some(*bytes),
+            _ => None,
+        }
+    }
+
     pub fn is_strata(&self) -> bool {
         matches!(
             self,

@@ -260,6 +260,7 @@ fn once(
                 connections: (connections / EDGES).max(1),
                 duration,
                 check_every: 16,
+                record_sequence: false,
             };
             std::thread::spawn(move || run_load(&plan))
         })

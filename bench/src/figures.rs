@@ -23,6 +23,8 @@ pub struct RunFigures {
     pub peak_rss_mib: f64,
     /// Share of body bytes not fetched from the origin (scenario c), when there is an origin.
     pub byte_hit_ratio: Option<f64>,
+    /// What an exact LRU of the same capacity would have had on the same request sequence.
+    pub lru_byte_hit_ratio: Option<f64>,
     /// What the cache directory held when the run ended (scenario c), in MiB.
     pub cache_mib_at_end: Option<f64>,
     pub first_error: Option<String>,
@@ -67,6 +69,7 @@ pub struct Summary {
     pub machine_cpu_s_per_gb: Spread,
     pub peak_rss_mib: Spread,
     pub byte_hit_ratio: Option<Spread>,
+    pub lru_byte_hit_ratio: Option<Spread>,
     pub cache_mib_at_end: Option<Spread>,
     pub errors: u64,
 }
@@ -76,6 +79,7 @@ impl Summary {
         let f = |get: fn(&RunFigures) -> f64| Spread::of(&runs.iter().map(get).collect::<Vec<_>>());
         let hits: Vec<f64> = runs.iter().filter_map(|r| r.byte_hit_ratio).collect();
         let held: Vec<f64> = runs.iter().filter_map(|r| r.cache_mib_at_end).collect();
+        let lru: Vec<f64> = runs.iter().filter_map(|r| r.lru_byte_hit_ratio).collect();
         Summary {
             gbit_per_sec: f(|r| r.gbit_per_sec),
             requests_per_sec: f(|r| r.requests_per_sec),
@@ -84,6 +88,7 @@ impl Summary {
             machine_cpu_s_per_gb: f(|r| r.machine_cpu_s_per_gb),
             peak_rss_mib: f(|r| r.peak_rss_mib),
             byte_hit_ratio: (!hits.is_empty()).then(|| Spread::of(&hits)),
+            lru_byte_hit_ratio: (!lru.is_empty()).then(|| Spread::of(&lru)),
             cache_mib_at_end: (!held.is_empty()).then(|| Spread::of(&held)),
             errors: runs.iter().map(|r| r.errors).sum(),
         }

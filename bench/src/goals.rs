@@ -25,12 +25,22 @@ fn at_most(label: String, ours: f64, theirs: f64, factor: f64) -> Verdict {
 }
 
 fn at_least(label: String, ours: f64, theirs: f64) -> Verdict {
+    at_least_by(label, ours, theirs, 1.0)
+}
+
+fn at_least_by(label: String, ours: f64, theirs: f64, factor: f64) -> Verdict {
     let ratio = ours / theirs;
     Verdict {
-        met: ratio >= 1.0,
-        text: format!("{label}: ×{ratio:.2} (goal ≥ ×1.00; {ours:.2} vs {theirs:.2})"),
+        met: ratio >= factor,
+        text: format!("{label}: ×{ratio:.2} (goal ≥ ×{factor:.2}; {ours:.2} vs {theirs:.2})"),
     }
 }
+
+/// Small objects: strata's request path must beat nginx's requests/s by this much.
+const SMALL_OBJECT_FACTOR: f64 = 1.2;
+
+/// Scenario (c): points of byte hit ratio above an exact LRU of the same capacity.
+const LRU_MARGIN: f64 = 0.08;
 
 /// The map solve's median time against its goal.
 fn map_solve(m: &MapSolveResult, c: &MapCase) -> Verdict {
@@ -44,74 +54,78 @@ fn map_solve(m: &MapSolveResult, c: &MapCase) -> Verdict {
     }
 }
 
-/// Judges every goal the run has figures for.
+/// The peer a scenario's strata figures are judged against.
+fn peer_of(w: &WorkloadResult) -> Option<&ServerResult> {
+    match w.scenario.as_str() {
+        "a" => server(w, "nginx sendfile"),
+        "b" => server(w, "haproxy splice-response"),
+        "c" => server(w, "nginx proxy_cache"),
+        _ => None,
+    }
+}
+
+/// Judges every goal the run has figures for (issue 19's table): (a) throughput, server CPU
+/// per GB and p99 against nginx, small objects by requests/s ≥ ×1.20; (b) throughput, machine
+/// CPU per GB and p99 against HAProxy; (c) byte hit ratio ≥ exact LRU + 8 points and
+/// throughput against nginx proxy_cache; (d) idle RSS per connection against nginx.
 pub fn judge(r: &Results) -> Vec<Verdict> {
     let mut out = Vec::new();
     for w in &r.workloads {
         let title = format!("{} × {}", w.title, w.connections);
+        let Some(p) = peer_of(w) else { continue };
+        let pm = &p.summary;
         let strata_servers = w
             .servers
             .iter()
             .filter(|s| s.strata && s.failure.is_none() && !s.runs.is_empty());
         for s in strata_servers {
             let m = &s.summary;
-            let peers: Vec<&ServerResult> = match w.scenario.as_str() {
-                "a" => server(w, "nginx sendfile").into_iter().collect(),
-                "b" => ["haproxy splice-response", "nginx proxy_pass"]
-                    .iter()
-                    .filter_map(|n| server(w, n))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            for p in &peers {
-                let label = |what: &str| format!("{title}: {} {what} vs {}", s.name, p.name);
-                let pm = &p.summary;
-                match (w.scenario.as_str(), p.name.as_str()) {
-                    ("a", _) => out.push(at_most(
+            let label = |what: &str| format!("{title}: {} {what} vs {}", s.name, p.name);
+            if w.title.contains("small objects") {
+                out.push(at_least_by(
+                    label("requests/s"),
+                    m.requests_per_sec.median,
+                    pm.requests_per_sec.median,
+                    SMALL_OBJECT_FACTOR,
+                ));
+                continue;
+            }
+            out.push(at_least(
+                label("throughput"),
+                m.gbit_per_sec.median,
+                pm.gbit_per_sec.median,
+            ));
+            match w.scenario.as_str() {
+                "a" => {
+                    out.push(at_most(
                         label("server CPU per GB"),
                         m.server_cpu_s_per_gb.median,
                         pm.server_cpu_s_per_gb.median,
-                        0.8,
-                    )),
-                    ("b", "haproxy splice-response") => out.push(at_most(
-                        label("machine CPU per GB"),
-                        m.machine_cpu_s_per_gb.median,
-                        pm.machine_cpu_s_per_gb.median,
-                        0.7,
-                    )),
-                    ("b", _) => out.push(at_most(
-                        label("machine CPU per GB"),
-                        m.machine_cpu_s_per_gb.median,
-                        pm.machine_cpu_s_per_gb.median,
-                        0.5,
-                    )),
-                    _ => {}
-                }
-            }
-            if let Some(best) = peers.iter().max_by(|a, b| {
-                a.summary
-                    .gbit_per_sec
-                    .median
-                    .total_cmp(&b.summary.gbit_per_sec.median)
-            }) {
-                out.push(at_least(
-                    format!("{title}: {} throughput vs {}", s.name, best.name),
-                    m.gbit_per_sec.median,
-                    best.summary.gbit_per_sec.median,
-                ));
-            }
-            if w.connections == 64 {
-                if let Some(best) = peers
-                    .iter()
-                    .min_by(|a, b| a.summary.p99_ms.median.total_cmp(&b.summary.p99_ms.median))
-                {
-                    out.push(at_most(
-                        format!("{title}: {} p99 vs {}", s.name, best.name),
-                        m.p99_ms.median,
-                        best.summary.p99_ms.median,
                         1.0,
                     ));
+                    out.push(at_most(label("p99"), m.p99_ms.median, pm.p99_ms.median, 1.0));
                 }
+                "b" => {
+                    out.push(at_most(
+                        label("machine CPU per GB"),
+                        m.machine_cpu_s_per_gb.median,
+                        pm.machine_cpu_s_per_gb.median,
+                        1.0,
+                    ));
+                    out.push(at_most(label("p99"), m.p99_ms.median, pm.p99_ms.median, 1.0));
+                }
+                "c" => {
+                    if let (Some(ours), Some(lru)) = (&m.byte_hit_ratio, &m.lru_byte_hit_ratio) {
+                        out.push(Verdict {
+                            met: ours.median >= lru.median + LRU_MARGIN,
+                            text: format!(
+                                "{title}: {} byte hit ratio {:.2} vs exact LRU {:.2} on the same requests (goal ≥ LRU + {:.2})",
+                                s.name, ours.median, lru.median, LRU_MARGIN
+                            ),
+                        });
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -124,15 +138,19 @@ pub fn judge(r: &Results) -> Vec<Verdict> {
             out.push(map_solve(m, c));
         }
     }
+    let nginx_idle = r
+        .idle
+        .iter()
+        .find(|i| !i.strata && i.failure.is_none() && !i.runs.is_empty());
     for i in r.idle.iter().filter(|i| i.strata && i.failure.is_none()) {
-        let kib = i.kib_per_connection.median;
-        out.push(Verdict {
-            met: kib <= 0.5,
-            text: format!(
-                "(d) {} RSS per idle connection: {kib:.3} KiB (goal ≤ 0.5 KiB)",
-                i.name
-            ),
-        });
+        if let Some(n) = nginx_idle {
+            out.push(at_most(
+                format!("(d) {} RSS per idle connection (KiB) vs {}", i.name, n.name),
+                i.kib_per_connection.median,
+                n.kib_per_connection.median,
+                1.0,
+            ));
+        }
     }
     out
 }

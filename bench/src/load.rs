@@ -52,6 +52,8 @@ pub struct LoadPlan {
     pub duration: Duration,
     /// Checksum one response in this many per connection (0: never).
     pub check_every: u64,
+    /// Record which target each request asked for, and when (for scenario (c)'s exact LRU).
+    pub record_sequence: bool,
 }
 
 /// What a run counted.
@@ -140,10 +142,14 @@ fn connection_loop(plan: &LoadPlan, seed: u64, stop: &AtomicBool) -> Tally {
                 }
             },
         };
-        let target = &plan.targets[mix.pick(&mut rng)];
+        let pick = mix.pick(&mut rng);
+        let target = &plan.targets[pick];
         n += 1;
         let check = plan.check_every > 0 && n.is_multiple_of(plan.check_every);
         let began = Instant::now();
+        if plan.record_sequence {
+            tally.picks.push((began, pick as u32));
+        }
         match exchange(s, &mut sink, &mut buf, target, check) {
             Ok(len) => {
                 tally.record(len, began.elapsed().as_micros() as u64);
@@ -161,6 +167,25 @@ fn connection_loop(plan: &LoadPlan, seed: u64, stop: &AtomicBool) -> Tally {
         }
     }
     tally
+}
+
+/// Fetches every target once on one connection and checks each body's CRC-32: the bytes a
+/// server gives for the targets, verified outside a timed run (h2load checks no bodies).
+pub fn verify_each(addr: SocketAddr, targets: &[Target]) -> anyhow::Result<u64> {
+    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    let mut sink = BodySink::new()?;
+    let mut buf = Vec::with_capacity(16 << 10);
+    let mut checked = 0;
+    for t in targets {
+        exchange(&mut s, &mut sink, &mut buf, t, true).with_context(|| {
+            format!(
+                "verifying {}",
+                String::from_utf8_lossy(&t.request).lines().next().unwrap_or("")
+            )
+        })?;
+        checked += u64::from(t.expect_crc.is_some());
+    }
+    Ok(checked)
 }
 
 /// Runs the plan for its duration and merges every connection's tally.
@@ -231,6 +256,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
         connections: args.connections,
         duration: Duration::from_secs(args.seconds),
         check_every: 0,
+        record_sequence: false,
     })?;
     let t = &out.tally;
     println!(

@@ -124,12 +124,20 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "Physical limit (sendfile loop to a discarding reader, one loopback connection): **{} Gbit/s**, machine {} CPU-s/GB.\n",
-            cell(&r.limit.gbit_per_sec, 2),
-            cell(&r.limit.machine_cpu_s_per_gb, 3)
+            "Physical limit (sendfile loop to discarding readers over loopback; each table's \"of limit\" is against the loop at its own concurrency):\n"
         );
+        for l in std::iter::once(&r.limit).chain(&r.limits) {
+            let _ = writeln!(
+                s,
+                "- {} connection(s): **{} Gbit/s**, machine {} CPU-s/GB",
+                l.connections,
+                cell(&l.gbit_per_sec, 2),
+                cell(&l.machine_cpu_s_per_gb, 3)
+            );
+        }
+        let _ = writeln!(s);
         for w in &r.workloads {
-            workload_table(&mut s, w, r.limit.gbit_per_sec.median);
+            workload_table(&mut s, w, r.limit_at(w.connections));
         }
         idle_table(&mut s, r);
         if let Some(m) = &r.map_solve {
@@ -159,12 +167,13 @@ impl Report {
 
     /// A few lines for the console.
     pub fn console_summary(&self) -> String {
-        let mut s = format!(
-            "limit: {:.2} Gbit/s (sendfile loop)\n",
-            self.results.limit.gbit_per_sec.median
-        );
+        let mut s = String::from("limit (sendfile loop):");
+        for l in std::iter::once(&self.results.limit).chain(&self.results.limits) {
+            let _ = write!(s, " {:.2} Gbit/s × {}", l.gbit_per_sec.median, l.connections);
+        }
+        s.push('\n');
         for w in &self.results.workloads {
-            for line in comparisons(w, self.results.limit.gbit_per_sec.median) {
+            for line in comparisons(w, self.results.limit_at(w.connections)) {
                 let _ = writeln!(s, "{} × {}: {line}", w.title, w.connections);
             }
         }
@@ -434,12 +443,12 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
     let _ = writeln!(
         s,
         "| server | Gbit/s | of limit | req/s | p99 ms | server CPU-s/GB | machine CPU-s/GB | peak RSS MiB | errors |{}",
-        if hit { " byte hit ratio | cache MiB at end |" } else { "" }
+        if hit { " byte hit ratio | exact LRU, same requests | cache MiB at end |" } else { "" }
     );
     let _ = writeln!(
         s,
         "|---|---|---|---|---|---|---|---|---|{}",
-        if hit { "---|---|" } else { "" }
+        if hit { "---|---|---|" } else { "" }
     );
     for x in &w.servers {
         if let Some(f) = &x.failure {
@@ -448,7 +457,7 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
                 "| {} | did not run: {} |||||||{}",
                 x.name,
                 f.replace('|', "/").replace('\n', " "),
-                if hit { "||" } else { "" }
+                if hit { "|||" } else { "" }
             );
             continue;
         }
@@ -473,8 +482,9 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
         if hit {
             let _ = write!(
                 s,
-                " {} | {} |",
+                " {} | {} | {} |",
                 m.byte_hit_ratio.as_ref().map_or("-".into(), |h| cell(h, 2)),
+                m.lru_byte_hit_ratio.as_ref().map_or("-".into(), |h| cell(h, 2)),
                 m.cache_mib_at_end.as_ref().map_or("-".into(), |h| cell(h, 1))
             );
         }
@@ -484,6 +494,8 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
         let _ = writeln!(
             s,
             "\nByte hit ratio: share of the bytes served that the origin did not send (fills included). \
+             Exact LRU: what an LRU of the same capacity, admitting everything, would have had on the \
+             very request sequence this server was sent. \
              nginx's cache manager trims to max_size lazily, so it may hold more than the capacity \
              during a run: compare \"cache MiB at end\"."
         );

@@ -114,14 +114,32 @@ pub struct IdleResult {
 
 #[derive(Debug, Serialize)]
 pub struct LimitResult {
+    /// Connections the sendfile loop ran over.
+    pub connections: usize,
     pub runs: Vec<LimitRun>,
     pub gbit_per_sec: Spread,
     pub machine_cpu_s_per_gb: Spread,
 }
 
+impl LimitResult {
+    fn of(connections: usize, runs: Vec<LimitRun>) -> LimitResult {
+        LimitResult {
+            connections,
+            gbit_per_sec: Spread::of(&runs.iter().map(|r| r.gbit_per_sec).collect::<Vec<_>>()),
+            machine_cpu_s_per_gb: Spread::of(
+                &runs.iter().map(|r| r.machine_cpu_s_per_gb).collect::<Vec<_>>(),
+            ),
+            runs,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Results {
+    /// The sendfile loop over one connection.
     pub limit: LimitResult,
+    /// The sendfile loop at each concurrency a workload uses.
+    pub limits: Vec<LimitResult>,
     pub workloads: Vec<WorkloadResult>,
     pub idle: Vec<IdleResult>,
     /// Scenario (e), when it ran.
@@ -137,6 +155,18 @@ pub struct Results {
     pub director: Option<crate::director_scenario::DirectorResult>,
 }
 
+impl Results {
+    /// The sendfile loop's Gbit/s at `connections` (the one-connection loop when not measured).
+    pub fn limit_at(&self, connections: usize) -> f64 {
+        self.limits
+            .iter()
+            .find(|l| l.connections == connections)
+            .unwrap_or(&self.limit)
+            .gbit_per_sec
+            .median
+    }
+}
+
 /// A workload as planned.
 struct Workload {
     scenario: &'static str,
@@ -149,6 +179,8 @@ struct Workload {
     /// Needs the storage origin (and reports the byte hit ratio when `hit_ratio`).
     origin: bool,
     hit_ratio: bool,
+    /// Driven by h2load (small objects) instead of the thread-per-connection generator.
+    h2load: bool,
     contenders: Vec<Contender>,
 }
 
@@ -166,6 +198,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
         warm: true,
         origin: false,
         hit_ratio: false,
+        h2load: false,
         contenders: peers(vec![
             Contender::StrataHit,
             Contender::StrataHitSendfile,
@@ -184,6 +217,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             warm: true,
             origin: false,
             hit_ratio: false,
+            h2load: false,
             contenders: peers(vec![
                 Contender::StrataHit,
                 Contender::StrataHitSendfile,
@@ -199,6 +233,31 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             warm: true,
             origin: false,
             hit_ratio: false,
+            h2load: false,
+            contenders: peers(vec![
+                Contender::StrataHit,
+                Contender::StrataHitSendfile,
+                Contender::NginxStatic,
+            ]),
+        });
+    }
+    for (stem, size) in [("obj4k", 4usize << 10), ("obj16k", 16 << 10)] {
+        if s.quick && size > 4 << 10 {
+            continue;
+        }
+        w.push(Workload {
+            scenario: "a",
+            title: format!(
+                "(a) small objects, {} KiB (playlists, parts, thumbnails)",
+                size >> 10
+            ),
+            targets: Arc::new(corpus.whole_files(stem, 100, size)?),
+            connections: 64,
+            zipf: None,
+            warm: true,
+            origin: false,
+            hit_ratio: false,
+            h2load: true,
             contenders: peers(vec![
                 Contender::StrataHit,
                 Contender::StrataHitSendfile,
@@ -225,6 +284,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             warm: true,
             origin: true,
             hit_ratio: false,
+            h2load: false,
             contenders: proxies(),
         });
     }
@@ -246,6 +306,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
         warm: false,
         origin: true,
         hit_ratio: true,
+        h2load: false,
         contenders: peers(vec![
             Contender::StrataCaching(capacity),
             Contender::NginxCaching(capacity),
@@ -289,9 +350,24 @@ fn measure_once(
         connections: w.connections,
         duration: s.duration,
         check_every: 16,
+        record_sequence: w.hit_ratio,
+    };
+    let h2load_log = scratch.with_extension("h2load.log");
+    let load = |plan: &LoadPlan| {
+        if w.h2load {
+            crate::h2load::run(
+                plan.addr,
+                &plan.targets,
+                plan.connections,
+                plan.duration,
+                &h2load_log,
+            )
+        } else {
+            run_load(plan)
+        }
     };
     if w.warm {
-        run_load(&LoadPlan {
+        load(&LoadPlan {
             duration: s.warmup,
             ..plan.clone()
         })?;
@@ -300,13 +376,14 @@ fn measure_once(
     let origin0 = origin_bytes(origin)?;
     let (cpu0, machine0) = (tree_cpu_seconds(server.pid()), machine_busy_seconds());
     let peak = PeakRss::start(server.pid());
-    let out = run_load(&plan)?;
+    let out = load(&plan)?;
     let (cpu1, machine1) = (tree_cpu_seconds(server.pid()), machine_busy_seconds());
     let peak_kib = peak.finish();
     let origin1 = origin_bytes(origin)?;
     drop(server);
     let cache_mib = w.hit_ratio.then(|| dir_bytes(&scratch) as f64 / (1 << 20) as f64);
     let _ = std::fs::remove_dir_all(&scratch);
+    let _ = std::fs::remove_file(&h2load_log);
     let t = &out.tally;
     let gb = t.bytes as f64 / 1e9;
     let per_gb = |secs: f64| if gb > 0.0 { secs / gb } else { 0.0 };
@@ -326,6 +403,13 @@ fn measure_once(
         peak_rss_mib: peak_kib as f64 / 1024.0,
         byte_hit_ratio: match (w.hit_ratio, origin0, origin1) {
             (true, Some(a), Some(b)) if t.bytes > 0 => Some((1.0 - (b - a) / t.bytes as f64).max(0.0)),
+            _ => None,
+        },
+        lru_byte_hit_ratio: match (w.hit_ratio, c.cache_capacity()) {
+            (true, Some(capacity)) => {
+                let sizes: Vec<u64> = w.targets.iter().map(|t| t.expect_len).collect();
+                crate::exact_lru::byte_hit_ratio(&t.sequence(), &sizes, capacity)
+            }
             _ => None,
         },
         cache_mib_at_end: cache_mib,
@@ -421,8 +505,12 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
     } else {
         0
     };
+    let mut concurrencies: Vec<usize> = workloads.iter().map(|w| w.connections).collect();
+    concurrencies.sort_unstable();
+    concurrencies.dedup();
     let steps = s.reps as u64
-        * (1 + workloads.iter().map(|w| w.contenders.len() as u64).sum::<u64>()
+        * (1 + concurrencies.len() as u64
+            + workloads.iter().map(|w| w.contenders.len() as u64).sum::<u64>()
             + idle_contenders.len() as u64
             + dns_contenders)
         + map_cases
@@ -430,12 +518,24 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
         + crate::director_scenario::steps(s);
     let bar = progress(steps);
 
-    let mut limit_runs = Vec::new();
     let big = cx.files.join(crate::corpus::PREFIX).join("seg1m-0.m4s");
-    for _ in 0..s.reps {
-        bar.set_message("physical limit: sendfile loop over loopback");
-        limit_runs.push(sendfile_loop(&big, s.duration, SERVER_CPU, LOAD_CPU)?);
-        bar.inc(1);
+    let mut limits = Vec::new();
+    for connections in std::iter::once(1).chain(concurrencies) {
+        let mut runs = Vec::new();
+        for _ in 0..s.reps {
+            bar.set_message(format!(
+                "physical limit: sendfile loop over loopback × {connections}"
+            ));
+            runs.push(sendfile_loop(
+                &big,
+                s.duration,
+                connections,
+                SERVER_CPU,
+                LOAD_CPU,
+            )?);
+            bar.inc(1);
+        }
+        limits.push(LimitResult::of(connections, runs));
     }
 
     let mut results = Vec::new();
@@ -504,16 +604,8 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
     };
     bar.finish_and_clear();
     Ok(Results {
-        limit: LimitResult {
-            gbit_per_sec: Spread::of(&limit_runs.iter().map(|r| r.gbit_per_sec).collect::<Vec<_>>()),
-            machine_cpu_s_per_gb: Spread::of(
-                &limit_runs
-                    .iter()
-                    .map(|r| r.machine_cpu_s_per_gb)
-                    .collect::<Vec<_>>(),
-            ),
-            runs: limit_runs,
-        },
+        limit: limits.remove(0),
+        limits,
         workloads: results,
         idle,
         map_solve,

@@ -17,6 +17,9 @@ pub struct Tally {
     pub checked: u64,
     /// The first error's message, to say what went wrong.
     pub first_error: Option<String>,
+    /// When recording the sequence: each request's start and target index, in this
+    /// connection's order (merged tallies hold every connection's).
+    pub picks: Vec<(std::time::Instant, u32)>,
     latency_us: Histogram<u64>,
 }
 
@@ -28,6 +31,7 @@ impl Default for Tally {
             errors: 0,
             checked: 0,
             first_error: None,
+            picks: Vec::new(),
             // 1 µs to 60 s at 3 significant digits: a few tens of KiB per tally.
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds"),
         }
@@ -56,8 +60,16 @@ impl Tally {
         if self.first_error.is_none() {
             self.first_error.clone_from(&other.first_error);
         }
+        self.picks.extend_from_slice(&other.picks);
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
+    }
+
+    /// Every recorded request's target index, in the order the requests started.
+    pub fn sequence(&self) -> Vec<u32> {
+        let mut picks = self.picks.clone();
+        picks.sort_by_key(|(at, _)| *at);
+        picks.into_iter().map(|(_, target)| target).collect()
     }
 
     /// The latency at quantile `q` (0.5, 0.99, 0.999) in microseconds; 0 with no samples.

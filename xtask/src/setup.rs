@@ -27,6 +27,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // etcd-client's build script compiles etcd's protobufs; the registry tests run a real etcd.
     "protobuf-compiler",
     "etcd-server",
+    // h2load drives the bench's small-object rows (its quick run is part of the tests).
+    "nghttp2-client",
 ];
 
 /// The hls.js release the browser tests play with, installed into target/npm (never committed).
