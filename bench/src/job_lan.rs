@@ -16,7 +16,7 @@ pub struct JobLan {
     pub hosts: Vec<String>,
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn ip(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("ip")
         .args(args)
         .output()

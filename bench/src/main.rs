@@ -42,6 +42,7 @@ mod servers;
 mod sim_heartbeat;
 mod tally;
 mod url_mix;
+mod veth_origin;
 
 use std::path::PathBuf;
 

@@ -181,6 +181,8 @@ struct Workload {
     hit_ratio: bool,
     /// Driven by h2load (small objects) instead of the thread-per-connection generator.
     h2load: bool,
+    /// The origin sits in its own network namespace behind a veth pair.
+    veth: bool,
     contenders: Vec<Contender>,
 }
 
@@ -199,6 +201,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
         origin: false,
         hit_ratio: false,
         h2load: false,
+        veth: false,
         contenders: peers(vec![
             Contender::StrataHit,
             Contender::StrataHitSendfile,
@@ -218,6 +221,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             origin: false,
             hit_ratio: false,
             h2load: false,
+            veth: false,
             contenders: peers(vec![
                 Contender::StrataHit,
                 Contender::StrataHitSendfile,
@@ -234,6 +238,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             origin: false,
             hit_ratio: false,
             h2load: false,
+            veth: false,
             contenders: peers(vec![
                 Contender::StrataHit,
                 Contender::StrataHitSendfile,
@@ -258,6 +263,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             origin: false,
             hit_ratio: false,
             h2load: true,
+            veth: false,
             contenders: peers(vec![
                 Contender::StrataHit,
                 Contender::StrataHitSendfile,
@@ -274,19 +280,26 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             Contender::HaproxySplice,
         ])
     };
-    for connections in if s.quick { vec![16] } else { vec![16, 64] } {
-        w.push(Workload {
-            scenario: "b",
-            title: "(b) proxied miss, 1 MiB objects".into(),
-            targets: one_mib.clone(),
-            connections,
-            zipf: None,
-            warm: true,
-            origin: true,
-            hit_ratio: false,
-            h2load: false,
-            contenders: proxies(),
-        });
+    for veth in [false, true] {
+        for connections in if s.quick { vec![16] } else { vec![16, 64] } {
+            w.push(Workload {
+                scenario: "b",
+                title: if veth {
+                    "(b) proxied miss over veth (origin in its own namespace), 1 MiB objects".into()
+                } else {
+                    "(b) proxied miss, 1 MiB objects".into()
+                },
+                targets: one_mib.clone(),
+                connections,
+                zipf: None,
+                warm: true,
+                origin: true,
+                hit_ratio: false,
+                h2load: false,
+                veth,
+                contenders: proxies(),
+            });
+        }
     }
     let (count, capacity) = if s.quick {
         (128, 32u64 << 20)
@@ -307,6 +320,7 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
         origin: true,
         hit_ratio: true,
         h2load: false,
+        veth: false,
         contenders: peers(vec![
             Contender::StrataCaching(capacity),
             Contender::NginxCaching(capacity),
@@ -540,10 +554,15 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
 
     let mut results = Vec::new();
     for w in &workloads {
-        let origin = if w.origin {
-            Some(cx.env.strata_storage("origin", &cx.files)?)
+        let veth = if w.veth {
+            Some(crate::veth_origin::VethOrigin::new().context("the veth origin's namespace (needs root)")?)
         } else {
             None
+        };
+        let origin = match (&veth, w.origin) {
+            (Some(v), true) => Some(v.storage(&cx.env, &cx.files)?),
+            (None, true) => Some(cx.env.strata_storage("origin", &cx.files)?),
+            (_, false) => None,
         };
         let per = alternate(
             s.reps,
