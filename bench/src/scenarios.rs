@@ -186,89 +186,74 @@ struct Workload {
     contenders: Vec<Contender>,
 }
 
+impl Workload {
+    /// A scenario (a) row: local hits of warm files, no origin, strata's two body paths and
+    /// nginx.
+    fn hit(title: String, targets: Vec<Target>, connections: usize, contenders: Vec<Contender>) -> Workload {
+        Workload {
+            scenario: "a",
+            title,
+            targets: Arc::new(targets),
+            connections,
+            zipf: None,
+            warm: true,
+            origin: false,
+            hit_ratio: false,
+            h2load: false,
+            veth: false,
+            contenders,
+        }
+    }
+}
+
 fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>> {
     let peers = |list: Vec<Contender>| -> Vec<Contender> {
         list.into_iter().filter(|c| s.peers || c.is_strata()).collect()
     };
-    let one_mib = Arc::new(corpus.whole_files("seg1m", 64, 1 << 20)?);
-    let mut w = vec![Workload {
-        scenario: "a",
-        title: "(a) local hit, 1 MiB objects".into(),
-        targets: one_mib.clone(),
-        connections: 64,
-        zipf: None,
-        warm: true,
-        origin: false,
-        hit_ratio: false,
-        h2load: false,
-        veth: false,
-        contenders: peers(vec![
+    let hitters = || {
+        peers(vec![
             Contender::StrataHit,
             Contender::StrataHitSendfile,
             Contender::NginxStatic,
-        ]),
-    }];
+        ])
+    };
+    let one_mib_files = corpus.whole_files("seg1m", 64, 1 << 20)?;
+    let one_mib = Arc::new(one_mib_files.clone());
+    let mut w = vec![Workload::hit(
+        "(a) local hit, 1 MiB objects".into(),
+        one_mib_files,
+        64,
+        hitters(),
+    )];
     if !s.quick {
-        let quarter = Arc::new(corpus.whole_files("seg256k", 64, 256 << 10)?);
-        let ranges = Arc::new(corpus.ranged_files("movie", 8, 8 << 20, 256)?);
-        w.push(Workload {
-            scenario: "a",
-            title: "(a) local hit, 256 KiB objects".into(),
-            targets: quarter,
-            connections: 16,
-            zipf: None,
-            warm: true,
-            origin: false,
-            hit_ratio: false,
-            h2load: false,
-            veth: false,
-            contenders: peers(vec![
-                Contender::StrataHit,
-                Contender::StrataHitSendfile,
-                Contender::NginxStatic,
-            ]),
-        });
-        w.push(Workload {
-            scenario: "a",
-            title: "(a) local hit, ranges of 128 KiB–2 MiB".into(),
-            targets: ranges,
-            connections: 16,
-            zipf: None,
-            warm: true,
-            origin: false,
-            hit_ratio: false,
-            h2load: false,
-            veth: false,
-            contenders: peers(vec![
-                Contender::StrataHit,
-                Contender::StrataHitSendfile,
-                Contender::NginxStatic,
-            ]),
-        });
+        w.push(Workload::hit(
+            "(a) local hit, 256 KiB objects".into(),
+            corpus.whole_files("seg256k", 64, 256 << 10)?,
+            16,
+            hitters(),
+        ));
+        w.push(Workload::hit(
+            "(a) local hit, ranges of 128 KiB–2 MiB".into(),
+            corpus.ranged_files("movie", 8, 8 << 20, 256)?,
+            16,
+            hitters(),
+        ));
     }
     for (stem, size) in [("obj4k", 4usize << 10), ("obj16k", 16 << 10)] {
         if s.quick && size > 4 << 10 {
             continue;
         }
         w.push(Workload {
-            scenario: "a",
-            title: format!(
-                "(a) small objects, {} KiB (playlists, parts, thumbnails)",
-                size >> 10
-            ),
-            targets: Arc::new(corpus.whole_files(stem, 100, size)?),
-            connections: 64,
-            zipf: None,
-            warm: true,
-            origin: false,
-            hit_ratio: false,
             h2load: true,
-            veth: false,
-            contenders: peers(vec![
-                Contender::StrataHit,
-                Contender::StrataHitSendfile,
-                Contender::NginxStatic,
-            ]),
+            ..Workload::hit(
+                format!(
+                    "(a) small objects, {} KiB (playlists, parts, thumbnails)",
+                    size >> 10
+                ),
+                corpus.whole_files(stem, 100, size)?,
+                64,
+                hitters(),
+            )
         });
     }
     let proxies = || {
