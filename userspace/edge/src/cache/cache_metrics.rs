@@ -42,6 +42,51 @@ impl Collector for CacheCollector {
                 ConstCounter::new(value).encode(family.encode_family(&[("result", result)])?)?;
             }
         }
+        {
+            let mut family = encoder.encode_descriptor(
+                "cache_admissions",
+                "Misses decided by admission: admitted (a fill started) or rejected (shortest pair interval not below the threshold, or no pair yet)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (result, value) in [("admitted", load(&c.admitted)), ("rejected", load(&c.rejected))] {
+                ConstCounter::new(value).encode(family.encode_family(&[("result", result)])?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "cache_miss_served",
+                "Misses by how they were served: own_fill (the viewer's fetch fills the cache), joined_fill (read-while-writer on a fill already running), proxied (not admitted)",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (via, value) in [
+                ("own_fill", load(&c.served_own_fill)),
+                ("joined_fill", load(&c.served_joined_fill)),
+                ("proxied", load(&c.served_proxied)),
+            ] {
+                ConstCounter::new(value).encode(family.encode_family(&[("via", via)])?)?;
+            }
+        }
+        gauge(
+            encoder,
+            "cache_admit_threshold_milliseconds",
+            "Admission threshold last used: a pair of requests starting closer than this admits the asset",
+            load(&c.threshold_ms) as i64,
+        )?;
+        let (running, written) = cache.fills.totals();
+        gauge(
+            encoder,
+            "cache_fills_running",
+            "Fills in progress",
+            running as i64,
+        )?;
+        gauge(
+            encoder,
+            "cache_fill_written_bytes",
+            "Body bytes the fills in progress have written so far",
+            written as i64,
+        )?;
         counter(
             encoder,
             "cache_evictions",

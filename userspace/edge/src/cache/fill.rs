@@ -1,24 +1,36 @@
-//! The background fill of an admitted asset: one whole-asset fetch from the storage tier,
-//! written to a temporary file under `.strata-fill/` in the cache directory, fsynced, given the
-//! storage server's modification time, renamed into place and its directory fsynced. Only then
-//! is it indexed and served as a hit: a partial fill is never served, and after a crash the
-//! leftovers are removed at start.
+//! The fill of an admitted asset: one whole-asset fetch from the storage tier, spliced
+//! (socket → pipe → file, the bytes never enter userspace) into a temporary file under
+//! `.strata-fill/` in the cache directory, fsynced, given the storage server's modification
+//! time, renamed into place once its length is verified, and its directory fsynced. Only then
+//! is it indexed and served as a hit: a partial fill is never served as a hit, and after a crash
+//! the leftovers are removed at start.
+//!
+//! The same fetch serves the viewers: the fill publishes its head and progress
+//! ([`FillProgress`]) and every viewer of the asset, the one whose miss admitted it first, sends
+//! from the file what is written and waits for the rest (`fill_reader`). A fill does not depend
+//! on any viewer: one they all abandon runs on to its end, bounded by the upstream's response
+//! timeout between reads and by `fill_timeout` overall, and is discarded if it does not end whole.
 
+use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::fill_dir::FILL_DIR;
+use super::fill_progress::{FillHead, FillProgress};
 use super::EdgeCache;
 use crate::upstream::body_relay::has_pending_bytes;
 use crate::upstream::pool::UpstreamPool;
+use crate::upstream::socket_watch::{SocketWatch, Want};
 use crate::upstream::upstream_head::read_upstream_head;
 use strata_http::content_path::ContentPath;
+use strata_kernel::pipe::Pipe;
 
 /// Why a fill from one server failed.
 #[derive(Debug, Error)]
@@ -29,6 +41,10 @@ pub enum FillError {
     Upstream(String),
     #[error("answered {0}, not 200")]
     Status(u16),
+    #[error("does not hold the asset (404)")]
+    NotHere,
+    #[error("not complete within the fill timeout of {0:?}")]
+    TimedOut(Duration),
     #[error("response without Content-Length")]
     NoLength,
     #[error("{len} bytes do not fit a cache of {capacity} bytes")]
@@ -40,28 +56,45 @@ pub enum FillError {
 }
 
 /// Starts the one fill of `path` (its raw request path `raw_path`) from the first of `servers`
-/// that serves it whole.
+/// that serves it whole; its progress is registered before this returns, so viewers can follow.
 pub fn spawn_fill(
     cache: Arc<EdgeCache>,
     pool: Arc<UpstreamPool>,
     path: ContentPath,
     raw_path: String,
     servers: Vec<SocketAddr>,
-) {
+) -> Arc<FillProgress> {
     cache.counters.fills_started.fetch_add(1, Ordering::Relaxed);
+    let rel = path.relative();
+    let progress = FillProgress::new();
+    cache.fills.insert(&rel, progress.clone());
+    let fill = progress.clone();
     tokio::spawn(async move {
-        let rel = path.relative();
-        tracing::info!(asset = %rel, "cache fill started (admitted)");
+        tracing::info!(asset = %rel, "cache fill started (admitted); viewers are served from it as it is written");
+        let limit = cache.settings.fill_timeout;
         let mut outcome = Err(FillError::Upstream("no storage server to fill from".into()));
         for server in servers {
-            outcome = fill_from(&cache, &pool, &rel, &raw_path, server).await;
+            outcome =
+                match tokio::time::timeout(limit, fill_from(&cache, &pool, &rel, &raw_path, server, &fill))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(FillError::TimedOut(limit)),
+                };
             match &outcome {
                 Ok(len) => {
                     tracing::info!(asset = %rel, %server, bytes = len, "cache fill completed; later requests are local hits");
                     break;
                 }
+                // Another server may hold it, but only while no byte went to a viewer.
+                Err(FillError::NotHere | FillError::Connect(_)) if fill.head().is_none() => {
+                    tracing::info!(asset = %rel, %server, error = %outcome.as_ref().err().map(ToString::to_string).unwrap_or_default(), "cache fill: trying the next server")
+                }
                 Err(e) => {
-                    tracing::warn!(asset = %rel, %server, error = %e, "cache fill from this server failed")
+                    tracing::warn!(asset = %rel, %server, error = %e, "cache fill from this server failed; discarded");
+                    if fill.head().is_some() {
+                        break;
+                    }
                 }
             }
         }
@@ -70,12 +103,15 @@ pub fn spawn_fill(
             Err(_) => &cache.counters.fills_failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        cache.fills.remove(&rel);
+        fill.finish(outcome.is_ok());
         cache
             .admission
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .fill_ended(&rel);
     });
+    progress
 }
 
 async fn fill_from(
@@ -84,6 +120,7 @@ async fn fill_from(
     rel: &str,
     raw_path: &str,
     server: SocketAddr,
+    progress: &FillProgress,
 ) -> Result<u64, FillError> {
     let timeout = pool.settings().response_timeout;
     let (mut up, _) = pool.checkout(server).await.map_err(FillError::Connect)?;
@@ -95,8 +132,10 @@ async fn fill_from(
     let head = read_upstream_head(&mut up, timeout)
         .await
         .map_err(|f| FillError::Upstream(f.reason))?;
-    if head.status != 200 {
-        return Err(FillError::Status(head.status));
+    match head.status {
+        200 => {}
+        404 => return Err(FillError::NotHere),
+        s => return Err(FillError::Status(s)),
     }
     let len = head.content_length.ok_or(FillError::NoLength)?;
     if !cache.make_room(len) {
@@ -111,7 +150,10 @@ async fn fill_from(
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = write_body(&mut up, &tmp, len, timeout, head.header("last-modified")).await;
+    let mtime = head
+        .header("last-modified")
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let written = write_body(&up, &tmp, len, timeout, mtime, head.header("etag"), progress).await;
     if written.is_ok() {
         keep_content_tag(&tmp, head.header("etag"));
     }
@@ -137,39 +179,111 @@ async fn fill_from(
     Ok(len)
 }
 
-/// Copies exactly `len` body bytes into a new file at `tmp`, fsyncs it and gives it the
-/// storage server's modification time.
+/// Splices exactly `len` body bytes from `up` into a new file at `tmp` (socket → pipe → file),
+/// publishing the head and each step to `progress`, then verifies the length, fsyncs and gives
+/// the file the storage server's modification time.
 async fn write_body(
-    up: &mut tokio::net::TcpStream,
+    up: &tokio::net::TcpStream,
     tmp: &Path,
     len: u64,
     timeout: Duration,
-    last_modified: Option<&str>,
+    mtime: Option<SystemTime>,
+    etag: Option<&str>,
+    progress: &FillProgress,
 ) -> Result<(), FillError> {
     let write_err = |source| FillError::Write {
         path: tmp.to_path_buf(),
         source,
     };
-    let mut file = tokio::fs::File::create(tmp).await.map_err(write_err)?;
-    let mut buf = vec![0u8; (len as usize).clamp(1, 256 * 1024)];
-    let mut left = len;
-    while left > 0 {
-        let want = (left as usize).min(buf.len());
-        let n = match tokio::time::timeout(timeout, up.read(&mut buf[..want])).await {
-            Err(_) => return Err(FillError::Upstream(format!("nothing for {timeout:?}"))),
-            Ok(Err(e)) => return Err(FillError::Upstream(e.to_string())),
-            Ok(Ok(0)) => return Err(FillError::Short { missing: left }),
-            Ok(Ok(n)) => n,
-        };
-        file.write_all(&buf[..n]).await.map_err(write_err)?;
-        left -= n as u64;
+    let file = Arc::new(std::fs::File::create_new(tmp).map_err(write_err)?);
+    progress.started(FillHead {
+        len,
+        etag: etag.map(str::to_string),
+        mtime: mtime.unwrap_or_else(SystemTime::now),
+        file: file.clone(),
+    });
+    let pipe = Pipe::new(true).map_err(write_err)?;
+    let capacity = u64::from(pipe.capacity);
+    let watch = SocketWatch::new(up).map_err(|e| FillError::Upstream(e.to_string()))?;
+    let (up_fd, file_fd) = (up.as_raw_fd(), file.as_raw_fd());
+    let (pipe_r, pipe_w) = (pipe.read.as_raw_fd(), pipe.write.as_raw_fd());
+    let mut read = 0u64;
+    let mut written = 0u64;
+    while written < len {
+        // Take what the socket has (at most the body's end), waiting only with an empty pipe.
+        let want = (len - read).min(capacity - (read - written));
+        if want > 0 {
+            match splice_once(up_fd, pipe_w, want) {
+                Ok(0) => {
+                    return Err(FillError::Short {
+                        missing: len - written,
+                    })
+                }
+                Ok(n) => read += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if read == written {
+                        let moved = watch
+                            .wait(Want::Readable, timeout)
+                            .await
+                            .map_err(|e| FillError::Upstream(e.to_string()))?;
+                        if !moved {
+                            return Err(FillError::Upstream(format!("nothing for {timeout:?}")));
+                        }
+                        continue;
+                    }
+                }
+                Err(e) => return Err(FillError::Upstream(e.to_string())),
+            }
+        }
+        // Everything in the pipe goes to the file (the page cache; a regular file never blocks
+        // for long), then readers may send it.
+        while written < read {
+            match splice_once(pipe_r, file_fd, read - written) {
+                Ok(0) => return Err(write_err(io::Error::other("the file took no bytes"))),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(write_err(e)),
+            }
+        }
+        progress.wrote(written);
     }
-    file.sync_all().await.map_err(write_err)?;
-    let std_file = file.into_std().await;
-    if let Some(t) = last_modified.and_then(|v| httpdate::parse_http_date(v).ok()) {
-        std_file.set_modified(t).map_err(write_err)?;
+    let on_disk = file.metadata().map_err(write_err)?.len();
+    if on_disk != len {
+        return Err(write_err(io::Error::other(format!(
+            "file holds {on_disk} bytes, the storage server announced {len}"
+        ))));
+    }
+    let sync = file.clone();
+    tokio::task::spawn_blocking(move || sync.sync_all())
+        .await
+        .map_err(|e| write_err(io::Error::other(e.to_string())))?
+        .map_err(write_err)?;
+    if let Some(t) = mtime {
+        file.set_modified(t).map_err(write_err)?;
     }
     Ok(())
+}
+
+/// One non-blocking splice(2) between two descriptors at their current positions.
+fn splice_once(from: RawFd, to: RawFd, len: u64) -> io::Result<u64> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    // SAFETY: plain syscall on descriptors the caller keeps open; null offsets (each end's own
+    // position).
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len as usize,
+            flags,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as u64)
+    }
 }
 
 /// Copies a storage server's content ETag (32 hex digits, from a placed file's SHA-256) onto

@@ -1,14 +1,17 @@
 //! What the cache directory holds, in least-recently-used order: `tenant/content/asset` →
-//! size, with a use counter per file so the oldest is found in O(log n).
+//! size, with a use counter per file so the oldest is found in O(log n), and the time of each
+//! file's last use (the age of the least recently used one is how long the cache keeps a file
+//! nobody asks for: admission's threshold follows it). Sizes are bytes: eviction is by bytes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::{Instant, SystemTime};
 
 /// The index of cached files.
 #[derive(Debug, Default)]
 pub struct LruIndex {
     files: HashMap<String, (u64, u64)>,
-    order: BTreeMap<u64, String>,
+    order: BTreeMap<u64, (String, Instant)>,
     bytes: u64,
     clock: u64,
 }
@@ -44,14 +47,24 @@ impl LruIndex {
         }
         found.sort();
         let mut index = LruIndex::default();
-        for (_, rel, size) in found {
-            index.touch(&rel, size);
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        for (modified, rel, size) in found {
+            // A file kept from an earlier run was last used no later than its modification.
+            let age = modified
+                .and_then(|m| wall.duration_since(m).ok())
+                .unwrap_or_default();
+            index.touch_at(&rel, size, now.checked_sub(age).unwrap_or(now));
         }
         Ok(index)
     }
 
-    /// Adds `rel` or makes it the most recently used (with its current size).
+    /// Adds `rel` or makes it the most recently used (with its current size), used now.
     pub fn touch(&mut self, rel: &str, size: u64) {
+        self.touch_at(rel, size, Instant::now());
+    }
+
+    /// [`touch`](Self::touch) with the time of the use.
+    pub fn touch_at(&mut self, rel: &str, size: u64, at: Instant) {
         self.clock += 1;
         if let Some((old_size, tick)) = self.files.get_mut(rel) {
             self.order.remove(tick);
@@ -62,12 +75,17 @@ impl LruIndex {
             self.files.insert(rel.to_string(), (size, self.clock));
             self.bytes += size;
         }
-        self.order.insert(self.clock, rel.to_string());
+        self.order.insert(self.clock, (rel.to_string(), at));
+    }
+
+    /// When the least recently used file was last used.
+    pub fn oldest_use(&self) -> Option<Instant> {
+        self.order.first_key_value().map(|(_, (_, at))| *at)
     }
 
     /// Removes and returns the least recently used file.
     pub fn pop_oldest(&mut self) -> Option<(String, u64)> {
-        let (_, rel) = self.order.pop_first()?;
+        let (_, (rel, _)) = self.order.pop_first()?;
         let (size, _) = self.files.remove(&rel)?;
         self.bytes -= size;
         Some((rel, size))
@@ -130,5 +148,16 @@ mod tests {
         i.touch("a", 10);
         i.touch("a", 25);
         assert_eq!((i.len(), i.bytes()), (1, 25));
+    }
+
+    #[test]
+    fn the_oldest_use_is_the_least_recently_used_files() {
+        let mut i = LruIndex::default();
+        let t = Instant::now();
+        i.touch_at("a", 10, t);
+        i.touch_at("b", 10, t + std::time::Duration::from_secs(5));
+        assert_eq!(i.oldest_use(), Some(t));
+        i.touch_at("a", 10, t + std::time::Duration::from_secs(9));
+        assert_eq!(i.oldest_use(), Some(t + std::time::Duration::from_secs(5)));
     }
 }

@@ -1,21 +1,25 @@
-//! The edge cache: which proxied assets are admitted (two requests within an interval, or
-//! flagged hot), the one background fill per admitted asset, and the least-recently-used index
-//! that keeps the cache directory within its byte capacity.
+//! The edge cache: which proxied assets are admitted (the shortest interval between two of
+//! their requests is below a threshold that follows the cache's turnover, or flagged hot), the
+//! one fill per admitted asset that also serves its viewers as it is written, and the
+//! least-recently-used index that keeps the cache directory within its byte capacity.
 
 pub mod admission;
 pub mod cache_metrics;
 pub mod fill;
 pub mod fill_dir;
+pub mod fill_progress;
+pub mod fill_reader;
 pub mod lru_index;
 pub mod pins;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use admission::Admission;
+use admission::{Admission, Decision};
+use fill_progress::FillsInProgress;
 use lru_index::LruIndex;
 use pins::Pins;
 
@@ -25,9 +29,17 @@ use pins::Pins;
 pub struct CacheSettings {
     /// Bytes the cache directory may hold (0: no admission, misses are only proxied).
     pub capacity: u64,
-    /// An asset is admitted when requested twice within this interval.
+    /// The admission threshold's upper bound: an asset is admitted when two of its requests
+    /// start closer than the threshold, which is this while the cache has room and the age of
+    /// its least recently used file (how long it keeps a file nobody asks for) once full.
     #[serde(with = "humantime_serde")]
     pub admit_interval: Duration,
+    /// The threshold's lower bound, however fast the cache turns over.
+    #[serde(with = "humantime_serde")]
+    pub admit_floor: Duration,
+    /// Longest one fill may run (viewers or not) before it is discarded.
+    #[serde(with = "humantime_serde")]
+    pub fill_timeout: Duration,
 }
 
 impl Default for CacheSettings {
@@ -35,6 +47,8 @@ impl Default for CacheSettings {
         CacheSettings {
             capacity: 1 << 30,
             admit_interval: Duration::from_secs(60),
+            admit_floor: Duration::from_secs(1),
+            fill_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -48,6 +62,16 @@ pub struct CacheCounters {
     pub fills_failed: AtomicU64,
     pub evictions: AtomicU64,
     pub evicted_bytes: AtomicU64,
+    /// Misses admitted (a fill started) and not admitted.
+    pub admitted: AtomicU64,
+    pub rejected: AtomicU64,
+    /// The admission threshold last used, in milliseconds.
+    pub threshold_ms: AtomicU64,
+    /// Misses served from the fill they started, from a fill already running
+    /// (read-while-writer), and proxied without a fill.
+    pub served_own_fill: AtomicU64,
+    pub served_joined_fill: AtomicU64,
+    pub served_proxied: AtomicU64,
     /// Bytes sent to peer edges by the job transfer endpoint.
     pub peer_bytes_sent: AtomicU64,
 }
@@ -58,6 +82,8 @@ pub struct EdgeCache {
     pub settings: CacheSettings,
     pub index: Mutex<LruIndex>,
     pub admission: Mutex<Admission>,
+    /// Fills running now, followed by their viewers.
+    pub fills: FillsInProgress,
     pub counters: CacheCounters,
     pub root: std::path::PathBuf,
     /// Files a distribution job pinned: never evicted until unpinned.
@@ -78,6 +104,7 @@ impl EdgeCache {
         let index = LruIndex::scan(root)?;
         let cache = EdgeCache {
             admission: Mutex::new(Admission::new(settings.admit_interval)),
+            fills: FillsInProgress::default(),
             settings,
             index: Mutex::new(index),
             counters: CacheCounters::default(),
@@ -88,6 +115,51 @@ impl EdgeCache {
         let (files, bytes) = cache.usage();
         tracing::info!(files, bytes, capacity = cache.settings.capacity, root = %root.display(), "edge cache indexed");
         Ok(cache)
+    }
+
+    /// The admission threshold now: `admit_interval` while the cache has room (a fill
+    /// displaces nothing), else the age of the least recently used file, within
+    /// [`admit_floor`, `admit_interval`]. A pair of requests closer than that means the asset
+    /// would be asked for again before LRU evicts it.
+    pub fn admit_threshold(&self, now: Instant) -> Duration {
+        let s = &self.settings;
+        let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let room = s.capacity.saturating_sub(index.bytes());
+        let threshold = if room >= s.capacity / 10 {
+            s.admit_interval
+        } else {
+            let tail_age = index
+                .oldest_use()
+                .map_or(s.admit_interval, |t| now.saturating_duration_since(t));
+            tail_age.clamp(s.admit_floor.min(s.admit_interval), s.admit_interval)
+        };
+        self.counters
+            .threshold_ms
+            .store(threshold.as_millis() as u64, Ordering::Relaxed);
+        threshold
+    }
+
+    /// Records a miss on `rel` starting at `now` and decides whether it starts a fill, joins
+    /// one, or is only proxied; counts admissions and rejections.
+    pub fn decide(&self, rel: &str, now: Instant) -> Decision {
+        let threshold = self.admit_threshold(now);
+        let decision = self
+            .admission
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .on_miss(rel, now, threshold);
+        match &decision {
+            Decision::Fill => {
+                self.counters.admitted.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(asset = %rel, ?threshold, "admitted");
+            }
+            Decision::Skip { shortest } => {
+                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(asset = %rel, ?threshold, ?shortest, "not admitted");
+            }
+            Decision::Filling => {}
+        }
+        decision
     }
 
     /// Files and bytes held now.

@@ -22,6 +22,7 @@ use super::signed_access;
 use super::steering::{is_multivariant, manifest, steer_playlist, steering_target, Steering, MAX_PLAYLIST};
 use crate::cache::admission::Decision;
 use crate::cache::fill::spawn_fill;
+use crate::cache::fill_reader::{serve_from_fill, FromFill, Viewer};
 use crate::director::peer_fetch::{direct, hop_miss, PeerStep};
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
 use crate::server::miss_policy::MissPolicy;
@@ -586,21 +587,8 @@ async fn miss(
             vec![("Location", location)],
         );
     }
-    if let Some(cache) = &ctx.cache {
-        let decision = cache
-            .admission
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .on_miss(&path.relative(), std::time::Instant::now());
-        if decision == Decision::Fill {
-            spawn_fill(
-                cache.clone(),
-                ctx.upstream.clone(),
-                path.clone(),
-                head.path.clone(),
-                servers.clone(),
-            );
-        }
+    if let Some(answer) = fill_while_serving(state, ctx, head, path, &servers).await {
+        return answer;
     }
     match proxy(
         &mut state.stream,
@@ -623,6 +611,61 @@ async fn miss(
             Answer::Done(keep_alive)
         }
         ProxyResult::Failed { status, message } => Answer::Error(status, message, vec![]),
+    }
+}
+
+/// A GET miss the cache admits (or whose fill already runs) is served from that fill as it is
+/// written: the origin sends the asset once, for the cache and every viewer. `None`: proxy it.
+async fn fill_while_serving(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    head: &RequestHead,
+    path: &ContentPath,
+    servers: &[std::net::SocketAddr],
+) -> Option<Answer> {
+    let cache = ctx.cache.as_ref().filter(|_| head.method() == &Method::Get)?;
+    let rel = path.relative();
+    let counters = &cache.counters;
+    let followed = match cache.decide(&rel, Instant::now()) {
+        Decision::Fill => {
+            let raw = head.path.clone();
+            let fill = spawn_fill(
+                cache.clone(),
+                ctx.upstream.clone(),
+                path.clone(),
+                raw,
+                servers.to_vec(),
+            );
+            Some((fill, &counters.served_own_fill))
+        }
+        // A fill pushed by syncd is followed too; one that just ended leaves a proxy.
+        Decision::Filling => cache.fills.get(&rel).map(|f| (f, &counters.served_joined_fill)),
+        Decision::Skip { .. } => None,
+    };
+    let proxied = || {
+        counters
+            .served_proxied
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        None
+    };
+    let Some((fill, counter)) = followed else {
+        return proxied();
+    };
+    let viewer = Viewer {
+        client: &mut state.stream,
+        head,
+        content_type: content_type(&path.asset),
+        body_path: &ctx.body_path,
+        stall: ctx.limits.send_stall_timeout,
+        metrics: &ctx.metrics,
+    };
+    match serve_from_fill(viewer, &fill).await {
+        FromFill::Unavailable => proxied(),
+        FromFill::Refused(status, message, extra) => Some(Answer::Error(status, message, extra)),
+        FromFill::Served(keep_alive) => {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(Answer::Done(keep_alive))
+        }
     }
 }
 
