@@ -1,5 +1,5 @@
 //! The edge cache across real links (storage, edge and viewers in their own namespaces):
-//! admission on the second request within the interval, exactly one background fill however
+//! admission on the second request within the interval, exactly one fill however
 //! many viewers miss at once, local hits afterwards, no partial file after a kill -9 mid-fill,
 //! and least-recently-used eviction within the capacity.
 
@@ -42,8 +42,8 @@ fn second_request_admits_one_fill_for_many_viewers_then_local_hits() {
     // One request: proxied, nothing admitted.
     assert_eq!(checksum(&view(&tiers, "/acme/c/v.mp4").body), sum);
     assert_eq!(edge.metric(STARTED), 0.0, "one request does not fill");
-    // Twenty viewers at once: the first of them is the second request → one fill; the rest
-    // keep being proxied while it runs.
+    // Twenty viewers at once: the first of them is the second request → one fill, served from
+    // that fetch; the rest follow the fill while it runs (read-while-writer).
     let edge_addr = tiers.edge_addr();
     tiers.as_viewer(move || {
         std::thread::scope(|scope| {
@@ -106,7 +106,8 @@ fn kill_during_a_fill_leaves_nothing_that_is_served_as_complete() {
     }
     let tiers = Tiers::new(1);
     // A storage stand-in: range requests (the proxy's) are answered in full; a whole-asset
-    // GET (the fill's) gets half the body and then nothing, so the edge is killed mid-fill.
+    // GET (the fill's, which also serves the admitted viewer) gets half the body and then
+    // nothing, so the edge is killed mid-fill.
     let data = pattern(22, 4 << 20);
     let addr = tiers.storage_addr(0);
     let listener = in_netns(tiers.storage_ns(0), move || {
@@ -167,9 +168,20 @@ fn kill_during_a_fill_leaves_nothing_that_is_served_as_complete() {
     let cache = TempDir::new("cf-cache");
     let args = ["--admit-interval", "60s"];
     let edge = tiers.start_edge(cache.path(), &[0], &[], &args);
-    for _ in 0..2 {
-        assert_eq!(checksum(&view(&tiers, "/acme/c/v.mp4").body), checksum(&data));
-    }
+    assert_eq!(checksum(&view(&tiers, "/acme/c/v.mp4").body), checksum(&data));
+    // The second request is admitted and served from its own fill, which stalls halfway: this
+    // viewer waits, and is cut short when the edge dies.
+    let (edge_addr, ns) = (tiers.edge_addr(), tiers.viewer_ns());
+    let second = std::thread::spawn(move || {
+        in_netns(&ns, move || {
+            let mut s = connect(edge_addr);
+            s.write_all(request("GET", "/acme/c/v.mp4", &[]).as_bytes())
+                .expect("write request");
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            got
+        })
+    });
     assert_eq!(wait_metric(&edge, STARTED, 1.0), 1.0);
     // Wait until the partial file exists, then crash.
     let fill_dir = cache.path().join(".strata-fill");
@@ -190,6 +202,12 @@ fn kill_during_a_fill_leaves_nothing_that_is_served_as_complete() {
     }
     assert!(partial > 0, "a fill was in progress");
     edge.crash();
+    let got = second.join().expect("second viewer");
+    assert!(
+        got.len() < data.len(),
+        "the viewer of the cut fill got {} bytes, less than the asset",
+        got.len()
+    );
     assert!(
         !cache.path().join("acme/c/v.mp4").exists(),
         "nothing at the asset's path"

@@ -195,7 +195,14 @@ async fn write_body(
         path: tmp.to_path_buf(),
         source,
     };
-    let file = Arc::new(std::fs::File::create_new(tmp).map_err(write_err)?);
+    // Readable too: viewers send from this descriptor while it is written.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(write_err)?;
+    let file = Arc::new(file);
     progress.started(FillHead {
         len,
         etag: etag.map(str::to_string),
@@ -213,7 +220,7 @@ async fn write_body(
         // Take what the socket has (at most the body's end), waiting only with an empty pipe.
         let want = (len - read).min(capacity - (read - written));
         if want > 0 {
-            match splice_once(up_fd, pipe_w, want) {
+            match splice_once(up_fd, pipe_w, want, None) {
                 Ok(0) => {
                     return Err(FillError::Short {
                         missing: len - written,
@@ -238,7 +245,8 @@ async fn write_body(
         // Everything in the pipe goes to the file (the page cache; a regular file never blocks
         // for long), then readers may send it.
         while written < read {
-            match splice_once(pipe_r, file_fd, read - written) {
+            let mut at = written as libc::loff_t;
+            match splice_once(pipe_r, file_fd, read - written, Some(&mut at)) {
                 Ok(0) => return Err(write_err(io::Error::other("the file took no bytes"))),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -264,21 +272,14 @@ async fn write_body(
     Ok(())
 }
 
-/// One non-blocking splice(2) between two descriptors at their current positions.
-fn splice_once(from: RawFd, to: RawFd, len: u64) -> io::Result<u64> {
+/// One non-blocking splice(2) between two descriptors; `to_offset`: where in a file `to` the
+/// bytes go (the file's own position is left alone, as readers' sendfile leaves it).
+fn splice_once(from: RawFd, to: RawFd, len: u64, to_offset: Option<&mut libc::loff_t>) -> io::Result<u64> {
     let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
-    // SAFETY: plain syscall on descriptors the caller keeps open; null offsets (each end's own
-    // position).
-    let n = unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            len as usize,
-            flags,
-        )
-    };
+    let out = to_offset.map_or(std::ptr::null_mut(), |o| o as *mut libc::loff_t);
+    // SAFETY: plain syscall on descriptors the caller keeps open; `out` is null (a pipe) or
+    // points to a live loff_t.
+    let n = unsafe { libc::splice(from, std::ptr::null_mut(), to, out, len as usize, flags) };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {

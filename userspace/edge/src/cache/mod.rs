@@ -236,3 +236,62 @@ impl EdgeCache {
         incoming == 0 || index.bytes() + incoming <= self.settings.capacity
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_threshold_is_the_ceiling_with_room_and_the_lru_tails_age_once_full() {
+        let dir = std::env::temp_dir().join(format!("strata-threshold-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let settings = CacheSettings {
+            capacity: 1000,
+            admit_interval: Duration::from_secs(60),
+            admit_floor: Duration::from_secs(1),
+            ..CacheSettings::default()
+        };
+        let cache = EdgeCache::open(&dir, settings).expect("open");
+        let now = Instant::now() + Duration::from_secs(600);
+        let at = |ago: u64| now - Duration::from_millis(ago);
+        assert_eq!(cache.admit_threshold(now), Duration::from_secs(60), "empty: room");
+        let touch = |rel: &str, size, ago| {
+            cache.index.lock().expect("index").touch_at(rel, size, at(ago));
+        };
+        touch("t/c/a", 500, 300_000);
+        assert_eq!(
+            cache.admit_threshold(now),
+            Duration::from_secs(60),
+            "half full: room"
+        );
+        touch("t/c/b", 450, 200_000);
+        assert_eq!(
+            cache.admit_threshold(now),
+            Duration::from_secs(60),
+            "never above the ceiling"
+        );
+        cache.index.lock().expect("index").remove("t/c/b");
+        cache.index.lock().expect("index").remove("t/c/a");
+        touch("t/c/a", 500, 20_000);
+        assert_eq!(
+            cache.admit_threshold(now),
+            Duration::from_secs(60),
+            "half full: room"
+        );
+        touch("t/c/b", 450, 5_000);
+        assert_eq!(
+            cache.admit_threshold(now),
+            Duration::from_secs(20),
+            "full: the tail's age"
+        );
+        touch("t/c/a", 500, 100);
+        assert_eq!(cache.admit_threshold(now), Duration::from_secs(5));
+        touch("t/c/b", 450, 50);
+        assert_eq!(
+            cache.admit_threshold(now),
+            Duration::from_secs(1),
+            "never below the floor"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
