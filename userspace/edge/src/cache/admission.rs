@@ -1,7 +1,7 @@
 //! Admission by request pairs (seed 004): for each asset the start times of its recent
 //! requests and the shortest interval between two of them. An asset is admitted when that
-//! shortest interval is below a threshold the cache sets from its own turnover (see
-//! [`super::EdgeCache::admit_threshold`]): an asset requested again sooner than a cached file
+//! shortest interval is below a threshold the cache sets from its own turnover (its
+//! `admit_threshold`, in mod.rs): an asset requested again sooner than a cached file
 //! survives unrequested would be a hit, one requested more rarely would be evicted unread. A
 //! one-off request has no pair, so it is never admitted and never displaces the working set.
 //! Assets flagged hot are admitted on their first miss. Remembers at most [`REMEMBERED`]
