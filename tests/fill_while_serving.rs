@@ -346,3 +346,29 @@ fn kill_9_of_the_edge_mid_fill_leaves_nothing_served_as_a_hit_after_restart() {
     assert_eq!(edge.metric(HITS), 0.0, "a miss, never a hit");
     assert_eq!(edge.metric("strata_misses_total"), 1.0);
 }
+
+#[test]
+fn a_fill_that_cannot_start_leaves_its_viewer_to_the_proxy() {
+    if !kernel_features_or_skip("a_fill_that_cannot_start_leaves_its_viewer_to_the_proxy") {
+        return;
+    }
+    let tiers = Tiers::new(1);
+    let (store, cache) = (TempDir::new("fws-store"), TempDir::new("fws-cache"));
+    let data = pattern(46, 2 << 20);
+    store.write("acme/c/v.mp4", &data);
+    let storage = tiers.start_storage(0, store.path());
+    // A cache smaller than the asset: admitted (hot), but the fill gives up at the head.
+    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--cache-capacity", "1048576"]);
+    flag_hot(&tiers, &edge);
+    let r = view(&tiers, None);
+    assert_eq!(
+        (r.status, checksum(&r.body)),
+        (200, checksum(&data)),
+        "proxied, exact"
+    );
+    assert_eq!(poll(|| edge.metric(FAILED), |v| v >= 1.0), 1.0);
+    assert_eq!(edge.metric(PROXIED), 1.0);
+    assert_eq!(edge.metric(OWN), 0.0);
+    assert!(storage.metric(ORIGIN_BODIES) >= 1.0);
+    assert!(!cache.path().join("acme/c/v.mp4").exists());
+}

@@ -92,7 +92,7 @@ pub fn spawn_fill(
                 }
                 Err(e) => {
                     tracing::warn!(asset = %rel, %server, error = %e, "cache fill from this server failed; discarded");
-                    if fill.head().is_some() {
+                    if fill.head().is_some() || matches!(e, FillError::TooLarge { .. }) {
                         break;
                     }
                 }

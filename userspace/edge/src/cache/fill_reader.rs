@@ -81,6 +81,7 @@ pub async fn serve_from_fill(v: Viewer<'_>, fill: &FillProgress) -> FromFill {
         builder = builder.content_range(body, head.len);
     }
     let head_bytes = builder.connection(v.head.keep_alive).finish();
+    tracing::debug!(path = %v.head.path, status = plan.status, written = fill.written(), len = head.len, "miss served from the fill (read-while-writer)");
     v.metrics.response(plan.status);
     if !matches!(
         tokio::time::timeout(v.stall, v.client.write_all(&head_bytes)).await,
