@@ -240,7 +240,10 @@ fn eviction_keeps_the_cache_within_its_capacity_least_recently_used_first() {
     let cache = TempDir::new("cf-cache");
     let capacity = (3 << 20) + 1000;
     let cap = capacity.to_string();
-    let edge = tiers.start_edge(cache.path(), &[0], &[], &["--cache-capacity", &cap]);
+    // Every pair admits (the floor of the threshold is the default ceiling): this test is
+    // about eviction, not about which assets admission prefers once the cache is full.
+    let args = ["--cache-capacity", &cap, "--admit-floor", "60s"];
+    let edge = tiers.start_edge(cache.path(), &[0], &[], &args);
     for (i, a) in assets.iter().enumerate() {
         for _ in 0..2 {
             assert_eq!(

@@ -156,9 +156,14 @@ pub struct LookupArgs {
     /// Bytes the edge cache may hold (0: misses are proxied, never cached).
     #[arg(long)]
     pub cache_capacity: Option<u64>,
-    /// Admit an asset to the cache when it is requested twice within this interval (e.g. 60s).
+    /// Admission threshold's ceiling: an asset is admitted when two of its requests start
+    /// closer than the threshold, this while the cache has room (e.g. 60s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub admit_interval: Option<std::time::Duration>,
+    /// Admission threshold's floor once the cache is full and it follows the LRU tail's age
+    /// (e.g. 10ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub admit_floor: Option<std::time::Duration>,
 }
 
 impl LookupArgs {
@@ -181,6 +186,9 @@ impl LookupArgs {
         }
         if let Some(i) = self.admit_interval {
             cfg.cache.admit_interval = i;
+        }
+        if let Some(f) = self.admit_floor {
+            cfg.cache.admit_floor = f;
         }
         Ok(())
     }
