@@ -291,3 +291,97 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod zipf_tests {
+    use super::*;
+
+    /// A recorded request sequence: Zipf s=1 over 256 assets, one request per millisecond,
+    /// from a fixed xorshift seed (the bench's (c) mix in miniature); every 20th request is
+    /// for an asset asked for only that once.
+    fn zipf_sequence(requests: usize) -> Vec<String> {
+        let weights: Vec<f64> = (1..=256).map(|i| 1.0 / i as f64).collect();
+        let total: f64 = weights.iter().sum();
+        let mut cumulative = Vec::new();
+        let mut sum = 0.0;
+        for w in &weights {
+            sum += w / total;
+            cumulative.push(sum);
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        (0..requests)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                cumulative.partition_point(|c| *c < u).min(255)
+            })
+            .enumerate()
+            .map(|(i, a)| match i % 20 {
+                0 => format!("t/once/{i}"),
+                _ => format!("t/c/{a}"),
+            })
+            .collect()
+    }
+
+    /// Byte hit ratio of a plain LRU (admitting every miss) of `capacity` bytes.
+    fn lru_ratio(seq: &[String], size: u64, capacity: u64) -> f64 {
+        let mut index = LruIndex::default();
+        let mut hits = 0;
+        for rel in seq {
+            if index.contains(rel) {
+                hits += 1;
+            } else {
+                while index.bytes() + size > capacity {
+                    index.pop_oldest();
+                }
+            }
+            index.touch(rel, size);
+        }
+        hits as f64 / seq.len() as f64
+    }
+
+    #[test]
+    fn on_a_recorded_zipf_sequence_admission_by_pairs_beats_a_plain_lru_of_equal_bytes() {
+        let dir = std::env::temp_dir().join(format!("strata-zipf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let size = 1 << 20;
+        let settings = CacheSettings {
+            capacity: 64 * size,
+            ..CacheSettings::default()
+        };
+        let cache = EdgeCache::open(&dir, settings).expect("open");
+        let seq = zipf_sequence(20_000);
+        let start = Instant::now();
+        let (mut hits, mut admitted) = (0, std::collections::BTreeSet::new());
+        for (i, rel) in seq.iter().enumerate() {
+            let now = start + Duration::from_millis(i as u64);
+            if cache.index.lock().expect("index").contains(rel) {
+                hits += 1;
+                cache.index.lock().expect("index").touch_at(rel, size, now);
+                continue;
+            }
+            if cache.decide(rel, now) == Decision::Fill {
+                assert!(cache.make_room(size));
+                cache.index.lock().expect("index").touch_at(rel, size, now);
+                cache.admission.lock().expect("admission").fill_ended(rel);
+                admitted.insert(rel.clone());
+            }
+            assert!(
+                cache.usage().1 <= cache.settings.capacity,
+                "within the byte capacity"
+            );
+        }
+        let ours = hits as f64 / seq.len() as f64;
+        let lru = lru_ratio(&seq, size, 64 * size);
+        eprintln!(
+            "byte hit ratio: pairs {ours:.3}, plain LRU {lru:.3}; {} assets admitted",
+            admitted.len()
+        );
+        assert!(ours > lru + 0.03, "pairs {ours:.3} vs LRU {lru:.3}");
+        // The one-off requests never displace the working set: none is admitted.
+        assert!(admitted.iter().all(|rel| !rel.starts_with("t/once/")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
