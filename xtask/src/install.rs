@@ -39,8 +39,30 @@ fn subcommand(role: &str) -> Vec<&str> {
     }
 }
 
+/// Unit lines for the serving roles, which reload and upgrade by handing their listeners to a new
+/// process (a new main PID, announced with sd_notify MAINPID=): `Type=notify`.
+fn service_type(role: &str) -> &'static str {
+    match role {
+        "edge" => {
+            "Type=notify\n\
+             NotifyAccess=main\n\
+             # Validates /etc/strata/edge.toml, then a new process takes the listeners over and the old one\n\
+             # drains; a broken config fails the reload and the old process serves on. --admin: admin_listen.\n\
+             ExecReload=/usr/local/bin/strata edge reload --admin 127.0.0.1:9080\n"
+        }
+        "storage" => {
+            "Type=notify\n\
+             NotifyAccess=main\n\
+             # SIGHUP: the same handover as `strata edge reload` (errors in the journal).\n\
+             ExecReload=/bin/kill -HUP $MAINPID\n"
+        }
+        _ => "",
+    }
+}
+
 fn unit(role: &str) -> String {
     let command = subcommand(role).join(" ");
+    let service_type = service_type(role);
     format!(
         "[Unit]\n\
          Description=strata {role}\n\
@@ -48,6 +70,7 @@ fn unit(role: &str) -> String {
          After=network-online.target\n\
          Wants=network-online.target\n\n\
          [Service]\n\
+         {service_type}\
          ExecStart=/usr/local/bin/strata {command} --config /etc/strata/{role}.toml\n\
          Restart=on-failure\n\
          RestartSec=2\n\

@@ -51,6 +51,9 @@ pub struct ServeConfig {
     /// Edge under a control plane, with a region: the director (peers before the storage tier).
     #[serde(default)]
     pub director: crate::director::settings::DirectorSettings,
+    /// Reload and upgrade: how long a successor may take to start and the old process drains.
+    #[serde(default)]
+    pub handover: crate::server::handover::HandoverSettings,
 }
 
 impl ServeConfig {
@@ -70,6 +73,7 @@ impl ServeConfig {
             cache: Default::default(),
             control: Default::default(),
             director: Default::default(),
+            handover: Default::default(),
         }
     }
 

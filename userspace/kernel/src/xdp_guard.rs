@@ -4,12 +4,20 @@
 //! The attachment is a bpf_link owned by this process: dropping the guard (clean stop) or the
 //! process dying (crash, kill -9) closes the link and the kernel detaches the program, so a dead
 //! edge never leaves a filter behind on its interface.
+//!
+//! A handover (reload, upgrade) passes the link on instead: the old process pins it on bpffs
+//! (`pin_for_successor`), the successor opens the pin, removes it and swaps its own program
+//! into the link (`attach_inherited`, BPF_LINK_UPDATE: atomic, the interface is never
+//! unguarded). The link then lives as long as the successor holds it; the old process exiting
+//! closes only its own descriptor.
 
 use std::net::IpAddr;
 use std::sync::Mutex;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, MapData, PerCpuArray};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::xdp::{XdpLink, XdpLinkId};
 use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::Ebpf;
 use serde::{Deserialize, Serialize};
@@ -46,6 +54,32 @@ pub enum GuardError {
     Prefix(String),
     #[error("the guard's maps are poisoned by an earlier panic")]
     Poisoned,
+    #[error("handing the XDP guard's link over at {path}: {reason}")]
+    Handover { path: String, reason: String },
+}
+
+/// Checks that `path` can take a pin: its directory is a BPF file system and nothing is there.
+fn on_bpffs(path: &std::path::Path) -> Result<(), String> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let dir = path.parent().ok_or("no directory")?;
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: statfs fills the zeroed struct for a NUL-terminated path.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut stat) } != 0 {
+        return Err(format!("{}: {}", dir.display(), std::io::Error::last_os_error()));
+    }
+    if stat.f_type as i64 != BPF_FS_MAGIC {
+        return Err(format!(
+            "{} is not a BPF file system (mount -t bpf bpf {})",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    if path.exists() {
+        std::fs::remove_file(path).map_err(|e| format!("removing a stale pin: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Which prefix list.
@@ -114,6 +148,10 @@ struct GuardMaps {
 pub struct XdpGuard {
     maps: Mutex<GuardMaps>,
     attached: Option<(String, &'static str)>,
+    /// The link this guard's program runs in (None until attached, and after a handover).
+    link: Mutex<Option<XdpLinkId>>,
+    /// A link pinned for a successor; this process keeps its descriptor until it exits.
+    handed: Mutex<Option<PinnedLink>>,
     ebpf: Mutex<Ebpf>,
 }
 
@@ -154,6 +192,8 @@ impl XdpGuard {
         Ok(XdpGuard {
             maps: Mutex::new(maps),
             attached: None,
+            link: Mutex::new(None),
+            handed: Mutex::new(None),
             ebpf: Mutex::new(ebpf),
         })
     }
@@ -169,8 +209,9 @@ impl XdpGuard {
         let mut native_err = String::from("not tried");
         if mode != XdpModeSetting::Generic {
             match program.attach(interface, XdpMode::Driver) {
-                Ok(_) => {
+                Ok(id) => {
                     drop(ebpf);
+                    *self.link.lock().map_err(|_| GuardError::Poisoned)? = Some(id);
                     self.attached = Some((interface.to_string(), "native"));
                     return Ok("native");
                 }
@@ -185,8 +226,9 @@ impl XdpGuard {
             });
         }
         match program.attach(interface, XdpMode::Skb) {
-            Ok(_) => {
+            Ok(id) => {
                 drop(ebpf);
+                *self.link.lock().map_err(|_| GuardError::Poisoned)? = Some(id);
                 self.attached = Some((interface.to_string(), "generic"));
                 Ok("generic")
             }
@@ -196,6 +238,83 @@ impl XdpGuard {
                 generic: e.to_string(),
             }),
         }
+    }
+
+    /// Pins this guard's link at `path` (on bpffs) for a successor to take over. The program
+    /// stays attached meanwhile; `withdraw_pin` undoes it if the successor never comes.
+    pub fn pin_for_successor(&self, path: &std::path::Path) -> Result<(), GuardError> {
+        let fail = |reason: String| GuardError::Handover {
+            path: path.display().to_string(),
+            reason,
+        };
+        // Checked first: a failed pin would drop (and so detach) the link.
+        on_bpffs(path).map_err(fail)?;
+        let mut handed = self.handed.lock().map_err(|_| GuardError::Poisoned)?;
+        let fd_link: FdLink = match handed.take() {
+            // Pinned for an earlier successor that never came: pin it again.
+            Some(pinned) => pinned.into(),
+            None => {
+                let id = self
+                    .link
+                    .lock()
+                    .map_err(|_| GuardError::Poisoned)?
+                    .take()
+                    .ok_or_else(|| fail("the guard is not attached".into()))?;
+                let mut ebpf = self.ebpf.lock().map_err(|_| GuardError::Poisoned)?;
+                let program: &mut Xdp = ebpf
+                    .program_mut(XDP_GUARD_PROG)
+                    .ok_or(GuardError::Missing(XDP_GUARD_PROG))?
+                    .try_into()?;
+                let link: XdpLink = program.take_link(id)?;
+                FdLink::try_from(link).map_err(|e| {
+                    fail(format!(
+                        "not a bpf_link (kernel older than 5.9?), cannot be handed over: {e}"
+                    ))
+                })?
+            }
+        };
+        let pinned = fd_link.pin(path).map_err(|e| {
+            tracing::error!(path = %path.display(), error = %e, "pinning the XDP guard's link failed; the guard is detached");
+            fail(e.to_string())
+        })?;
+        *handed = Some(pinned);
+        Ok(())
+    }
+
+    /// Removes a pin made for a successor that did not take it (the link stays attached, held
+    /// by this process as before; it detaches when this process exits).
+    pub fn withdraw_pin(&self, path: &std::path::Path) {
+        if self.handed.lock().is_ok_and(|h| h.is_some()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Takes over the link a predecessor pinned at `path` on `interface`: opens it, removes the
+    /// pin and swaps this guard's program into it atomically. Returns the mode label.
+    pub fn attach_inherited(
+        &mut self,
+        interface: &str,
+        path: &std::path::Path,
+    ) -> Result<&'static str, GuardError> {
+        let fail = |reason: String| GuardError::Handover {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pinned = PinnedLink::from_pin(path).map_err(|e| fail(e.to_string()))?;
+        let fd_link = pinned
+            .unpin()
+            .map_err(|e| fail(format!("removing the pin: {e}")))?;
+        let link = XdpLink::try_from(fd_link).map_err(|e| fail(e.to_string()))?;
+        let mut ebpf = self.ebpf.lock().map_err(|_| GuardError::Poisoned)?;
+        let program: &mut Xdp = ebpf
+            .program_mut(XDP_GUARD_PROG)
+            .ok_or(GuardError::Missing(XDP_GUARD_PROG))?
+            .try_into()?;
+        let id = program.attach_to_link(link)?;
+        drop(ebpf);
+        *self.link.lock().map_err(|_| GuardError::Poisoned)? = Some(id);
+        self.attached = Some((interface.to_string(), "inherited"));
+        Ok("inherited")
     }
 
     /// The interface and mode the guard is attached with, if attached.

@@ -198,6 +198,20 @@ impl LookupArgs {
 pub enum EdgeCommand {
     /// Show or change a running edge's XDP guard (through its admin listener).
     Guard(GuardCommand),
+    /// Re-read a running edge's configuration (and certificates): validated, then a new process
+    /// of the same binary takes the listeners over and the old one drains (as SIGHUP does).
+    Reload(ProcessArgs),
+    /// Start the binary the running edge was started from (replaced on disk by a new version):
+    /// it takes the listeners over and the old process drains (as SIGUSR2 does).
+    Upgrade(ProcessArgs),
+}
+
+/// Which running server `strata edge reload|upgrade` talks to.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
+    /// The server's admin listener (`admin_listen`; a storage server's is 127.0.0.1:9081).
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    pub admin: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -279,7 +293,7 @@ impl GuardArgs {
 }
 
 /// Flags shared by the serving roles; each overrides the key of the same name in the TOML file.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ServeArgs {
     /// TOML configuration file (every key optional).
     #[arg(long, short)]

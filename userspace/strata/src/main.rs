@@ -16,6 +16,7 @@ use std::io::IsTerminal as _;
 use anyhow::Context as _;
 use clap::Parser;
 use cli::{Cli, Command, EdgeCommand, ServeArgs};
+use strata_edge::server::handover::Successor;
 use strata_edge::settings::ServeConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -26,41 +27,21 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match cli.command {
-        Command::Storage(a) => {
-            let mut defaults = ServeConfig::storage_defaults();
-            if let Some(path) = &a.common.config {
-                defaults = config::load(path, defaults).context("strata storage: configuration")?;
-            }
-            a.control.apply(&mut defaults.control);
-            if let Some(c) = &a.cluster {
-                defaults.control.cluster = c.clone();
-            }
-            let args = ServeArgs {
-                config: None,
-                ..a.common
-            };
-            serve("storage", &args, defaults, a.root)
+    if let Some(resolved) = serve_config(&cli.command) {
+        let (role, print_config, cfg) = resolved?;
+        if print_config {
+            print!("{}", config::to_toml(&cfg));
+            return Ok(());
         }
+        return runtime(cfg.data_path.worker_threads)?.block_on(roles::serve::run(role, cfg, reread_config));
+    }
+    match cli.command {
+        Command::Storage(_) => unreachable!("handled by serve_config"),
         Command::Edge(a) => match a.command {
             Some(EdgeCommand::Guard(ref g)) => roles::guard_cli::run(g),
-            None => {
-                let mut defaults = ServeConfig::edge_defaults();
-                if let Some(path) = &a.common.config {
-                    defaults = config::load(path, defaults).context("strata edge: configuration")?;
-                }
-                a.guard.apply(&mut defaults.guard);
-                a.control.apply(&mut defaults.control);
-                a.director.apply(&mut defaults.director);
-                a.lookup
-                    .apply(&mut defaults)
-                    .context("strata edge: --cluster/--tenant")?;
-                let args = ServeArgs {
-                    config: None,
-                    ..a.common
-                };
-                serve("edge", &args, defaults, a.cache_dir)
-            }
+            Some(EdgeCommand::Reload(ref p)) => roles::process_cli::run(p, Successor::SameBinary),
+            Some(EdgeCommand::Upgrade(ref p)) => roles::process_cli::run(p, Successor::OnDisk),
+            None => unreachable!("handled by serve_config"),
         },
         Command::Pop(args) => runtime(0)?.block_on(roles::pop::run(args)),
         Command::Control(args) => roles::control_admin::run(args),
@@ -86,21 +67,61 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Runs a serving role (or prints its configuration).
-fn serve(
-    role: &'static str,
-    args: &ServeArgs,
-    defaults: ServeConfig,
-    root: Option<std::path::PathBuf>,
-) -> anyhow::Result<()> {
-    let cfg = args
-        .resolve(defaults, root)
-        .with_context(|| format!("strata {role}: configuration"))?;
-    if args.print_config {
-        print!("{}", config::to_toml(&cfg));
-        return Ok(());
+/// The role, `--print-config` and configuration of `strata storage` / `strata edge` (None for
+/// the other commands): defaults, then the TOML file, then the role's flags, then the common
+/// flags.
+fn serve_config(command: &Command) -> Option<anyhow::Result<(&'static str, bool, ServeConfig)>> {
+    let (role, common, defaults) = match command {
+        Command::Storage(a) => {
+            let resolved = (|| {
+                let mut defaults = ServeConfig::storage_defaults();
+                if let Some(path) = &a.common.config {
+                    defaults = config::load(path, defaults)?;
+                }
+                a.control.apply(&mut defaults.control);
+                if let Some(c) = &a.cluster {
+                    defaults.control.cluster = c.clone();
+                }
+                Ok::<_, anyhow::Error>((defaults, a.root.clone()))
+            })();
+            ("storage", &a.common, resolved)
+        }
+        Command::Edge(a) if a.command.is_none() => {
+            let resolved = (|| {
+                let mut defaults = ServeConfig::edge_defaults();
+                if let Some(path) = &a.common.config {
+                    defaults = config::load(path, defaults)?;
+                }
+                a.guard.apply(&mut defaults.guard);
+                a.control.apply(&mut defaults.control);
+                a.director.apply(&mut defaults.director);
+                a.lookup.apply(&mut defaults).context("--cluster/--tenant")?;
+                Ok::<_, anyhow::Error>((defaults, a.cache_dir.clone()))
+            })();
+            ("edge", &a.common, resolved)
+        }
+        _ => return None,
+    };
+    let args = ServeArgs {
+        config: None,
+        ..common.clone()
+    };
+    Some(
+        defaults
+            .and_then(|(defaults, root)| Ok(args.resolve(defaults, root)?))
+            .map(|cfg| (role, common.print_config, cfg))
+            .with_context(|| format!("strata {role}: configuration")),
+    )
+}
+
+/// Reads this process's configuration again, from its own command line (a reload).
+fn reread_config() -> anyhow::Result<ServeConfig> {
+    let cli =
+        Cli::try_parse_from(std::env::args_os()).context("parsing this process's command line again")?;
+    match serve_config(&cli.command) {
+        Some(resolved) => resolved.map(|(_, _, cfg)| cfg),
+        None => anyhow::bail!("this process is not a storage server or an edge"),
     }
-    runtime(cfg.data_path.worker_threads)?.block_on(roles::serve::run(role, cfg))
 }
 
 fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {

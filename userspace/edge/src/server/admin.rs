@@ -52,6 +52,7 @@ pub async fn serve(
         .route("/guard/{list}", post(guard_add).delete(guard_remove))
         .route("/telemetry/prefixes", get(telemetry_prefixes))
         .route("/cache/hot", post(cache_hot))
+        .merge(super::process_admin::routes())
         .fallback(not_found)
         .with_state(AdminState {
             metrics,
@@ -88,7 +89,7 @@ async fn healthz() -> &'static str {
 async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        "404 admin endpoints are /metrics, /healthz, /guard and /telemetry/prefixes\n",
+        "404 admin endpoints are /metrics, /healthz, /guard, /telemetry/prefixes and /process\n",
     )
 }
 

@@ -177,7 +177,7 @@ enum HeadRead {
 
 /// Serves one request. Returns whether the connection stays open.
 async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<FirstRead>) -> bool {
-    let head = match read_head(state, ctx, first).await {
+    let mut head = match read_head(state, ctx, first).await {
         HeadRead::Head(h) => h,
         HeadRead::Gone => return false,
         HeadRead::Refuse(status, message) => {
@@ -188,6 +188,10 @@ async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<Fir
             return false;
         }
     };
+    if ctx.drain.is_draining() {
+        // A successor serves new connections: this response is this connection's last.
+        head.keep_alive = false;
+    }
     let keep_alive = head.keep_alive;
     let (status, bytes) = match answer(state, ctx, &head).await {
         Answer::Done(ok) => return ok && keep_alive,

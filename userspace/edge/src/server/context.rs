@@ -46,6 +46,8 @@ pub struct ServerContext {
     pub live_playlists: Arc<super::live_playlist::LivePlaylists>,
     /// Edges under a control plane with a region: the director's state table and decision.
     pub director: Option<Arc<crate::director::edge_director::Director>>,
+    /// Set once a successor took the listeners over: connections close after their response.
+    pub drain: Arc<super::drain::Drain>,
 }
 
 /// A context over an empty temporary directory, for unit tests.
@@ -75,5 +77,6 @@ pub(crate) fn test_context() -> ServerContext {
             std::time::Duration::from_secs(1),
         )),
         director: None,
+        drain: Default::default(),
     }
 }

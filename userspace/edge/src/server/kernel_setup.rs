@@ -131,7 +131,12 @@ pub fn load_guard(role: &str, settings: &GuardSettings) -> anyhow::Result<Option
             guard.add(list, prefix)?;
         }
     }
-    let mode = guard.attach(interface, settings.mode)?;
+    let mode = match super::handover::inherited_guard_link(interface) {
+        Some(pin) => guard
+            .attach_inherited(interface, &pin)
+            .context("taking over the previous process's XDP guard link")?,
+        None => guard.attach(interface, settings.mode)?,
+    };
     tracing::info!(
         role,
         interface,

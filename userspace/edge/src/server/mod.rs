@@ -7,13 +7,18 @@ pub mod connection;
 pub mod context;
 pub mod control_agent;
 pub mod demand_counter;
+pub mod drain;
+pub mod handover;
 pub mod idle_parker;
 pub mod kernel_setup;
 pub mod limits;
 pub mod lingering_close;
+pub mod listen_fds;
 pub mod live_playlist;
 pub mod miss_policy;
 pub mod object_intake;
+pub mod process_admin;
+pub mod sd_notify;
 pub mod signed_access;
 pub mod steering;
 
@@ -49,6 +54,7 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
+    drainer: Drainer,
     // Dropping them detaches the eBPF programs.
     _programs: KernelPrograms,
 }
@@ -60,10 +66,81 @@ impl RunningServer {
             let _ = t.await;
         }
     }
+
+    /// Before a handover: pins the XDP guard's link for the successor; returns the environment
+    /// that tells the successor where (empty without a guard).
+    pub fn prepare_handover(&self) -> Result<Vec<(String, String)>, handover::HandoverError> {
+        let Some(guard) = &self._programs.guard else {
+            return Ok(Vec::new());
+        };
+        let Some((interface, _)) = guard.attached() else {
+            return Ok(Vec::new());
+        };
+        let pin = handover::guard_pin_path();
+        guard
+            .pin_for_successor(&pin)
+            .map_err(|e| handover::HandoverError::Prepare(e.to_string()))?;
+        Ok(vec![(
+            handover::GUARD_LINK_ENV.to_string(),
+            format!("{interface}={}", pin.display()),
+        )])
+    }
+
+    /// After a handover that failed: the successor did not take the guard's link; this process
+    /// keeps it as before.
+    pub fn handover_failed(&self) {
+        if let Some(guard) = &self._programs.guard {
+            guard.withdraw_pin(&handover::guard_pin_path());
+        }
+    }
+
+    /// What drains this server's open connections after a handover.
+    pub fn drainer(&self) -> Drainer {
+        self.drainer.clone()
+    }
 }
 
-/// Binds a listening socket with a backlog fit for many clients.
+/// Drains a server's client connections (see `drain`): each ends after its next response.
+#[derive(Clone)]
+pub struct Drainer {
+    // Held while draining: the idle parker runs as long as the context lives, and parked
+    // connections must still be resumed (and answered with `Connection: close`).
+    ctx: Arc<ServerContext>,
+}
+
+impl Drainer {
+    /// Starts draining and waits until no client connection is open, or `deadline` passes;
+    /// returns the connections still open then.
+    pub async fn drain(&self, deadline: std::time::Duration) -> u64 {
+        self.ctx.drain.start();
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let open = self.ctx.metrics.open_connections();
+            if open == 0 || tokio::time::Instant::now() >= until {
+                return open;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Binds a listening socket with a backlog fit for many clients, or takes over the one a
+/// previous process handed over for the same address (see `listen_fds`).
 fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    listen_fds::take_env()?;
+    let listener = match listen_fds::take_inherited(addr) {
+        Some(l) => {
+            l.set_nonblocking(true)
+                .with_context(|| format!("inherited listener {addr}: O_NONBLOCK"))?;
+            TcpListener::from_std(l).with_context(|| format!("inherited listener {addr}"))?
+        }
+        None => bind_new(addr)?,
+    };
+    listen_fds::record_bound(addr, std::os::fd::AsRawFd::as_raw_fd(&listener));
+    Ok(listener)
+}
+
+fn bind_new(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -231,6 +308,7 @@ pub async fn start(
         (None, None)
     };
     let placement_key: control_agent::PlacementKey = Default::default();
+
     let mut limits = cfg.limits.clone();
     limits.max_connections = effective_max_connections(role, limits.max_connections);
     let ctx = Arc::new(ServerContext {
@@ -256,7 +334,9 @@ pub async fn start(
         player_reports: player_tx,
         live_playlists,
         director: director.clone(),
+        drain: Default::default(),
     });
+    let drainer = Drainer { ctx: ctx.clone() };
     if let Some(p) = &parker {
         p.run_on(
             tokio::runtime::Handle::current(),
@@ -332,6 +412,7 @@ pub async fn start(
             tasks.extend([accept, admin]);
             tasks
         },
+        drainer,
         _programs: programs,
     })
 }

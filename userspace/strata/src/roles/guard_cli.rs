@@ -22,7 +22,7 @@ pub fn run(cmd: &GuardCommand) -> anyhow::Result<()> {
         GuardAction::Add { list, prefix } => ("POST", target(list_name(*list), prefix)),
         GuardAction::Del { list, prefix } => ("DELETE", target(list_name(*list), prefix)),
     };
-    let (status, body) = request(cmd.admin, method, &path)?;
+    let (status, body) = request(cmd.admin, method, &path, Duration::from_secs(30))?;
     print!("{body}");
     if !body.ends_with('\n') {
         println!();
@@ -40,11 +40,17 @@ fn target(list: &str, prefix: &str) -> String {
     )
 }
 
-/// One HTTP/1.1 request with `Connection: close`; returns the status and the body.
-fn request(admin: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+/// One HTTP/1.1 request with `Connection: close` to an admin listener, waiting up to
+/// `read_timeout` for the answer; returns the status and the body.
+pub(crate) fn request(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    read_timeout: Duration,
+) -> anyhow::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
         .with_context(|| format!("connecting to the edge's admin listener {admin}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_read_timeout(Some(read_timeout))?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );

@@ -12,4 +12,5 @@ pub mod job;
 pub mod map_admin;
 pub mod pop;
 pub mod pop_live;
+pub mod process_cli;
 pub mod serve;
