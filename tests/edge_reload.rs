@@ -340,7 +340,7 @@ fn reload_and_upgrade_under_200_streaming_clients_cut_no_body_and_refuse_no_conn
         "--tenant",
         "acme=home",
     ];
-    let edge = Strata::start_bin_in(&bin, None, &args, 1);
+    let edge = Strata::start_bin_in(&bin, None, &args, &[], 1);
     let (addr, admin) = (edge.addr, edge.admin);
     let successors = Successors::default();
     let first = edge.pid();
@@ -642,5 +642,114 @@ fn xdp_guard_link_passes_to_the_reloaded_process_with_its_new_lists_and_outlives
         guard.text().contains(&format!("{then_blocked}/32")),
         "{}",
         guard.text()
+    );
+}
+
+#[test]
+fn an_edge_under_a_control_plane_is_never_marked_down_through_reload_and_upgrade() {
+    if !kernel_features_or_skip("an_edge_under_a_control_plane_is_never_marked_down") {
+        return;
+    }
+    // Servers are down after 1 s without a heartbeat (--server-ttl 1s); the edge beats every 200 ms.
+    let data = TempDir::new("reload-control");
+    let control = control::Control::start(&data.path().join("control"), &[]);
+    let edge = control.edge(&data.path().join("cache"), "e1", &[]);
+    control.wait_for("e1 up", 200, |c| c.is_up("e1"));
+    let successors = Successors::default();
+    let pid_of = || serving_pid(edge.admin);
+    let stop = AtomicBool::new(false);
+    let (polls, downs) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                if !control.is_up("e1") {
+                    downs.fetch_add(1, Ordering::Relaxed);
+                }
+                polls.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let first = edge.pid();
+        // SAFETY: kill with our child's pid.
+        unsafe { libc::kill(first as libc::pid_t, libc::SIGHUP) };
+        wait_until("the reloaded process answering", || pid_of() != first);
+        let second = pid_of();
+        successors.add(second);
+        wait_until("the old process exiting", || exited(first));
+        let out = Command::new(strata_bin())
+            .args(["edge", "upgrade", "--admin", &edge.admin.to_string()])
+            .output()
+            .expect("run strata edge upgrade");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        wait_until("the upgraded process answering", || pid_of() != second);
+        successors.add(pid_of());
+        wait_until("the old process exiting", || exited(second));
+        // Two lease lifetimes more: a missing heartbeat would show by now.
+        let seen = polls.load(Ordering::Relaxed);
+        wait_until("two seconds of polls", || {
+            polls.load(Ordering::Relaxed) >= seen + 40
+        });
+        stop.store(true, Ordering::Relaxed);
+    });
+    eprintln!(
+        "control plane polled {} times through the handovers; down {} times",
+        polls.load(Ordering::Relaxed),
+        downs.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        downs.load(Ordering::Relaxed),
+        0,
+        "the edge was marked down during a handover"
+    );
+    assert!(control.is_up("e1"));
+}
+
+#[test]
+fn systemd_hears_ready_at_start_and_the_new_main_pid_at_reload() {
+    if !kernel_features_or_skip("systemd_hears_ready_at_start_and_the_new_main_pid_at_reload") {
+        return;
+    }
+    // systemd's side of sd_notify: a datagram socket named by NOTIFY_SOCKET.
+    let dir = TempDir::new("reload-notify");
+    let socket_path = dir.path().join("notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    systemd.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let recv = || {
+        let mut buf = [0u8; 256];
+        let n = systemd.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).expect("cache dir");
+    let args = [
+        "edge",
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--miss",
+        "error",
+    ];
+    let notify = socket_path.to_str().expect("utf-8");
+    let edge = Strata::start_bin_in(&strata_bin(), None, &args, &[("NOTIFY_SOCKET", notify)], 1);
+    let successors = Successors::default();
+    assert_eq!(recv(), "READY=1");
+    let out = Command::new(strata_bin())
+        .args(["edge", "reload", "--admin", &edge.admin.to_string()])
+        .output()
+        .expect("run strata edge reload");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let said = recv();
+    wait_until("the reloaded process answering", || {
+        serving_pid(edge.admin) != edge.pid()
+    });
+    let new = serving_pid(edge.admin);
+    successors.add(new);
+    assert_eq!(
+        said,
+        format!("MAINPID={new}"),
+        "the old process names its successor as main"
     );
 }

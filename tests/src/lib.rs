@@ -175,12 +175,20 @@ impl Strata {
 
     /// Starts `strata ARGS` inside network namespace `netns` (with `ip netns exec`).
     pub fn start_in(netns: Option<&str>, args: &[&str], servers: usize) -> Strata {
-        Strata::start_bin_in(&strata_bin(), netns, args, servers)
+        Strata::start_bin_in(&strata_bin(), netns, args, &[], servers)
     }
 
-    /// Starts the strata binary at `bin` (a copy, to upgrade by replacing it) with `args`.
-    pub fn start_bin_in(bin: &Path, netns: Option<&str>, args: &[&str], servers: usize) -> Strata {
+    /// Starts the strata binary at `bin` (a copy, to upgrade by replacing it) with `args` and
+    /// extra environment `env`.
+    pub fn start_bin_in(
+        bin: &Path,
+        netns: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        servers: usize,
+    ) -> Strata {
         let mut cmd = Command::new(bin);
+        cmd.envs(env.iter().copied());
         let mut netns_file = None;
         if let Some(ns) = netns {
             // Enter only the network namespace (not `ip netns exec`, which also remounts /sys

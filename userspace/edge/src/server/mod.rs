@@ -109,6 +109,11 @@ pub struct Drainer {
 }
 
 impl Drainer {
+    /// Starts draining: from now on every response says `Connection: close`.
+    pub fn start(&self) {
+        self.ctx.drain.start();
+    }
+
     /// Starts draining and waits until no client connection is open, or `deadline` passes;
     /// returns the connections still open then.
     pub async fn drain(&self, deadline: std::time::Duration) -> u64 {

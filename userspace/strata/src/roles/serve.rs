@@ -102,6 +102,7 @@ pub async fn run(
         tracing::info!(pid = started.pid, "told systemd the new main process");
     }
     let drainer = running.drainer();
+    drainer.start();
     let _ = stop_tx.send(true);
     running.join().await;
     tracing::info!(
