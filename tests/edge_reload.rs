@@ -753,3 +753,85 @@ fn systemd_hears_ready_at_start_and_the_new_main_pid_at_reload() {
         "the old process names its successor as main"
     );
 }
+
+#[test]
+fn an_upgrade_to_a_binary_that_fails_or_hangs_is_called_off_and_the_old_process_serves_on() {
+    if !kernel_features_or_skip("an_upgrade_to_a_binary_that_fails_or_hangs_is_called_off") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new("reload-badbin");
+    let body = pattern(9, 100_000);
+    dir.write("cache/acme/show/a.bin", &body);
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, "[handover]\nready_timeout = \"2s\"\n").expect("config");
+    let bin = binary_copy(dir.path());
+    let cache = dir.path().join("cache");
+    let args = [
+        "edge",
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--miss",
+        "error",
+        "--config",
+        config.to_str().expect("utf-8"),
+    ];
+    let edge = Strata::start_bin_in(&bin, None, &args, &[], 1);
+    let upgrade_to = |script: &str| {
+        let tmp = dir.path().join("strata.new");
+        std::fs::write(&tmp, script).expect("script");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::rename(&tmp, &bin).expect("replace the binary");
+        let out = Command::new(strata_bin())
+            .args(["edge", "upgrade", "--admin", &edge.admin.to_string()])
+            .output()
+            .expect("run strata edge upgrade");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, said) = upgrade_to("#!/bin/sh\necho 'cannot start' >&2\nexit 3\n");
+    assert!(
+        !ok && said.starts_with("500 ") && said.contains("exited (exit status: 3)"),
+        "{said}"
+    );
+    let (ok, said) = upgrade_to("#!/bin/sh\nexec sleep 600\n");
+    assert!(
+        !ok && said.contains("not serving within 2s") && said.contains("stopped"),
+        "{said}"
+    );
+    assert_eq!(
+        serving_pid(edge.admin),
+        edge.pid(),
+        "the old process still serves"
+    );
+    let r = get(edge.addr, "/acme/show/a.bin", &[]);
+    assert_eq!((r.status, checksum(&r.body)), (200, checksum(&body)));
+}
+
+#[test]
+fn a_storage_server_reloads_by_sighup_the_same_way() {
+    if !kernel_features_or_skip("a_storage_server_reloads_by_sighup_the_same_way") {
+        return;
+    }
+    let root = TempDir::new("reload-storage");
+    let body = pattern(11, 500_000);
+    root.write("acme/show/a.bin", &body);
+    let storage = Strata::storage(root.path(), &[]);
+    let successors = Successors::default();
+    let old = storage.pid();
+    // SAFETY: kill with our child's pid.
+    unsafe { libc::kill(old as libc::pid_t, libc::SIGHUP) };
+    wait_until("the reloaded storage server answering", || {
+        serving_pid(storage.admin) != old
+    });
+    successors.add(serving_pid(storage.admin));
+    wait_until("the old process exiting", || exited(old));
+    let r = get(storage.addr, "/acme/show/a.bin", &[]);
+    assert_eq!((r.status, checksum(&r.body)), (200, checksum(&body)));
+}
