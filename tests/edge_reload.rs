@@ -516,6 +516,12 @@ fn broken_config_on_reload_is_refused_naming_the_file_and_the_old_process_serves
         "the answer names the file: {said}"
     );
     assert_eq!(serving_pid(edge.admin), pid, "the old process still serves");
+    assert_eq!(
+        edge.metric("strata_handovers_failed_total"),
+        2.0,
+        "SIGHUP and the command"
+    );
+    assert_eq!(edge.metric("strata_handover_generation"), 0.0);
     let r = get(edge.addr, "/acme/show/a.bin", &[]);
     assert_eq!((r.status, checksum(&r.body)), (200, checksum(&body)));
     // Fixed: the reload goes through.
@@ -534,6 +540,11 @@ fn broken_config_on_reload_is_refused_naming_the_file_and_the_old_process_serves
     let r = get(edge.addr, "/acme/show/a.bin", &[]);
     assert_eq!((r.status, checksum(&r.body)), (200, checksum(&body)));
     wait_until("the old process exiting", || exited(pid));
+    assert_eq!(
+        edge.metric("strata_handover_generation"),
+        1.0,
+        "the new process counts the reload"
+    );
 }
 
 /// Fetches `path` from `source` in client namespace `ns`; None if it cannot connect.

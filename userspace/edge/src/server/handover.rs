@@ -16,13 +16,59 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 use serde::{Deserialize, Serialize};
+use strata_kernel::kernel_metrics::{counter, gauge};
 use thiserror::Error;
 
 use super::listen_fds::{self, LISTEN_FDS_ENV};
 
 /// The environment variable naming the descriptor a successor reports readiness on.
 pub const HANDOVER_FD_ENV: &str = "STRATA_HANDOVER_FD";
+
+/// The environment variable carrying the successor's generation (handovers since a cold start).
+pub const GENERATION_ENV: &str = "STRATA_HANDOVER_GENERATION";
+
+/// Reloads and upgrades this process refused or saw fail.
+static FAILED: AtomicU64 = AtomicU64::new(0);
+
+/// Handovers since this server last started cold (0 for a cold start).
+pub fn generation() -> u64 {
+    std::env::var(GENERATION_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Counts a reload or upgrade that did not happen.
+pub fn count_failure() {
+    FAILED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The handover metrics, read at scrape time: `strata_handover_generation` and
+/// `strata_handovers_failed_total`.
+#[derive(Debug)]
+pub struct HandoverCollector;
+
+impl Collector for HandoverCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        gauge(
+            &mut encoder,
+            "handover_generation",
+            "Reloads and upgrades since this server last started cold (0: a cold start)",
+            generation() as i64,
+        )?;
+        counter(
+            &mut encoder,
+            "handovers_failed",
+            "Reloads and upgrades this process refused (invalid configuration) or saw fail (successor did not start)",
+            FAILED.load(Ordering::Relaxed),
+        )
+    }
+}
 
 /// The environment variable naming the XDP guard link a predecessor pinned: `IFACE=PATH`.
 pub const GUARD_LINK_ENV: &str = "STRATA_XDP_GUARD_LINK";
@@ -164,6 +210,7 @@ pub async fn start_successor(
     cmd.args(args)
         .env(LISTEN_FDS_ENV, listen_fds::env_value(&listeners))
         .env(HANDOVER_FD_ENV, write_end.as_raw_fd().to_string())
+        .env(GENERATION_ENV, (generation() + 1).to_string())
         .env_remove(GUARD_LINK_ENV)
         .envs(extra_env.iter().map(|(k, v)| (k, v)));
     // SAFETY: runs in the forked child before exec; fcntl is async-signal-safe. Clearing

@@ -261,6 +261,7 @@ pub async fn start(
     let mut collectors: Vec<Box<dyn prometheus_client::collector::Collector>> = vec![
         Box::new(KernelCollector::new(programs.clone())),
         Box::new(PoolCollector(upstream.clone())),
+        Box::new(handover::HandoverCollector),
     ];
     if let Some(c) = &cache {
         collectors.push(Box::new(CacheCollector(c.clone())));

@@ -89,6 +89,7 @@ pub async fn run(
                 break started;
             }
             Err(e) => {
+                handover::count_failure();
                 tracing::error!(role, error = %e, "{what} failed; still serving");
                 if let Some(r) = reply {
                     let _ = r.send(Err(e));
