@@ -212,3 +212,23 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
     println!("install: done. Start a role with: systemctl enable --now strata-edge");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serving_units_are_notify_units_with_a_reload_the_others_are_not() {
+        let edge = unit("edge");
+        assert!(
+            edge.contains("[Service]\nType=notify\nNotifyAccess=main\n"),
+            "{edge}"
+        );
+        assert!(edge.contains("\nExecReload=/usr/local/bin/strata edge reload --admin 127.0.0.1:9080\n"));
+        assert!(edge.contains("\nExecStart=/usr/local/bin/strata edge --config /etc/strata/edge.toml\n"));
+        assert!(unit("storage").contains("\nExecReload=/bin/kill -HUP $MAINPID\n"));
+        for role in ["dns", "control", "live"] {
+            assert!(!unit(role).contains("Type=notify"), "{role}");
+        }
+    }
+}
