@@ -59,6 +59,24 @@ fn serving_pid(admin: SocketAddr) -> u32 {
     v["pid"].as_u64().expect("pid") as u32
 }
 
+/// Polls `ask` (the pid answering on the admin listener) until it names a process other than
+/// `old`, and returns that pid. Until the old process stops accepting, either may answer, so
+/// the successor's pid is the first answer that differs — never a second, later question.
+fn successor_of(old: u32, ask: impl Fn() -> u32) -> u32 {
+    let start = std::time::Instant::now();
+    loop {
+        let pid = ask();
+        if pid != old {
+            return pid;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "gave up waiting for a successor of pid {old}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Polls until `done` holds (at most PATIENCE; then fails with `what`).
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let start = std::time::Instant::now();
@@ -380,8 +398,7 @@ fn reload_and_upgrade_under_200_streaming_clients_cut_no_body_and_refuse_no_conn
     );
     // SAFETY: kill with our child's pid.
     unsafe { libc::kill(first as libc::pid_t, libc::SIGHUP) };
-    wait_until("a successor serving after SIGHUP", || serving_pid(admin) != first);
-    let second = serving_pid(admin);
+    let second = successor_of(first, || serving_pid(admin));
     successors.add(second);
     wait_until("the reloaded process draining and exiting", || exited(first));
     let during_reload = tally.connector_ok.load(Ordering::Relaxed) - before;
@@ -409,8 +426,7 @@ fn reload_and_upgrade_under_200_streaming_clients_cut_no_body_and_refuse_no_conn
         "strata edge upgrade failed: {said} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_until("the upgraded process answering", || serving_pid(admin) != second);
-    let third = serving_pid(admin);
+    let third = successor_of(second, || serving_pid(admin));
     successors.add(third);
     assert_ne!(third, second, "upgrade: {said}");
     assert!(
@@ -533,8 +549,7 @@ fn broken_config_on_reload_is_refused_naming_the_file_and_the_old_process_serves
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "reload: {said}");
     // Both processes accept on the one admin socket until the old one stops: ask until the new answers.
-    wait_until("the new process answering", || serving_pid(edge.admin) != pid);
-    let new = serving_pid(edge.admin);
+    let new = successor_of(pid, || serving_pid(edge.admin));
     successors.add(new);
     assert_ne!(new, pid, "{said}");
     let r = get(edge.addr, "/acme/show/a.bin", &[]);
@@ -629,8 +644,7 @@ fn xdp_guard_link_passes_to_the_reloaded_process_with_its_new_lists_and_outlives
     let old = edge.pid();
     // SAFETY: kill with our child's pid.
     unsafe { libc::kill(old as libc::pid_t, libc::SIGHUP) };
-    wait_until("the reloaded process answering", || pid_of(&edge) != old);
-    successors.add(pid_of(&edge));
+    successors.add(successor_of(old, || pid_of(&edge)));
     wait_until("the old process exiting", || exited(old));
     assert!(
         edge.log()
@@ -683,8 +697,7 @@ fn an_edge_under_a_control_plane_is_never_marked_down_through_reload_and_upgrade
         let first = edge.pid();
         // SAFETY: kill with our child's pid.
         unsafe { libc::kill(first as libc::pid_t, libc::SIGHUP) };
-        wait_until("the reloaded process answering", || pid_of() != first);
-        let second = pid_of();
+        let second = successor_of(first, pid_of);
         successors.add(second);
         wait_until("the old process exiting", || exited(first));
         let out = Command::new(strata_bin())
@@ -692,8 +705,7 @@ fn an_edge_under_a_control_plane_is_never_marked_down_through_reload_and_upgrade
             .output()
             .expect("run strata edge upgrade");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-        wait_until("the upgraded process answering", || pid_of() != second);
-        successors.add(pid_of());
+        successors.add(successor_of(second, pid_of));
         wait_until("the old process exiting", || exited(second));
         // Two lease lifetimes more: a missing heartbeat would show by now.
         let seen = polls.load(Ordering::Relaxed);
@@ -753,10 +765,7 @@ fn systemd_hears_ready_at_start_and_the_new_main_pid_at_reload() {
         .expect("run strata edge reload");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let said = recv();
-    wait_until("the reloaded process answering", || {
-        serving_pid(edge.admin) != edge.pid()
-    });
-    let new = serving_pid(edge.admin);
+    let new = successor_of(edge.pid(), || serving_pid(edge.admin));
     successors.add(new);
     assert_eq!(
         said,
@@ -838,10 +847,7 @@ fn a_storage_server_reloads_by_sighup_the_same_way() {
     let old = storage.pid();
     // SAFETY: kill with our child's pid.
     unsafe { libc::kill(old as libc::pid_t, libc::SIGHUP) };
-    wait_until("the reloaded storage server answering", || {
-        serving_pid(storage.admin) != old
-    });
-    successors.add(serving_pid(storage.admin));
+    successors.add(successor_of(old, || serving_pid(storage.admin)));
     wait_until("the old process exiting", || exited(old));
     let r = get(storage.addr, "/acme/show/a.bin", &[]);
     assert_eq!((r.status, checksum(&r.body)), (200, checksum(&body)));
