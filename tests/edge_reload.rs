@@ -852,3 +852,48 @@ fn a_storage_server_reloads_by_sighup_the_same_way() {
     let r = get(storage.addr, "/acme/show/a.bin", &[]);
     assert_eq!((r.status, checksum(&r.body)), (200, checksum(&body)));
 }
+
+#[test]
+fn a_reload_that_moves_the_listener_serves_on_the_new_address_and_closes_the_old() {
+    if !kernel_features_or_skip("a_reload_that_moves_the_listener") {
+        return;
+    }
+    let dir = TempDir::new("reload-move");
+    let body = pattern(13, 100_000);
+    dir.write("cache/acme/show/a.bin", &body);
+    let (from, to) = (control::free_port(), control::free_port());
+    let config = dir.path().join("edge.toml");
+    let write_config = |port: u16| {
+        std::fs::write(
+            &config,
+            format!("listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\n"),
+        )
+        .expect("config")
+    };
+    write_config(from);
+    let cache = dir.path().join("cache");
+    let args = [
+        "edge",
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+        "--miss",
+        "error",
+        "--config",
+        config.to_str().expect("utf-8"),
+    ];
+    let edge = Strata::start_bin_in(&strata_bin(), None, &args, &[], 1);
+    assert_eq!(edge.addr.port(), from);
+    let successors = Successors::default();
+    write_config(to);
+    // SAFETY: kill with our child's pid.
+    unsafe { libc::kill(edge.pid() as libc::pid_t, libc::SIGHUP) };
+    successors.add(successor_of(edge.pid(), || serving_pid(edge.admin)));
+    wait_until("the old process exiting", || exited(edge.pid()));
+    let moved: SocketAddr = format!("127.0.0.1:{to}").parse().expect("addr");
+    let r = get(moved, "/acme/show/a.bin", &[]);
+    assert_eq!((r.status, checksum(&r.body)), (200, checksum(&body)));
+    assert!(
+        TcpStream::connect(edge.addr).is_err(),
+        "the old address is closed once nobody serves it"
+    );
+}
