@@ -372,3 +372,54 @@ fn a_fill_that_cannot_start_leaves_its_viewer_to_the_proxy() {
     assert!(storage.metric(ORIGIN_BODIES) >= 1.0);
     assert!(!cache.path().join("acme/c/v.mp4").exists());
 }
+
+#[test]
+fn a_reload_mid_fill_leaves_the_fill_to_the_draining_process_and_its_viewer_gets_every_byte() {
+    if !kernel_features_or_skip(
+        "a_reload_mid_fill_leaves_the_fill_to_the_draining_process_and_its_viewer_gets_every_byte",
+    ) {
+        return;
+    }
+    let tiers = Tiers::new(1);
+    let (store, cache) = (TempDir::new("fws-store"), TempDir::new("fws-cache"));
+    let data = pattern(46, 4 << 20);
+    let (_storage, edge) = setup(&tiers, &store, &cache, &data, Some("16mbit"));
+    flag_hot(&tiers, &edge);
+    let viewer = raw_viewer(&tiers);
+    let written = poll(|| edge.metric(WRITTEN), |v| v > 0.0);
+    assert!(
+        written > 0.0 && written < data.len() as f64,
+        "mid-fill ({written} bytes)"
+    );
+    // Reload: a successor takes the listeners and clears the fill directory of leftovers, but
+    // not of the fill its predecessor is still writing.
+    let old = edge.pid();
+    // SAFETY: a signal to the edge this test started.
+    unsafe { libc::kill(old as libc::pid_t, libc::SIGHUP) };
+    let got = viewer.join().expect("viewer thread");
+    let body = &got[head_end(&got)..];
+    assert_eq!(body.len(), data.len(), "the fill's viewer got the whole body");
+    assert_eq!(checksum(body), checksum(&data));
+    let admin = edge.admin;
+    let ask = || {
+        in_netns(&tiers.lan.edge_ns, move || {
+            let r = get(admin, "/process", &[]);
+            serde_json::from_slice::<serde_json::Value>(&r.body).map_or(0, |v| v["pid"].as_u64().unwrap_or(0))
+        })
+    };
+    let successor = poll(|| ask() as f64, |pid| pid > 0.0 && pid as u32 != old) as u32;
+    assert_ne!(successor, old, "a successor answers");
+    // The predecessor renames the fill into place after its last byte went to the viewer.
+    let placed = cache.path().join("acme/c/v.mp4");
+    poll(|| f64::from(u8::from(placed.exists())), |v| v > 0.0);
+    let filled = std::fs::read(&placed).expect("the filled file");
+    assert_eq!(
+        checksum(&filled),
+        checksum(&data),
+        "the predecessor finished its fill"
+    );
+    let r = view(&tiers, None);
+    assert_eq!((r.status, checksum(&r.body)), (200, checksum(&data)));
+    // SAFETY: the successor is a strata edge this test caused to start.
+    unsafe { libc::kill(successor as libc::pid_t, libc::SIGKILL) };
+}
