@@ -6,6 +6,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
+use strata_tests::https::TestCert;
+
 use crate::peer_configs::NginxRole;
 use crate::servers::{ServerEnv, ServerProcess};
 
@@ -26,6 +28,10 @@ pub enum Contender {
     StrataCaching(u64),
     /// nginx proxy_cache (second-request admission) into an empty cache of this many bytes.
     NginxCaching(u64),
+    /// strata edge serving its cache directory over HTTPS with this certificate.
+    StrataHttps(TestCert),
+    /// nginx `listen ... ssl` serving the same directory with the same certificate.
+    NginxHttps(TestCert),
 }
 
 impl Contender {
@@ -39,6 +45,8 @@ impl Contender {
             Contender::HaproxySplice => "haproxy splice-response".into(),
             Contender::StrataCaching(_) => "strata admission+fill".into(),
             Contender::NginxCaching(_) => "nginx proxy_cache".into(),
+            Contender::StrataHttps(_) => "strata https".into(),
+            Contender::NginxHttps(_) => "nginx ssl".into(),
         }
     }
 
@@ -57,6 +65,7 @@ impl Contender {
                 | Contender::StrataHitSendfile
                 | Contender::StrataProxy(_)
                 | Contender::StrataCaching(_)
+                | Contender::StrataHttps(_)
         )
     }
 
@@ -105,6 +114,21 @@ impl Contender {
                     "60s",
                 ],
             ),
+            Contender::StrataHttps(cert) => {
+                let https = crate::servers::free_addr()?;
+                let flag = format!("{https}={}:{}:localhost", cert.cert.display(), cert.key.display());
+                let mut server = env.strata_edge(&name, files, None, &["--https", &flag])?;
+                server.addr = https;
+                Ok(server)
+            }
+            Contender::NginxHttps(cert) => env.nginx(
+                &name,
+                &NginxRole::StaticTls {
+                    root: files.to_path_buf(),
+                    cert: cert.cert.clone(),
+                    key: cert.key.clone(),
+                },
+            ),
             Contender::NginxCaching(capacity) => env.nginx(
                 &name,
                 &NginxRole::ProxyCache {
@@ -114,5 +138,29 @@ impl Contender {
                 },
             ),
         }
+    }
+}
+
+/// Whether the kernel accepts the `tls` upper-layer protocol on a TCP socket (CONFIG_TLS):
+/// kTLS could be measured only then.
+pub fn kernel_has_tls_ulp() -> bool {
+    use std::os::fd::AsRawFd as _;
+    let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let Ok(client) = listener.local_addr().and_then(std::net::TcpStream::connect) else {
+        return false;
+    };
+    let _server = listener.accept();
+    let name = b"tls";
+    // SAFETY: setsockopt on an open socket with a live byte array and its length.
+    unsafe {
+        libc::setsockopt(
+            client.as_raw_fd(),
+            libc::SOL_TCP,
+            libc::TCP_ULP,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        ) == 0
     }
 }

@@ -261,6 +261,7 @@ fn once(
                 duration,
                 check_every: 16,
                 record_sequence: false,
+                tls: None,
             };
             std::thread::spawn(move || run_load(&plan))
         })

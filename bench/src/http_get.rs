@@ -16,7 +16,7 @@ pub struct ResponseHead {
 
 /// Reads from `s` into `buf` until a whole response head is there, parses it, and leaves in
 /// `buf` only the bytes after the head (the start of the body).
-pub fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<ResponseHead> {
+pub fn read_head(s: &mut impl Read, buf: &mut Vec<u8>) -> anyhow::Result<ResponseHead> {
     let mut chunk = [0u8; 16 << 10];
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];

@@ -2,7 +2,8 @@
 //! (round-robin, or Zipf-distributed) back to back for a fixed time. Each response's status and
 //! Content-Length are checked against the target; bodies are spliced to /dev/null, and every
 //! `check_every`-th one is read and its CRC-32 compared. Latency (request write to last body
-//! byte) goes into per-connection HdrHistograms merged at the end.
+//! byte) goes into per-connection HdrHistograms merged at the end. Over HTTPS (`tls`) each
+//! connection is a rustls session and bodies are decrypted into a buffer (tls_load.rs).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -54,6 +55,8 @@ pub struct LoadPlan {
     pub check_every: u64,
     /// Record which target each request asked for, and when (for scenario (c)'s exact LRU).
     pub record_sequence: bool,
+    /// Speak HTTPS with this client configuration (server name `localhost`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What a run counted.
@@ -74,7 +77,11 @@ impl LoadOutcome {
 
 /// Reads one response head (into `buf`, which may then hold body bytes too) and checks it
 /// against `target`; returns the body length and how many of its bytes `buf` already holds.
-fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>, target: &Target) -> anyhow::Result<(u64, usize)> {
+pub(crate) fn read_head(
+    s: &mut impl std::io::Read,
+    buf: &mut Vec<u8>,
+    target: &Target,
+) -> anyhow::Result<(u64, usize)> {
     let head = crate::http_get::read_head(s, buf)?;
     if head.status != 200 && head.status != 206 {
         bail!("status {}", head.status);
@@ -199,7 +206,10 @@ pub fn run_load(plan: &LoadPlan) -> anyhow::Result<LoadOutcome> {
             std::thread::Builder::new()
                 .name(format!("load-{c}"))
                 .stack_size(256 << 10)
-                .spawn(move || connection_loop(&plan, c as u64 + 1, &stop))
+                .spawn(move || match plan.tls.clone() {
+                    Some(tls) => crate::tls_load::connection_loop(&plan, tls, c as u64 + 1, &stop),
+                    None => connection_loop(&plan, c as u64 + 1, &stop),
+                })
                 .context("starting a load thread")?,
         );
     }
@@ -257,6 +267,7 @@ pub fn run(args: &LoadArgs) -> anyhow::Result<()> {
         duration: Duration::from_secs(args.seconds),
         check_every: 0,
         record_sequence: false,
+        tls: None,
     })?;
     let t = &out.tally;
     println!(

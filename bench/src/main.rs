@@ -41,6 +41,7 @@ mod scenarios;
 mod servers;
 mod sim_heartbeat;
 mod tally;
+mod tls_load;
 mod url_mix;
 mod veth_origin;
 

@@ -10,6 +10,13 @@ use std::path::{Path, PathBuf};
 pub enum NginxRole {
     /// Serves files from `root` with sendfile (local hits).
     Static { root: PathBuf },
+    /// Serves files from `root` over HTTPS (`listen ... ssl`, TLS 1.2 and 1.3) with this
+    /// certificate; sendfile stays on, which OpenSSL without kTLS turns into read + encrypt.
+    StaticTls {
+        root: PathBuf,
+        cert: PathBuf,
+        key: PathBuf,
+    },
     /// proxy_pass to `origin` over a keep-alive upstream pool, no caching.
     Proxy { origin: SocketAddr },
     /// proxy_pass with proxy_cache in `dir`: admit on the second request (like strata's
@@ -24,7 +31,20 @@ pub enum NginxRole {
 /// nginx.conf for `role`, listening on `listen`, with every path it writes under `prefix`.
 pub fn nginx(listen: SocketAddr, prefix: &Path, role: &NginxRole) -> String {
     let p = prefix.display();
+    let mut ssl = String::new();
     let (upstream, location, cache_zone) = match role {
+        NginxRole::StaticTls { root, cert, key } => {
+            ssl = format!(
+                " ssl;\n        ssl_certificate {};\n        ssl_certificate_key {};\n        ssl_protocols TLSv1.2 TLSv1.3;\n        ssl_session_cache shared:tls:10m",
+                cert.display(),
+                key.display()
+            );
+            (
+                String::new(),
+                format!("root {};\n            sendfile on;\n            tcp_nopush on;", root.display()),
+                String::new(),
+            )
+        }
         NginxRole::Static { root } => (
             String::new(),
             format!("root {};\n            sendfile on;\n            tcp_nopush on;", root.display()),
@@ -73,7 +93,7 @@ http {{
     {cache_zone}
     {upstream}
     server {{
-        listen {listen};
+        listen {listen}{ssl};
         location / {{
             {location}
         }}

@@ -500,6 +500,9 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
              during a run: compare \"cache MiB at end\"."
         );
     }
+    if let Some(note) = &w.note {
+        let _ = writeln!(s, "\n{note}");
+    }
     let lines = comparisons(w, limit);
     if !lines.is_empty() {
         let _ = writeln!(s);
@@ -654,6 +657,7 @@ mod tests {
                 server("nginx", false, 4.0, 2.0),
                 server("haproxy", false, 6.0, 1.0),
             ],
+            note: None,
         };
         let lines = comparisons(&w, 16.0);
         assert_eq!(lines.len(), 1);

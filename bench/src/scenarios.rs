@@ -72,14 +72,14 @@ impl Settings {
 
     /// Whether any scenario to run starts strata (all but the map solve do).
     pub fn runs_servers(&self) -> bool {
-        ["a", "b", "c", "d", "f", "g", "h", "i"]
+        ["a", "b", "c", "d", "f", "g", "h", "i", "j"]
             .iter()
             .any(|name| self.wants(name))
     }
 
     /// Whether any scenario to run measures HTTP peers (nginx, HAProxy).
     pub fn runs_http_peers(&self) -> bool {
-        self.peers && ["a", "b", "c", "d"].iter().any(|name| self.wants(name))
+        self.peers && ["a", "b", "c", "d", "j"].iter().any(|name| self.wants(name))
     }
 }
 
@@ -101,6 +101,9 @@ pub struct WorkloadResult {
     pub title: String,
     pub connections: usize,
     pub servers: Vec<ServerResult>,
+    /// A line under the table (what could not be measured, and why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,6 +187,10 @@ struct Workload {
     /// The origin sits in its own network namespace behind a veth pair.
     veth: bool,
     contenders: Vec<Contender>,
+    /// Load over HTTPS with this client configuration.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// A line under the workload's table.
+    note: Option<String>,
 }
 
 impl Workload {
@@ -202,6 +209,8 @@ impl Workload {
             h2load: false,
             veth: false,
             contenders,
+            tls: None,
+            note: None,
         }
     }
 }
@@ -256,6 +265,9 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
             )
         });
     }
+    if s.wants("j") {
+        w.push(https_workload(one_mib.clone(), s)?);
+    }
     let proxies = || {
         peers(vec![
             Contender::StrataProxy("sockmap"),
@@ -283,6 +295,8 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
                 h2load: false,
                 veth,
                 contenders: proxies(),
+                tls: None,
+                note: None,
             });
         }
     }
@@ -293,6 +307,8 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
     };
     let zipf = Arc::new(corpus.whole_files("zipf", count, 1 << 20)?);
     w.push(Workload {
+        tls: None,
+        note: None,
         scenario: "c",
         title: format!(
             "(c) Zipf s=1 over {count} × 1 MiB, cold cache of {} MiB",
@@ -312,6 +328,40 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
         ]),
     });
     Ok(w)
+}
+
+/// (j) local hits over HTTPS: strata (rustls) against nginx `ssl` with the same self-signed
+/// certificate, TLS 1.3 with AES-256-GCM for both; kernel TLS is probed and reported.
+fn https_workload(targets: Arc<Vec<Target>>, s: &Settings) -> anyhow::Result<Workload> {
+    let dir = std::env::temp_dir().join(format!("strata-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cert = strata_tests::https::self_signed(&dir, "localhost", &["localhost"]);
+    let ktls = if crate::contenders::kernel_has_tls_ulp() {
+        "the kernel has the tls ULP, but strata does not hand keys to it: not measured"
+    } else {
+        "not measurable here (no CONFIG_TLS: the kernel has no tls ULP)"
+    };
+    Ok(Workload {
+        scenario: "j",
+        title: "(j) local hit over HTTPS (TLS 1.3, AES-256-GCM), 1 MiB objects".into(),
+        targets,
+        connections: 16,
+        zipf: None,
+        warm: true,
+        origin: false,
+        hit_ratio: false,
+        h2load: false,
+        veth: false,
+        tls: Some(crate::tls_load::client_config(&cert.pem)?),
+        note: Some(format!(
+            "Both servers encrypt in userspace (strata: rustls/ring, nginx: OpenSSL); kTLS: {ktls}. \
+             The load generator decrypts every body on its own core, the same work for both."
+        )),
+        contenders: vec![Contender::StrataHttps(cert.clone()), Contender::NginxHttps(cert)]
+            .into_iter()
+            .filter(|c| s.peers || c.is_strata())
+            .collect(),
+    })
 }
 
 /// Everything a measurement needs to know about where it runs.
@@ -350,6 +400,7 @@ fn measure_once(
         duration: s.duration,
         check_every: 16,
         record_sequence: w.hit_ratio,
+        tls: w.tls.clone(),
     };
     let h2load_log = scratch.with_extension("h2load.log");
     let load = |plan: &LoadPlan| {
@@ -557,6 +608,7 @@ pub fn run_all(cx: &RunContext, s: &Settings) -> anyhow::Result<Results> {
             |c| measure_once(cx, w, c, origin.as_ref(), s),
         );
         results.push(WorkloadResult {
+            note: w.note.clone(),
             scenario: w.scenario.into(),
             title: w.title.clone(),
             connections: w.connections,

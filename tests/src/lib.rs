@@ -13,6 +13,7 @@ pub mod browser;
 pub mod control;
 pub mod dns;
 pub mod etcd;
+pub mod https;
 pub mod jobs;
 pub mod live;
 pub mod media;

@@ -61,13 +61,18 @@ fn count(summary: &str, what: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Builds the binary and runs `strata pop` with its data under target/.
+/// Builds the binary and runs `strata pop` with its data under target/, HTTPS beside HTTP
+/// with a self-signed certificate generated there.
 pub fn run_pop(extra: &[String]) -> anyhow::Result<()> {
     let bin = release_binary()?;
     let mut cmd = Command::new(&bin);
     cmd.arg("pop");
     if !extra.iter().any(|a| a == "--data-dir") {
         cmd.arg("--data-dir").arg(root().join("target/strata-pop"));
+    }
+    if !extra.iter().any(|a| a == "--tls-cert") {
+        let (cert, key) = crate::pop_cert::self_signed(&root().join("target/strata-pop-tls"))?;
+        cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
     }
     cmd.args(extra);
     exec(&mut cmd)

@@ -22,6 +22,22 @@ pub struct InstallArgs {
     dry_run: bool,
 }
 
+/// Appended to the edge's config: an HTTPS listener to uncomment.
+const HTTPS_EXAMPLE: &str = "
+# HTTPS (uncomment and point at your PEM files). The first certificate is also the default for
+# clients that send no or an unknown server name; more [[https.certificates]] are chosen by SNI.
+# [[https]]
+# listen = \"0.0.0.0:443\"
+# [[https.certificates]]
+# cert = \"/etc/strata/tls/cdn.example.com.pem\"   # chain, server certificate first
+# key = \"/etc/strata/tls/cdn.example.com.key\"
+# names = [\"cdn.example.com\"]
+# [[https.certificates]]
+# cert = \"/etc/strata/tls/media.example.org.pem\"
+# key = \"/etc/strata/tls/media.example.org.key\"
+# names = [\"media.example.org\", \"*.media.example.org\"]
+";
+
 /// Roles that get a systemd unit and a config file.
 const ROLES: &[(&str, &str, &str)] = &[
     ("storage", "--root", "/var/lib/strata/storage"),
@@ -198,10 +214,13 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
                     "strata {command} --print-config failed: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                let text = format!(
+                let mut text = format!(
                     "# strata {command} configuration; every key is optional (defaults shown).\n{}",
                     String::from_utf8_lossy(&out.stdout)
                 );
+                if role == "edge" {
+                    text.push_str(HTTPS_EXAMPLE);
+                }
                 std::fs::write(&to, text).with_context(|| format!("writing {}", to.display()))?;
             }
         }

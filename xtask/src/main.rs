@@ -5,6 +5,7 @@ mod bench;
 mod build;
 mod fuzz;
 mod install;
+mod pop_cert;
 mod setup;
 mod shell;
 

@@ -17,6 +17,8 @@ use crate::shell::{exec, output};
 /// Debian packages the tests and the POP use.
 pub const DEBIAN_PACKAGES: &[&str] = &[
     "curl",
+    // The HTTPS tests check the presented certificate and hold TLS sessions with s_client.
+    "openssl",
     "iproute2",
     "procps",
     "strace",

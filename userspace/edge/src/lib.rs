@@ -5,6 +5,7 @@
 //! `strata-http`, `strata-kernel` and `strata-wire`; knows nothing of the control plane's code.
 
 pub mod cache;
+pub mod client_stream;
 pub mod control_lookup;
 pub mod director;
 pub mod file_store;
@@ -13,4 +14,5 @@ pub mod metrics;
 pub mod name_lookup;
 pub mod server;
 pub mod settings;
+pub mod tls;
 pub mod upstream;

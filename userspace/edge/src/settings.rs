@@ -15,6 +15,7 @@ use crate::server::control_agent::ControlLink;
 use crate::server::kernel_setup::{DataPath, EbpfMode};
 use crate::server::limits::Limits;
 use crate::server::miss_policy::MissPolicy;
+use crate::tls::https_settings::HttpsListener;
 use crate::upstream::pool::UpstreamSettings;
 
 /// A setting that parses but cannot work.
@@ -54,6 +55,9 @@ pub struct ServeConfig {
     /// Reload and upgrade: how long a successor may take to start and the old process drains.
     #[serde(default)]
     pub handover: crate::server::handover::HandoverSettings,
+    /// HTTPS listeners (`[[https]]`), each with its certificates; none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub https: Vec<HttpsListener>,
 }
 
 impl ServeConfig {
@@ -74,6 +78,7 @@ impl ServeConfig {
             control: Default::default(),
             director: Default::default(),
             handover: Default::default(),
+            https: Vec::new(),
         }
     }
 
@@ -117,6 +122,20 @@ impl ServeConfig {
                 reason: reason.to_string(),
             })
         };
+        for l in &self.https {
+            if l.certificates.is_empty() {
+                return invalid(
+                    "https.certificates",
+                    &format!("the HTTPS listener {} has no certificate", l.listen),
+                );
+            }
+            if l.listen.port() != 0 && (l.listen == self.listen || l.listen == self.admin_listen) {
+                return invalid(
+                    "https.listen",
+                    &format!("{} is already the HTTP or admin listener", l.listen),
+                );
+            }
+        }
         if self.limits.max_header_bytes < 256 {
             return invalid("limits.max_header_bytes", "must be at least 256");
         }

@@ -13,16 +13,19 @@ pub enum BodyPathLabel {
     ProxySplice,
     /// Proxied miss, body copied through userspace (the last fallback).
     ProxyCopy,
+    /// HTTPS: the body read into userspace and encrypted there (rustls; no kernel TLS).
+    TlsUserspace,
 }
 
 impl BodyPathLabel {
     /// Every path, in the order metrics list them.
-    pub const ALL: [BodyPathLabel; 5] = [
+    pub const ALL: [BodyPathLabel; 6] = [
         BodyPathLabel::IoUringSplice,
         BodyPathLabel::Sendfile,
         BodyPathLabel::ProxySockmap,
         BodyPathLabel::ProxySplice,
         BodyPathLabel::ProxyCopy,
+        BodyPathLabel::TlsUserspace,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +35,7 @@ impl BodyPathLabel {
             BodyPathLabel::ProxySockmap => "proxy_sockmap",
             BodyPathLabel::ProxySplice => "proxy_splice",
             BodyPathLabel::ProxyCopy => "proxy_copy",
+            BodyPathLabel::TlsUserspace => "tls_userspace",
         }
     }
 }

@@ -135,6 +135,10 @@ pub struct EdgeArgs {
     pub control: ControlLinkArgs,
     #[command(flatten)]
     pub director: crate::director_cli::DirectorArgs,
+    /// An HTTPS listener and one certificate: ADDR=CERT.pem:KEY.pem[:NAME,NAME...]
+    /// (repeatable; the same ADDR again adds a certificate chosen by SNI for its NAMEs).
+    #[arg(long = "https", value_name = "ADDR=CERT:KEY[:NAMES]")]
+    pub https: Vec<String>,
 }
 
 /// Where misses go: the static name lookup and the miss policy.
@@ -367,6 +371,16 @@ pub struct PopArgs {
     /// Admin listener of the third edge.
     #[arg(long, default_value = "127.0.0.1:9084")]
     pub edge_east_2_admin_listen: SocketAddr,
+    /// The first edge's HTTPS listener, used when --tls-cert and --tls-key are given
+    /// (`cargo xtask run` generates a self-signed pair).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub edge_https_listen: SocketAddr,
+    /// PEM certificate for the first edge's HTTPS listener.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// The nameserver's UDP and TCP listener.
     #[arg(long, default_value = "127.0.0.1:5353")]
     pub dns_listen: SocketAddr,

@@ -102,4 +102,20 @@ mod tests {
         let c = ServeConfig::edge_defaults();
         assert_eq!(parse(&to_toml(&c), ServeConfig::storage_defaults()).unwrap(), c);
     }
+
+    #[test]
+    fn https_listeners_and_their_certificates_come_from_the_file() {
+        let text = "[[https]]\nlisten = \"127.0.0.1:8443\"\n[[https.certificates]]\ncert = \"/a.pem\"\nkey = \"/a.key\"\n[[https.certificates]]\ncert = \"/b.pem\"\nkey = \"/b.key\"\nnames = [\"b.test\"]\n";
+        let c = parse(text, ServeConfig::edge_defaults()).unwrap();
+        assert_eq!(c.https.len(), 1);
+        assert_eq!(c.https[0].listen.port(), 8443);
+        assert_eq!(c.https[0].certificates[1].names, vec!["b.test".to_string()]);
+        assert!(c.https[0].certificates[0].names.is_empty());
+        assert_eq!(parse(&to_toml(&c), ServeConfig::edge_defaults()).unwrap(), c);
+        assert!(parse(
+            "[[https]]\nlisten = \"127.0.0.1:8443\"\ncert = \"/a.pem\"\n",
+            ServeConfig::edge_defaults()
+        )
+        .is_err());
+    }
 }

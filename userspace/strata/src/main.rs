@@ -95,6 +95,10 @@ fn serve_config(command: &Command) -> Option<anyhow::Result<(&'static str, bool,
                 a.guard.apply(&mut defaults.guard);
                 a.control.apply(&mut defaults.control);
                 a.director.apply(&mut defaults.director);
+                for flag in &a.https {
+                    strata_edge::tls::https_settings::HttpsListener::add_flag(&mut defaults.https, flag)
+                        .map_err(anyhow::Error::msg)?;
+                }
                 a.lookup.apply(&mut defaults).context("--cluster/--tenant")?;
                 Ok::<_, anyhow::Error>((defaults, a.cache_dir.clone()))
             })();

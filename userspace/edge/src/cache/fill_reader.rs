@@ -10,16 +10,14 @@ use std::os::unix::fs::MetadataExt as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
 use super::fill_progress::{FillHead, FillProgress, Progress};
+use crate::client_stream::ClientStream;
 use crate::metrics::ServerMetrics;
 use strata_http::file_plan::{plan_file_response, PlanError, Validators};
 use strata_http::request::RequestHead;
 use strata_http::response::HeadBuilder;
 use strata_kernel::body_meter::{BodyMeter, BodyPathLabel};
-use strata_kernel::body_path::{send_span, BodyPath, FileSpan};
+use strata_kernel::body_path::{BodyPath, FileSpan};
 
 /// How serving from a fill went.
 pub enum FromFill {
@@ -34,7 +32,8 @@ pub enum FromFill {
 
 /// What one viewer's send needs besides the fill.
 pub struct Viewer<'a> {
-    pub client: &'a mut TcpStream,
+    /// Plain TCP (the body by the kernel path) or TLS (read and encrypted in userspace).
+    pub client: &'a mut ClientStream,
     pub head: &'a RequestHead,
     pub content_type: &'a str,
     pub body_path: &'a BodyPath,
@@ -84,7 +83,7 @@ pub async fn serve_from_fill(v: Viewer<'_>, fill: &FillProgress) -> FromFill {
     tracing::debug!(path = %v.head.path, status = plan.status, written = fill.written(), len = head.len, "miss served from the fill (read-while-writer)");
     v.metrics.response(plan.status);
     if !matches!(
-        tokio::time::timeout(v.stall, v.client.write_all(&head_bytes)).await,
+        tokio::time::timeout(v.stall, v.client.send(&head_bytes)).await,
         Ok(Ok(()))
     ) {
         return FromFill::Served(false);
@@ -119,7 +118,11 @@ pub async fn serve_from_fill(v: Viewer<'_>, fill: &FillProgress) -> FromFill {
             offset: pos,
             len: available.min(end) - pos,
         };
-        if let Err(e) = send_span(v.body_path, v.client, &head.file, span, v.stall, &meter).await {
+        if let Err(e) = v
+            .client
+            .send_file(v.body_path, &head.file, span, v.stall, &meter)
+            .await
+        {
             tracing::debug!(error = %e, "viewer of a fill left; the fill goes on");
             return FromFill::Served(false);
         }

@@ -13,11 +13,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use strata_http::request::RequestHead;
-use tokio::net::TcpStream;
 
 use super::edge_director::Director;
 use super::settings::DirectorMode;
 use crate::cache::EdgeCache;
+use crate::client_stream::ClientStream;
 use crate::metrics::ServerMetrics;
 use crate::upstream::pool::UpstreamPool;
 use crate::upstream::proxy::{proxy, ProxyResult};
@@ -48,7 +48,7 @@ pub fn directed_here(head: &RequestHead) -> bool {
 /// The director's step for a miss of `asset` (`tenant/content/asset`).
 pub async fn direct(
     director: &Director,
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     head: &RequestHead,
     asset: &str,
     pool: &UpstreamPool,

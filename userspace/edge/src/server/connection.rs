@@ -5,14 +5,14 @@
 //! for pipelined leftovers). Everything a request needs lives in a boxed future that exists only
 //! while it is served, so an idle keep-alive connection costs little more than its socket. The
 //! asset last served stays open for the life of the connection, as the seed does for
-//! persistent connections.
+//! persistent connections. HTTPS connections are served by the same code through
+//! [`ClientStream`]; they are never parked (the TLS session lives in the task).
 
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::conn_slot::{CachedAsset, ConnSlot};
@@ -23,6 +23,7 @@ use super::steering::{is_multivariant, manifest, steer_playlist, steering_target
 use crate::cache::admission::Decision;
 use crate::cache::fill::spawn_fill;
 use crate::cache::fill_reader::{serve_from_fill, FromFill, Viewer};
+use crate::client_stream::ClientStream;
 use crate::director::peer_fetch::{direct, hop_miss, PeerStep};
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
 use crate::server::miss_policy::MissPolicy;
@@ -32,7 +33,7 @@ use strata_http::file_plan::{plan_file_response, PlanError, Validators};
 use strata_http::request::{parse_request_head, HeadError, Method, RequestHead};
 use strata_http::response::{error_response, HeadBuilder};
 use strata_http::signed_url::SignedParams;
-use strata_kernel::body_path::{send_span, BodyError, FileSpan};
+use strata_kernel::body_path::{BodyError, FileSpan};
 use strata_kernel::socket_opts::set_cork;
 
 /// Read-ahead window hinted at the start of every body.
@@ -40,7 +41,7 @@ const READ_AHEAD: u64 = 4 << 20;
 
 /// Per-connection state kept between requests.
 struct ConnState {
-    stream: TcpStream,
+    stream: ClientStream,
     /// Bytes of the next (pipelined) request already read.
     leftover: Option<Vec<u8>>,
     /// The asset served last, kept open.
@@ -104,10 +105,20 @@ fn refusal(e: HeadError) -> HeadRead {
     HeadRead::Refuse(status, e.to_string())
 }
 
-/// Serves `stream` until the client leaves, asks to close, errs or times out, or goes quiet
-/// for `park_after` (then it is handed to the idle parker and this task ends).
-pub async fn serve_connection(
+/// Serves a plain TCP connection (see [`serve_client`]; no future of its own around it).
+pub fn serve_connection(
     stream: TcpStream,
+    ctx: Arc<ServerContext>,
+    slot: ConnSlot,
+    open_asset: Option<CachedAsset>,
+) -> impl std::future::Future<Output = ()> + Send {
+    serve_client(ClientStream::Plain(stream), ctx, slot, open_asset)
+}
+
+/// Serves `stream` until the client leaves, asks to close, errs or times out, or (plain TCP)
+/// goes quiet for `park_after` (then it is handed to the idle parker and this task ends).
+pub async fn serve_client(
+    stream: ClientStream,
     ctx: Arc<ServerContext>,
     slot: ConnSlot,
     open_asset: Option<CachedAsset>,
@@ -118,8 +129,10 @@ pub async fn serve_connection(
         open_asset,
     };
     let limits = &ctx.limits;
-    let park =
-        ctx.parker.is_some() && !limits.park_after.is_zero() && limits.park_after < limits.idle_timeout;
+    let park = ctx.parker.is_some()
+        && !state.stream.is_tls()
+        && !limits.park_after.is_zero()
+        && limits.park_after < limits.idle_timeout;
     let wait = if park {
         limits.park_after
     } else {
@@ -155,8 +168,13 @@ pub async fn serve_connection(
 fn park_connection(state: ConnState, ctx: &ServerContext, slot: ConnSlot) {
     let Some(parker) = &ctx.parker else { return };
     let ConnState {
-        stream, open_asset, ..
-    } = state;
+        stream: ClientStream::Plain(stream),
+        open_asset,
+        ..
+    } = state
+    else {
+        return;
+    };
     match stream.into_std() {
         Ok(stream) => {
             let deadline = Instant::now() + ctx.limits.idle_timeout.saturating_sub(ctx.limits.park_after);
@@ -386,7 +404,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
         body.len().min(READ_AHEAD),
     );
     // Cork so the head and the first body bytes leave together; uncorking flushes the tail.
-    let corked = set_cork(&state.stream, true).is_ok();
+    let corked = set_cork(state.stream.tcp(), true).is_ok();
     if !write_all(state, ctx, &head_bytes).await {
         return Answer::Done(false);
     }
@@ -394,17 +412,18 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
         offset: body.start,
         len: body.len(),
     };
-    let sent = send_span(
-        &ctx.body_path,
-        &state.stream,
-        &asset.file,
-        span,
-        ctx.limits.send_stall_timeout,
-        ctx.metrics.as_ref(),
-    )
-    .await;
+    let sent = state
+        .stream
+        .send_file(
+            &ctx.body_path,
+            &asset.file,
+            span,
+            ctx.limits.send_stall_timeout,
+            ctx.metrics.as_ref(),
+        )
+        .await;
     if corked {
-        let _ = set_cork(&state.stream, false);
+        let _ = set_cork(state.stream.tcp(), false);
     }
     match sent {
         Ok(()) => Answer::Done(true),
@@ -741,7 +760,7 @@ async fn respond(state: &mut ConnState, ctx: &ServerContext, status: u16, bytes:
 
 async fn write_all(state: &mut ConnState, ctx: &ServerContext, bytes: &[u8]) -> bool {
     let stall: Duration = ctx.limits.send_stall_timeout;
-    match tokio::time::timeout(stall, state.stream.write_all(bytes)).await {
+    match tokio::time::timeout(stall, state.stream.send(bytes)).await {
         Ok(Ok(())) => true,
         Ok(Err(_)) => false,
         Err(_) => {

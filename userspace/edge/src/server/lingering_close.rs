@@ -8,15 +8,15 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// Most bytes read and discarded while lingering.
 const MAX_DISCARD: usize = 4 << 20;
 
-/// Half-closes `stream` and drains it; returns the bytes discarded.
-pub async fn lingering_close(
-    stream: &mut TcpStream,
+/// Half-closes `stream` (under TLS after its close_notify) and drains it; returns the bytes
+/// discarded.
+pub async fn lingering_close<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     lingering_time: Duration,
     lingering_timeout: Duration,
 ) -> usize {
@@ -40,6 +40,7 @@ pub async fn lingering_close(
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use tokio::net::TcpStream;
 
     #[test]
     fn the_client_reads_the_response_sent_before_its_unread_bytes_were_drained() {

@@ -9,6 +9,7 @@ pub mod control_agent;
 pub mod demand_counter;
 pub mod drain;
 pub mod handover;
+pub mod https_listener;
 pub mod idle_parker;
 pub mod kernel_setup;
 pub mod limits;
@@ -53,6 +54,8 @@ pub struct RunningServer {
     pub role: &'static str,
     pub local_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The HTTPS listeners' addresses and TLS sides (their certificates can be reloaded).
+    pub https: Vec<(SocketAddr, Arc<crate::tls::acceptor::HttpsAcceptor>)>,
     tasks: Vec<JoinHandle<()>>,
     drainer: Drainer,
     // Dropping them detaches the eBPF programs.
@@ -215,6 +218,12 @@ pub async fn start(
         FileStore::open(&cfg.root).with_context(|| format!("{role}: opening the directory it serves"))?;
     let listener = bind(cfg.listen).with_context(|| format!("{role}: client listener"))?;
     let local_addr = listener.local_addr()?;
+    let https = https_listener::prepare(role, &cfg.https)?;
+    let mut https_listeners = Vec::new();
+    for acceptor in https.iter().flat_map(|h| &h.acceptors) {
+        let l = bind(acceptor.listen).with_context(|| format!("{role}: HTTPS listener"))?;
+        https_listeners.push((l.local_addr()?, l, acceptor.clone()));
+    }
     let body_path =
         kernel_setup::choose_body_path(role, cfg.data_path.body_path, cfg.data_path.splice_workers)?;
     let mut upstream_settings = cfg.upstream.clone();
@@ -265,6 +274,11 @@ pub async fn start(
     ];
     if let Some(c) = &cache {
         collectors.push(Box::new(CacheCollector(c.clone())));
+    }
+    if let Some(h) = &https {
+        collectors.push(Box::new(crate::tls::https_metrics::HttpsCollector(
+            h.metrics.clone(),
+        )));
     }
     let live_playlists = Arc::new(live_playlist::LivePlaylists::new(cfg.upstream.live_playlist_ttl));
     collectors.push(Box::new(live_playlist::LivePlaylistCollector(
@@ -353,7 +367,21 @@ pub async fn start(
     }
     tracing::info!(role, %local_addr, %admin_addr, root = %cfg.root.display(), "serving");
     let ctx_max_connections = ctx.limits.max_connections as u64;
-    let accept = tokio::spawn(accept_loop(listener, ctx, shutdown.clone()));
+    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
+    let mut tasks = Vec::new();
+    let mut https_addrs = Vec::new();
+    for (addr, l, acceptor) in https_listeners {
+        tracing::info!(role, https = %addr, "HTTPS listener up");
+        https_addrs.push((addr, acceptor.clone()));
+        tasks.push(tokio::spawn(https_listener::accept_loop(
+            l,
+            acceptor,
+            ctx.clone(),
+            slots.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let accept = tokio::spawn(accept_loop(listener, ctx, slots, shutdown.clone()));
     let intake = match (&cache, controlled, is_edge) {
         (_, true, false) => Some(object_intake::routes(cfg.root.clone(), placement_key.clone())),
         (Some(c), true, true) => Some(crate::jobs::peer::routes(c.clone(), placement_key.clone())),
@@ -363,7 +391,6 @@ pub async fn start(
         (Some(a), Some(b)) => Some(a.merge(b)),
         (a, b) => a.or(b),
     };
-    let mut tasks = Vec::new();
     if let (Some(client), Some(c), true) = (&control_client, &cache, is_edge) {
         tasks.push(tokio::spawn(crate::jobs::runner::run(
             client.clone(),
@@ -414,6 +441,7 @@ pub async fn start(
         role,
         local_addr,
         admin_addr,
+        https: https_addrs,
         tasks: {
             tasks.extend([accept, admin]);
             tasks
@@ -423,8 +451,12 @@ pub async fn start(
     })
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<ServerContext>, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(ctx.limits.max_connections));
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<ServerContext>,
+    slots: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     tracing::debug!(max_connections = ctx.limits.max_connections, "accepting");
     loop {
         let accepted = tokio::select! {

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::relay_error::RelayError;
@@ -64,9 +64,31 @@ pub async fn relay(
     }
 }
 
-async fn copy(
+/// The copy relay to any client stream (an HTTPS client's body is encrypted on the way),
+/// counted as a copy, flushed at the end.
+pub async fn copy_body<W: AsyncWrite + Unpin>(
     up: &mut TcpStream,
-    client: &mut TcpStream,
+    client: &mut W,
+    len: u64,
+    upstream_timeout: Duration,
+    stall: Duration,
+    metrics: &ServerMetrics,
+) -> Result<(), RelayError> {
+    if len == 0 {
+        return Ok(());
+    }
+    metrics.body_started(BodyPathLabel::ProxyCopy);
+    copy(up, client, len, upstream_timeout, stall, metrics).await?;
+    match tokio::time::timeout(stall, client.flush()).await {
+        Err(_) => Err(RelayError::ClientStalled(stall)),
+        Ok(Err(e)) => Err(RelayError::Client(e)),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+async fn copy<W: AsyncWrite + Unpin>(
+    up: &mut TcpStream,
+    client: &mut W,
     len: u64,
     upstream_timeout: Duration,
     stall: Duration,

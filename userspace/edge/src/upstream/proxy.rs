@@ -7,23 +7,25 @@
 //! the next server. Once the client has the head, an upstream that dies closes the client's
 //! connection: a short body is never framed as complete. Bytes past the announced length never
 //! reach the client, and such an upstream connection is not reused.
+//!
+//! An HTTPS client's body always takes the copy relay: the bytes must pass through rustls,
+//! which sockmap and splice would bypass.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use strata_http::request::{Method, RequestHead};
 use strata_http::response::HeadBuilder;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::body_mover::BodyMover;
-use super::body_relay::has_pending_bytes;
+use super::body_relay::{copy_body, has_pending_bytes};
 use super::exchange::first_exchange;
 use super::pool::UpstreamPool;
 use super::relay_error::RelayError;
 use super::sockmap_mover::{piece_size, piece_window, Pieces};
 use super::transfer::Transfer;
 use super::upstream_head::{HeadFailure, UpstreamAsk};
+use crate::client_stream::ClientStream;
 use crate::metrics::ServerMetrics;
 
 /// How a proxied request ended.
@@ -71,7 +73,7 @@ impl From<HeadFailure> for Attempt {
 
 /// One attempt against `server`; `pieces` allows cutting the body into pieces.
 async fn attempt(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     head: &RequestHead,
     server: SocketAddr,
     pool: &UpstreamPool,
@@ -80,7 +82,7 @@ async fn attempt(
     pieces: bool,
 ) -> Result<(bool, u64), Attempt> {
     let piece = piece_size(pool);
-    let window = if pieces && pool.sockmap().is_some() {
+    let window = if pieces && pool.sockmap().is_some() && !client.is_tls() {
         piece_window(head)
     } else {
         None
@@ -161,24 +163,34 @@ async fn attempt(
     }
     let client_head = builder.cors().connection(head.keep_alive).finish();
     metrics.response(status);
-    if tokio::time::timeout(stall, client.write_all(&client_head))
+    if tokio::time::timeout(stall, client.send(&client_head))
         .await
         .map_or(true, |r| r.is_err())
     {
         return Err(Attempt::Broken);
     }
-    let mover = BodyMover::choose(pool, status, plan);
-    let mut transfer = Transfer {
-        client,
-        up: &mut up,
-        server,
-        head,
-        len,
-        pool,
-        metrics,
-        stall,
+    let moved = match client.plain_mut() {
+        Some(client) => {
+            let mover = BodyMover::choose(pool, status, plan);
+            let mut transfer = Transfer {
+                client,
+                up: &mut up,
+                server,
+                head,
+                len,
+                pool,
+                metrics,
+                stall,
+            };
+            mover.run(&mut transfer).await
+        }
+        None => {
+            let timeout = pool.settings().response_timeout;
+            copy_body(&mut up, client, len, timeout, stall, metrics)
+                .await
+                .map(|()| true)
+        }
     };
-    let moved = mover.run(&mut transfer).await;
     let clean = match moved {
         Ok(clean) => clean,
         Err(e) => {
@@ -205,7 +217,7 @@ async fn attempt(
 
 /// Proxies `head` to the first server of `servers` that answers.
 pub async fn proxy(
-    client: &mut TcpStream,
+    client: &mut ClientStream,
     head: &RequestHead,
     servers: &[SocketAddr],
     pool: &UpstreamPool,

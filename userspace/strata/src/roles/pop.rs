@@ -29,6 +29,7 @@ use strata_edge::server;
 use strata_edge::server::control_agent::ControlLink;
 use strata_edge::server::kernel_setup::EbpfMode;
 use strata_edge::settings::ServeConfig;
+use strata_edge::tls::https_settings::{CertificateFiles, HttpsListener};
 
 /// The POP's clusters and tenants: (tenant, home, replica).
 const TENANTS: &[(&str, &str, &str)] = &[("acme", "east", "west"), ("globex", "west", "east")];
@@ -212,18 +213,24 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         },
         ..ServeConfig::edge_defaults()
     };
-    let edge = server::start(
-        "edge",
-        &edge_cfg(
-            edge_cache.clone(),
-            args.edge_listen,
-            args.edge_admin_listen,
-            "edge-1",
-            "east",
-        ),
-        stop_rx.clone(),
-    )
-    .await?;
+    let mut edge_1_cfg = edge_cfg(
+        edge_cache.clone(),
+        args.edge_listen,
+        args.edge_admin_listen,
+        "edge-1",
+        "east",
+    );
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        edge_1_cfg.https.push(HttpsListener {
+            listen: args.edge_https_listen,
+            certificates: vec![CertificateFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                names: Vec::new(),
+            }],
+        });
+    }
+    let edge = server::start("edge", &edge_1_cfg, stop_rx.clone()).await?;
     let edge_west = server::start(
         "edge-west",
         &edge_cfg(
@@ -301,6 +308,9 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         control.addr,
         &plane.operator_token_file,
     );
+    if let (Some((https, _)), Some(cert)) = (edge.https.first(), &args.tls_cert) {
+        print_https(*https, cert);
+    }
     print_dns(dns.local_addr, &args.dns_domain, edge_west.local_addr);
     super::pop_live::print_live(&live, edge.local_addr, &publish_token);
     print_director(edge.local_addr, edge_east_2.local_addr, edge_east_2.admin_addr);
@@ -343,6 +353,18 @@ fn print_director(edge: SocketAddr, edge_east_2: SocketAddr, admin: SocketAddr) 
     );
     println!("  curl -o /dev/null http://{edge_east_2}{url}    # after the edge above holds it: served from that edge");
     println!("  curl -s http://{admin}/state                   # its region's state table and decisions");
+}
+
+fn print_https(https: SocketAddr, cert: &Path) {
+    let cert = std::fs::canonicalize(cert).unwrap_or_else(|_| cert.to_path_buf());
+    println!(
+        "HTTPS on the same edge: https://{https} (self-signed for localhost; curl trusts it with --cacert):"
+    );
+    println!(
+        "  curl --cacert {} -o /dev/null -w '%{{http_code}} %{{size_download}}\\n' https://localhost:{}/acme/launch-trailer/video-1080p.mp4",
+        cert.display(),
+        https.port()
+    );
 }
 
 fn print_urls(edge: SocketAddr, admin: SocketAddr, control: SocketAddr, token: &Path) {
