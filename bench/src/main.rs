@@ -85,10 +85,10 @@ struct RunArgs {
     strata: PathBuf,
     /// Run only these scenarios (a local hit, b proxied miss, c Zipf with admission, d idle
     /// connections, e map solve, f DNS queries per second, g control-plane capacity per registry
-    /// backend, h distribution job to 12 edges in network namespaces, root needed, i director off vs on); comma-separated. The limit probe
+    /// backend, h distribution job to 12 edges in network namespaces, root needed, i director off vs on, j local hits over HTTPS); comma-separated. The limit probe
     /// always runs. Without a, b, c, d, f, g or h no server runs: neither the strata binary nor the
     /// peers are needed.
-    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e", "f", "g", "h", "i"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"])]
     only: Vec<String>,
     /// Scratch directory for the served files and caches (removed afterwards).
     #[arg(long)]

@@ -33,7 +33,7 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
         .arg(strata_bin());
     if !dnsperf {
         eprintln!("dnsperf is not installed: scenario (f) left out (apt-get install dnsperf)");
-        cmd.args(["--only", "a,b,c,d,e,g,h,i"]);
+        cmd.args(["--only", "a,b,c,d,e,g,h,i,j"]);
     }
     let status = cmd.status().expect("start bench");
     assert!(status.success(), "bench run --quick failed: {status}");
@@ -47,7 +47,7 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
 
     let workloads = json["results"]["workloads"].as_array().expect("workloads");
     let scenarios: Vec<&str> = workloads.iter().filter_map(|w| w["scenario"].as_str()).collect();
-    for s in ["a", "b", "c"] {
+    for s in ["a", "b", "c", "j"] {
         assert!(scenarios.contains(&s), "scenario {s} missing: {scenarios:?}");
     }
     let mut proxy_modes = Vec::new();
