@@ -25,3 +25,19 @@ pub fn self_signed(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     );
     Ok((cert, key))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_certificate_is_generated_once_and_then_reused() {
+        let dir = std::env::temp_dir().join(format!("xtask-pop-cert-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (cert, key) = super::self_signed(&dir).expect("generate");
+        let first = std::fs::read_to_string(&cert).expect("cert");
+        assert!(first.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(std::fs::read_to_string(&key).expect("key").contains("PRIVATE KEY"));
+        let (again, _) = super::self_signed(&dir).expect("reuse");
+        assert_eq!(std::fs::read_to_string(again).expect("cert"), first);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
