@@ -35,7 +35,9 @@ mod tests {
         let (cert, key) = super::self_signed(&dir).expect("generate");
         let first = std::fs::read_to_string(&cert).expect("cert");
         assert!(first.starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(std::fs::read_to_string(&key).expect("key").contains("PRIVATE KEY"));
+        assert!(std::fs::read_to_string(&key)
+            .expect("key")
+            .contains("PRIVATE KEY"));
         let (again, _) = super::self_signed(&dir).expect("reuse");
         assert_eq!(std::fs::read_to_string(again).expect("cert"), first);
         let _ = std::fs::remove_dir_all(&dir);
