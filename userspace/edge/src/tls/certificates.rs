@@ -261,6 +261,27 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_with_a_broken_file_keeps_the_certificates_in_force() {
+        let dir = temp_dir("reload");
+        let a = self_signed(&dir, "a", &["a.test"]);
+        let b = self_signed(&dir, "b", &["b.test"]);
+        let resolver = SniResolver::new(CertTable::load(std::slice::from_ref(&a)).expect("a"));
+        let a_leaf = resolver.current().choose(None).cert[0].clone();
+        let broken = CertificateFiles {
+            key: dir.join("missing.key"),
+            ..b.clone()
+        };
+        assert!(resolver.reload(&[broken]).is_err());
+        assert_eq!(resolver.current().choose(None).cert[0], a_leaf, "old table kept");
+        resolver.reload(&[b]).expect("reload b");
+        assert_ne!(
+            resolver.current().choose(None).cert[0],
+            a_leaf,
+            "new table in force"
+        );
+    }
+
+    #[test]
     fn a_missing_file_and_a_second_certificate_without_names_are_refused() {
         let dir = temp_dir("missing");
         let a = self_signed(&dir, "a", &["a.test"]);
