@@ -321,3 +321,109 @@ fn plain_http_garbage_and_silence_on_the_tls_port_close_only_their_connection() 
     assert_eq!(failed("handshake"), 2.0, "garbage hello and noise");
     assert_eq!(failed("timeout"), 1.0);
 }
+
+#[test]
+fn signed_urls_and_a_signed_playlist_behave_over_https_as_over_http() {
+    let dir = TempDir::new("https-signed");
+    let cert = self_signed(dir.path(), "localhost", &["localhost"]);
+    let control = strata_tests::control::Control::start(&dir.path().join("control"), &[]);
+    control.tenant("acme", "east", &[], 0);
+    let east = dir.path().join("east");
+    std::fs::create_dir_all(&east).expect("root");
+    let _storage = control.storage(&east, "east", "east-1");
+    let flag = https_flag(&cert, "localhost");
+    let edge = control.edge(
+        &dir.path().join("cache"),
+        "edge-1",
+        &["--telemetry", "off", "--https", &flag],
+    );
+    let https = https_addr(&edge, 0);
+    control.wait_for("servers up", 400, |c| c.is_up("east-1") && c.is_up("edge-1"));
+    let src = TempDir::new("https-signed-src");
+    let clip = pattern(6, 300_000);
+    src.write("clip.mp4", &clip);
+    assert!(control.ingest("acme", "show", src.path(), &[]).status.success());
+    let hls = dir.path().join("hls");
+    strata_tests::media::make_hls(4, &hls);
+    let out = control.ingest("acme", "vod", &hls, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli = |args: &[&str]| {
+        let out = control.cli(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    cli(&["control", "tenant", "access", "acme", "signed"]);
+    // The edge learns the rule with a heartbeat: poll until an unsigned URL is refused.
+    let status_of = |path: &str| -> (u16, Vec<u8>) {
+        let out = curl(
+            https,
+            "localhost",
+            &cert.cert,
+            &["-w", "\n%{http_code}", &url(https, "localhost", path)],
+        );
+        let mut body = out.stdout;
+        let split = body.iter().rposition(|b| *b == b'\n').expect("status line");
+        let code = String::from_utf8_lossy(&body[split + 1..])
+            .parse()
+            .expect("status");
+        body.truncate(split);
+        (code, body)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while status_of("/acme/show/clip.mp4").0 != 403 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edge never refused an unsigned URL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let signed = cli(&[
+        "control",
+        "sign",
+        "/acme/show/clip.mp4",
+        "--ttl",
+        "1h",
+        "--ip",
+        "127.0.0.1",
+    ]);
+    let (code, body) = status_of(&signed);
+    assert_eq!(code, 200);
+    assert!(body == clip, "exact bytes under a signature over HTTPS");
+    let (code, _) = status_of(&signed.replace("sig=", "sig=0"));
+    assert_eq!(code, 403, "a tampered signature is refused over HTTPS");
+    let elsewhere = cli(&[
+        "control",
+        "sign",
+        "/acme/show/clip.mp4",
+        "--ttl",
+        "1h",
+        "--ip",
+        "10.9.9.9",
+    ]);
+    assert_eq!(
+        status_of(&elsewhere).0,
+        403,
+        "the address bound is the TLS client's"
+    );
+    // A playlist signed by prefix carries the token on to its segments, fetched over HTTPS.
+    let playlist_url = cli(&[
+        "control",
+        "sign",
+        "/acme/vod/index.m3u8",
+        "--prefix",
+        "/acme/vod/",
+    ]);
+    let (code, playlist) = status_of(&playlist_url);
+    assert_eq!(code, 200);
+    let playlist = String::from_utf8_lossy(&playlist).into_owned();
+    let query = playlist_url.split_once('?').expect("query").1;
+    assert!(playlist.contains(&format!("seg000.ts?{query}")), "{playlist}");
+    let (code, seg) = status_of(&format!("/acme/vod/seg000.ts?{query}"));
+    assert_eq!(code, 200);
+    assert_eq!(seg, std::fs::read(hls.join("seg000.ts")).expect("segment"));
+    assert_eq!(
+        status_of("/acme/vod/seg000.ts").0,
+        403,
+        "a segment alone needs the token"
+    );
+}
