@@ -427,3 +427,35 @@ fn signed_urls_and_a_signed_playlist_behave_over_https_as_over_http() {
         "a segment alone needs the token"
     );
 }
+
+#[test]
+fn a_tls_record_trickled_on_an_idle_session_gets_the_head_timeout_not_the_idle_one() {
+    let s = setup(&["--header-read-timeout", "2s", "--idle-timeout", "300s"]);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::pem::PemObject::pem_slice_iter(s.cert.pem.as_bytes()) {
+        roots
+            .add(c.expect("certificate PEM"))
+            .expect("trust the test certificate");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let session = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("session");
+    let tcp = connect(s.https);
+    let raw = tcp.try_clone().expect("clone socket");
+    let mut tls = rustls::StreamOwned::new(session, tcp);
+    tls.write_all(request("GET", "/acme/c/hit.bin", &[("Range", "bytes=0-9")]).as_bytes())
+        .expect("request over TLS");
+    let mut buf = Vec::new();
+    let r = read_response(&mut tls, &mut buf, false);
+    assert_eq!((r.status, r.body.as_slice()), (206, &s.hit[..10]));
+    // The start of an application-data record, then nothing: no plaintext ever arrives.
+    let mut raw = raw;
+    raw.write_all(&[0x17, 0x03, 0x03]).expect("partial record");
+    closed_by_server(&mut raw);
+}

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -84,6 +85,14 @@ impl ClientStream {
                 tcp.readable().await
             }
         }
+    }
+
+    /// Whether the socket holds unread bytes (FIONREAD), whatever they decrypt to.
+    pub fn socket_has_bytes(&self) -> bool {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through a valid pointer on an open socket.
+        let rc = unsafe { libc::ioctl(self.tcp().as_raw_fd(), libc::FIONREAD, &mut n) };
+        rc == 0 && n > 0
     }
 
     /// Reads what is there without waiting; WouldBlock when nothing is.

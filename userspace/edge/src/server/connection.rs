@@ -151,7 +151,12 @@ pub async fn serve_client(
             }
             // Read before building the request's (boxed) state: a spurious wake-up, which
             // tokio reports for fresh sockets, must not allocate anything.
+            // TLS: bytes on the socket that make no whole record yet are a head arriving:
+            // they get the head timeout, not the idle one (a record trickled byte by byte
+            // cannot hold the connection forever).
+            let tls_bytes = state.stream.is_tls() && state.stream.socket_has_bytes();
             match read_first(&mut state, ctx.limits.max_header_bytes) {
+                FirstRead::Nothing if tls_bytes => Some(FirstRead::Partial(Vec::new())),
                 FirstRead::Nothing => continue,
                 other => Some(other),
             }
