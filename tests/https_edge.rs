@@ -459,3 +459,70 @@ fn a_tls_record_trickled_on_an_idle_session_gets_the_head_timeout_not_the_idle_o
     raw.write_all(&[0x17, 0x03, 0x03]).expect("partial record");
     closed_by_server(&mut raw);
 }
+
+#[test]
+fn an_admitted_miss_is_served_from_its_fill_and_then_as_a_hit_over_https_byte_exact() {
+    let certs = TempDir::new("https-fill-certs");
+    let cert = self_signed(certs.path(), "localhost", &["localhost"]);
+    let store = TempDir::new("https-fill-store");
+    let data = pattern(74, (6 << 20) + 5);
+    store.write("acme/c/fill.bin", &data);
+    let storage = Strata::storage(store.path(), &[]);
+    let cache = TempDir::new("https-fill-cache");
+    let cluster = format!("home={}", storage.addr);
+    let flag = https_flag(&cert, "localhost");
+    let edge = Strata::edge(
+        cache.path(),
+        &[
+            "--cluster",
+            &cluster,
+            "--tenant",
+            "acme=home",
+            "--miss",
+            "proxy",
+            "--cache-capacity",
+            "1073741824",
+            "--admit-interval",
+            "60s",
+            "--https",
+            &flag,
+        ],
+    );
+    let https = https_addr(&edge, 0);
+    let fetch = |range: Option<&str>| {
+        let u = url(https, "localhost", "/acme/c/fill.bin");
+        let mut args = vec!["--tlsv1.3"];
+        if let Some(r) = range {
+            args.extend(["-r", r]);
+        }
+        args.push(&u);
+        let out = curl(https, "localhost", &cert.cert, &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    // First request: a miss (proxied); second: admitted, served from its own fill.
+    assert_eq!(checksum(&fetch(None)), checksum(&data), "proxied miss");
+    assert_eq!(checksum(&fetch(None)), checksum(&data), "served from the fill");
+    let filled = cache.path().join("acme/c/fill.bin");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&filled).map_or(true, |m| m.len() != data.len() as u64) {
+        assert!(std::time::Instant::now() < deadline, "the fill never completed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(checksum(&fetch(None)), checksum(&data), "hit");
+    assert_eq!(
+        fetch(Some("3000000-3999999")),
+        &data[3_000_000..4_000_000],
+        "hit range"
+    );
+    let m = edge.metrics();
+    assert!(
+        metric_value(&m, "strata_cache_miss_served_total{via=\"own_fill\"}") >= 1.0,
+        "one miss followed its fill"
+    );
+    assert!(
+        metric_value(&m, "strata_body_bytes_total{path=\"tls_userspace\"}")
+            >= (2 * data.len() + 1_000_000) as f64,
+        "the fill's viewer and the hits were encrypted in userspace"
+    );
+}
