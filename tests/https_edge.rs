@@ -526,3 +526,117 @@ fn an_admitted_miss_is_served_from_its_fill_and_then_as_a_hit_over_https_byte_ex
         "the fill's viewer and the hits were encrypted in userspace"
     );
 }
+
+/// The pid the edge's admin listener reports (`GET /process`).
+fn serving_pid(admin: SocketAddr) -> u32 {
+    let r = get(admin, "/process", &[]);
+    assert_eq!(r.status, 200, "GET /process: {}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    v["pid"].as_u64().expect("pid") as u32
+}
+
+/// Polls `check` every 50 ms until it holds; fails with `what` after a generous wait.
+fn poll_until(what: &str, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "gave up waiting: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn reload(admin: SocketAddr) -> (bool, String) {
+    let out = std::process::Command::new(strata_bin())
+        .args(["edge", "reload", "--admin", &admin.to_string()])
+        .output()
+        .expect("run strata edge reload");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_reload_presents_the_certificate_now_in_the_files_and_a_broken_key_leaves_the_old_one_serving() {
+    let certs = TempDir::new("https-reload-certs");
+    let first = self_signed(certs.path(), "first", &["localhost"]);
+    let second = self_signed(certs.path(), "second", &["localhost"]);
+    let live = TestCert {
+        cert: certs.path().join("live.pem"),
+        key: certs.path().join("live.key"),
+        pem: first.pem.clone(),
+    };
+    std::fs::copy(&first.cert, &live.cert).expect("cert");
+    std::fs::copy(&first.key, &live.key).expect("key");
+    let cache = TempDir::new("https-reload-cache");
+    let data = pattern(75, 500_000);
+    cache.write("acme/c/x.bin", &data);
+    let flag = https_flag(&live, "localhost");
+    let edge = Strata::edge(cache.path(), &["--miss", "error", "--https", &flag]);
+    let https = https_addr(&edge, 0);
+    let pid = edge.pid();
+    assert_eq!(
+        presented_cert(https, Some("localhost")),
+        normalize_pem(&first.pem)
+    );
+
+    // New files, then a reload: the successor takes the listener and presents the new pair.
+    std::fs::copy(&second.cert, &live.cert).expect("cert");
+    std::fs::copy(&second.key, &live.key).expect("key");
+    let (ok, said) = reload(edge.admin);
+    assert!(ok, "reload: {said}");
+    // Until the old process stops accepting either may answer: the successor is the first
+    // pid that differs.
+    let successor = std::cell::Cell::new(pid);
+    poll_until("a successor answering on the admin listener", || {
+        successor.set(serving_pid(edge.admin));
+        successor.get() != pid
+    });
+    let successor = successor.get();
+    poll_until("the new certificate presented on the same port", || {
+        presented_cert(https, Some("localhost")) == normalize_pem(&second.pem)
+    });
+    let out = curl(
+        https,
+        "localhost",
+        &second.cert,
+        &[&url(https, "localhost", "/acme/c/x.bin")],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(checksum(&out.stdout), checksum(&data));
+
+    // A key that is not a key: the successor cannot start, the running one serves on.
+    std::fs::write(&live.key, "not a key\n").expect("break the key");
+    let (ok, said) = reload(edge.admin);
+    assert!(!ok, "a reload with a broken key fails: {said}");
+    assert!(
+        said.contains("exited"),
+        "the answer says the successor did not start: {said}"
+    );
+    poll_until("the successor's log naming the key file", || {
+        edge.log()
+            .iter()
+            .any(|l| l.contains("reading the private key") && l.contains("live.key"))
+    });
+    assert_eq!(
+        serving_pid(edge.admin),
+        successor,
+        "the running process serves on"
+    );
+    assert_eq!(
+        presented_cert(https, Some("localhost")),
+        normalize_pem(&second.pem)
+    );
+    let out = curl(
+        https,
+        "localhost",
+        &second.cert,
+        &[&url(https, "localhost", "/acme/c/x.bin")],
+    );
+    assert_eq!(checksum(&out.stdout), checksum(&data));
+    // The successor is not this test's child: stop it (checked to be strata).
+    let cmdline = std::fs::read(format!("/proc/{successor}/cmdline")).unwrap_or_default();
+    if successor != pid && String::from_utf8_lossy(&cmdline).contains("strata") {
+        // SAFETY: kill with a pid checked to be a strata process.
+        unsafe { libc::kill(successor as libc::pid_t, libc::SIGTERM) };
+    }
+}

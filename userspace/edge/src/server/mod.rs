@@ -54,8 +54,8 @@ pub struct RunningServer {
     pub role: &'static str,
     pub local_addr: SocketAddr,
     pub admin_addr: SocketAddr,
-    /// The HTTPS listeners' addresses and TLS sides (their certificates can be reloaded).
-    pub https: Vec<(SocketAddr, Arc<crate::tls::acceptor::HttpsAcceptor>)>,
+    /// The HTTPS listeners' addresses.
+    pub https: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     drainer: Drainer,
     // Dropping them detaches the eBPF programs.
@@ -372,7 +372,7 @@ pub async fn start(
     let mut https_addrs = Vec::new();
     for (addr, l, acceptor) in https_listeners {
         tracing::info!(role, https = %addr, "HTTPS listener up");
-        https_addrs.push((addr, acceptor.clone()));
+        https_addrs.push(addr);
         tasks.push(tokio::spawn(https_listener::accept_loop(
             l,
             acceptor,

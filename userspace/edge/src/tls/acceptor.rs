@@ -24,8 +24,6 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 pub struct HttpsAcceptor {
     pub listen: SocketAddr,
     acceptor: TlsAcceptor,
-    /// The certificates in force (replaceable while serving).
-    pub resolver: Arc<SniResolver>,
     pub metrics: Arc<HttpsMetrics>,
 }
 
@@ -47,12 +45,11 @@ impl HttpsAcceptor {
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| CertError::Config(e.to_string()))?
             .with_no_client_auth()
-            .with_cert_resolver(resolver.clone());
+            .with_cert_resolver(resolver);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(HttpsAcceptor {
             listen: listener.listen,
             acceptor: TlsAcceptor::from(Arc::new(config)),
-            resolver,
             metrics,
         })
     }

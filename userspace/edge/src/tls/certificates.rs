@@ -1,11 +1,11 @@
 //! Certificates of an HTTPS listener: PEM chains and keys loaded and checked (the key matches
 //! the certificate, every configured name is one the certificate covers), and the SNI resolver
-//! rustls asks for each client hello. The table can be replaced while serving (a reload of the
-//! certificates); handshakes in progress keep the one they started with.
+//! rustls asks for each client hello. New files are read by a reload (a successor process
+//! loads them at its start and takes the listener over).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -164,35 +164,21 @@ fn check_name(key: &CertifiedKey, cert: &Path, name: &str) -> Result<(), CertErr
         .map_err(|e| bad(format!("not in its subjectAltName ({e})")))
 }
 
-/// rustls's certificate choice for a listener: the table in force, by SNI.
+/// rustls's certificate choice for a listener, by SNI.
 #[derive(Debug)]
 pub struct SniResolver {
-    table: RwLock<Arc<CertTable>>,
+    table: CertTable,
 }
 
 impl SniResolver {
     pub fn new(table: CertTable) -> SniResolver {
-        SniResolver {
-            table: RwLock::new(Arc::new(table)),
-        }
-    }
-
-    /// Loads `files` and, if every certificate checks out, serves them from the next
-    /// handshake on; on error the table in force stays.
-    pub fn reload(&self, files: &[CertificateFiles]) -> Result<(), CertError> {
-        let table = Arc::new(CertTable::load(files)?);
-        *self.table.write().unwrap_or_else(|p| p.into_inner()) = table;
-        Ok(())
-    }
-
-    fn current(&self) -> Arc<CertTable> {
-        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+        SniResolver { table }
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current().choose(hello.server_name()))
+        Some(self.table.choose(hello.server_name()))
     }
 }
 
@@ -258,27 +244,6 @@ mod tests {
         };
         let e = CertTable::load(&[crossed]).unwrap_err();
         assert!(matches!(e, CertError::Mismatch { .. }), "{e}");
-    }
-
-    #[test]
-    fn a_reload_with_a_broken_file_keeps_the_certificates_in_force() {
-        let dir = temp_dir("reload");
-        let a = self_signed(&dir, "a", &["a.test"]);
-        let b = self_signed(&dir, "b", &["b.test"]);
-        let resolver = SniResolver::new(CertTable::load(std::slice::from_ref(&a)).expect("a"));
-        let a_leaf = resolver.current().choose(None).cert[0].clone();
-        let broken = CertificateFiles {
-            key: dir.join("missing.key"),
-            ..b.clone()
-        };
-        assert!(resolver.reload(&[broken]).is_err());
-        assert_eq!(resolver.current().choose(None).cert[0], a_leaf, "old table kept");
-        resolver.reload(&[b]).expect("reload b");
-        assert_ne!(
-            resolver.current().choose(None).cert[0],
-            a_leaf,
-            "new table in force"
-        );
     }
 
     #[test]

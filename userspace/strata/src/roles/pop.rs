@@ -308,7 +308,7 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
         control.addr,
         &plane.operator_token_file,
     );
-    if let (Some((https, _)), Some(cert)) = (edge.https.first(), &args.tls_cert) {
+    if let (Some(https), Some(cert)) = (edge.https.first(), &args.tls_cert) {
         print_https(*https, cert);
     }
     print_dns(dns.local_addr, &args.dns_domain, edge_west.local_addr);
