@@ -394,6 +394,7 @@ fn a_reload_mid_fill_leaves_the_fill_to_the_draining_process_and_its_viewer_gets
     // Reload: a successor takes the listeners and clears the fill directory of leftovers, but
     // not of the fill its predecessor is still writing.
     let old = edge.pid();
+    let _successors = KillEdgesOf(cache.path().to_path_buf());
     // SAFETY: a signal to the edge this test started.
     unsafe { libc::kill(old as libc::pid_t, libc::SIGHUP) };
     let got = viewer.join().expect("viewer thread");
@@ -420,6 +421,25 @@ fn a_reload_mid_fill_leaves_the_fill_to_the_draining_process_and_its_viewer_gets
     );
     let r = view(&tiers, None);
     assert_eq!((r.status, checksum(&r.body)), (200, checksum(&data)));
-    // SAFETY: the successor is a strata edge this test caused to start.
-    unsafe { libc::kill(successor as libc::pid_t, libc::SIGKILL) };
+}
+
+/// Kills, when dropped, every strata process serving `.0` (a reload's successors are not the
+/// test's children, and a failed assertion must not leave them running).
+struct KillEdgesOf(std::path::PathBuf);
+
+impl Drop for KillEdgesOf {
+    fn drop(&mut self) {
+        let dir = self.0.to_string_lossy().to_string();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("strata") && cmdline.contains(&dir) {
+                // SAFETY: kill with a pid checked to be a strata process over this test's cache.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
 }

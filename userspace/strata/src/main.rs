@@ -46,7 +46,10 @@ fn main() -> anyhow::Result<()> {
         Command::Pop(args) => runtime(0)?.block_on(roles::pop::run(args)),
         Command::Control(args) => roles::control_admin::run(args),
         Command::Ingest(args) => roles::ingest::run(&args),
-        Command::Job(args) => roles::job::run(*args),
+        Command::Job(args) => {
+            roles::cli_output::exit_quietly_on_closed_stdout();
+            roles::job::run(*args)
+        }
         Command::Fetch(args) => roles::fetch::run(&args),
         Command::Dns(args) => {
             let cfg = args.resolve().context("strata dns: configuration")?;

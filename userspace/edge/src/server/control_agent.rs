@@ -118,7 +118,11 @@ pub fn client(link: &ControlLink) -> anyhow::Result<ServiceClient> {
 pub async fn fetch_lookup(client: &ServiceClient, lookup: &ControlLookup) -> anyhow::Result<()> {
     let c = client.clone();
     let table: LookupTable = tokio::task::spawn_blocking(move || c.get("/v1/lookup")).await??;
-    tracing::info!(tenants = table.tenants.len(), clusters = table.clusters.len(), etag = %table.etag, "name lookup fetched from the control plane");
+    if lookup.etag().0 == table.etag {
+        tracing::debug!(etag = %table.etag, "name lookup refetched from the control plane, unchanged");
+    } else {
+        tracing::info!(tenants = table.tenants.len(), clusters = table.clusters.len(), etag = %table.etag, "name lookup fetched from the control plane");
+    }
     lookup.replace(table);
     Ok(())
 }

@@ -22,6 +22,7 @@ pub fn run(args: ControlArgs) -> anyhow::Result<()> {
             .context("starting the tokio runtime")?;
         return rt.block_on(super::control::serve(settings));
     }
+    super::cli_output::exit_quietly_on_closed_stdout();
     let client = args.client.client(Duration::from_secs(600))?;
     let what = |v: Result<Value, strata_wire::client::ClientError>| v.context("strata control");
     match args.command {

@@ -1,6 +1,7 @@
 //! The roles the `strata` binary runs: storage, edge, control (serve and the operator's
 //! commands), ingest, distribution jobs, and pop (all of them on loopback).
 
+pub mod cli_output;
 pub mod control;
 pub mod control_admin;
 pub mod director_status;
