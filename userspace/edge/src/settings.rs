@@ -54,6 +54,9 @@ pub struct ServeConfig {
     /// Reload and upgrade: how long a successor may take to start and the old process drains.
     #[serde(default)]
     pub handover: crate::server::handover::HandoverSettings,
+    /// The access log: a file, `-` for stdout, or off.
+    #[serde(default)]
+    pub access_log: crate::access_log::settings::AccessLogSettings,
 }
 
 impl ServeConfig {
@@ -74,6 +77,7 @@ impl ServeConfig {
             control: Default::default(),
             director: Default::default(),
             handover: Default::default(),
+            access_log: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod live_playlist;
 pub mod miss_policy;
 pub mod object_intake;
 pub mod process_admin;
+pub mod request_log;
 pub mod sd_notify;
 pub mod signed_access;
 pub mod steering;
@@ -278,6 +279,14 @@ pub async fn start(
             d.clone(),
         )));
     }
+    let access_log = crate::access_log::AccessLog::start(role, &cfg.access_log)
+        .with_context(|| format!("{role}: starting the access log"))?;
+    if let Some(log) = &access_log {
+        collectors.push(Box::new(crate::access_log::log_metrics::AccessLogCollector(
+            log.counters(),
+        )));
+        crate::access_log::reopen_on_sigusr1(log.clone())?;
+    }
     let metrics = ServerMetrics::new(role, body_path.label(), collectors);
     let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
     let admin_addr = admin_listener.local_addr()?;
@@ -341,6 +350,7 @@ pub async fn start(
         live_playlists,
         director: director.clone(),
         drain: Default::default(),
+        access_log,
     });
     let drainer = Drainer { ctx: ctx.clone() };
     if let Some(p) = &parker {
