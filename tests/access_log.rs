@@ -315,3 +315,75 @@ fn rotating_the_access_log_under_load_loses_no_line_counted_as_written() {
         assert_eq!(seen.len(), CLIENTS * PER_CLIENT, "every request logged");
     }
 }
+
+#[test]
+fn a_stalled_log_destination_drops_and_counts_lines_and_never_holds_a_response() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = TempDir::new("alog-drop-root");
+    let body = pattern(5, 1000);
+    root.write("acme/show/a.bin", &body);
+    let logs = TempDir::new("alog-drop");
+    // The log is a pipe nobody reads yet: the writer fills its buffer and then waits.
+    let fifo = logs.path().join("access.log");
+    let c_path = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("open the pipe's read end");
+    let config = logs.path().join("storage.toml");
+    std::fs::write(
+        &config,
+        format!("[access_log]\npath = \"{}\"\nqueue_lines = 16\n", fifo.display()),
+    )
+    .expect("config");
+    let server = Strata::storage(root.path(), &["--config", config.to_str().expect("utf-8")]);
+    const REQUESTS: usize = 3000;
+    let mut s = connect(server.addr);
+    let mut buf = Vec::new();
+    for id in 0..REQUESTS {
+        s.write_all(request("GET", &format!("/acme/show/a.bin?id={id}"), &[]).as_bytes())
+            .expect("request");
+        let r = read_response(&mut s, &mut buf, false);
+        assert_eq!(
+            (r.status, r.body.len()),
+            (200, body.len()),
+            "request {id} served while the log is stalled"
+        );
+    }
+    let m = server.metrics();
+    let dropped = metric_value(&m, "strata_access_log_dropped_total");
+    assert!(dropped > 0.0, "a full queue drops lines and counts them:\n{m}");
+    // Read the pipe now: the writer goes on, and what it counts as written arrives.
+    let mut text = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    let mut written = 0.0;
+    for _ in 0..2000 {
+        loop {
+            match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+                Err(_) => break,
+            }
+        }
+        let m = server.metrics();
+        written = metric_value(&m, "strata_access_log_lines_total");
+        let dropped = metric_value(&m, "strata_access_log_dropped_total");
+        let lines = text.iter().filter(|&&b| b == b'\n').count() as f64;
+        if written + dropped == REQUESTS as f64 && lines == written {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let dropped = metric_value(&server.metrics(), "strata_access_log_dropped_total");
+    let lines = String::from_utf8_lossy(&text).lines().count() as f64;
+    eprintln!("{REQUESTS} requests: {written} lines written, {dropped} dropped");
+    assert_eq!(
+        written + dropped,
+        REQUESTS as f64,
+        "every line written or counted as dropped"
+    );
+    assert_eq!(lines, written, "every line counted as written arrived");
+}
