@@ -8,6 +8,7 @@
 //! see every status and body byte; they report here too. Outside a scope (the storage
 //! role's 503 on accept, background fills) the calls do nothing and heads get the defaults.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,12 +71,11 @@ impl RequestScope {
         }
     }
 
-    fn cache_control(&self, status: u16, kind: Kind) -> String {
-        let default = DeliveryPolicy::default();
-        let policy = self.policy.as_deref().unwrap_or(&default);
-        policy
-            .cache_control(status, kind, self.live_ttl_secs)
-            .into_owned()
+    fn cache_control(&self, status: u16, kind: Kind) -> Cow<'static, str> {
+        match &self.policy {
+            Some(p) => p.cache_control(status, kind, self.live_ttl_secs),
+            None => DeliveryPolicy::default().cache_control(status, kind, self.live_ttl_secs),
+        }
     }
 
     /// The access log line of the answered request.
@@ -176,8 +176,10 @@ pub fn note_upstream(server: SocketAddr) {
 pub fn decorate(builder: HeadBuilder, status: u16, kind: Kind) -> HeadBuilder {
     let headers = with(|s| (s.cors(), s.cache_control(status, kind)));
     let (cors, cc) = headers.unwrap_or_else(|| {
-        let default = DeliveryPolicy::default();
-        (Cors::Any, default.cache_control(status, kind, 1).into_owned())
+        (
+            Cors::Any,
+            DeliveryPolicy::default().cache_control(status, kind, 1),
+        )
     });
     cors.apply(builder).header("Cache-Control", &cc)
 }
@@ -186,7 +188,7 @@ pub fn decorate(builder: HeadBuilder, status: u16, kind: Kind) -> HeadBuilder {
 pub fn error_headers(status: u16) -> Vec<(&'static str, String)> {
     with(|s| {
         let mut h = s.cors().headers();
-        h.push(("Cache-Control", s.cache_control(status, Kind::Vod)));
+        h.push(("Cache-Control", s.cache_control(status, Kind::Vod).into_owned()));
         h
     })
     .unwrap_or_default()

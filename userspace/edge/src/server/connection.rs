@@ -186,7 +186,11 @@ async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<Fir
         HeadRead::Gone => return false,
         HeadRead::Refuse(status, message) => {
             let bytes = error_response(status, &message, false, &[]);
-            request_log::refused(ctx, &state.stream, status, &bytes);
+            let client = ctx
+                .access_log
+                .as_ref()
+                .and_then(|_| state.stream.peer_addr().ok());
+            request_log::refused(ctx, client, status, &bytes);
             if respond(state, ctx, status, bytes).await {
                 let limits = &ctx.limits;
                 lingering_close(&mut state.stream, limits.lingering_time, limits.lingering_timeout).await;

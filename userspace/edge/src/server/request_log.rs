@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use strata_http::request::RequestHead;
-use tokio::net::TcpStream;
 
 use super::context::ServerContext;
 use super::steering::steering_target;
@@ -39,7 +38,7 @@ pub async fn logged<F: Future<Output = bool>>(
 }
 
 /// Logs a head refused before it could be parsed (400, 408, 431, 505).
-pub fn refused(ctx: &ServerContext, stream: &TcpStream, status: u16, response: &[u8]) {
+pub fn refused(ctx: &ServerContext, client: Option<SocketAddr>, status: u16, response: &[u8]) {
     let Some(log) = &ctx.access_log else { return };
     let head_end = response
         .windows(4)
@@ -47,7 +46,7 @@ pub fn refused(ctx: &ServerContext, stream: &TcpStream, status: u16, response: &
         .map_or(response.len(), |p| p + 4);
     log.submit(AccessRecord {
         time: SystemTime::now(),
-        client: stream.peer_addr().ok(),
+        client,
         tenant: None,
         method: "-".into(),
         path: "-".into(),
