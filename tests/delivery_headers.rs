@@ -283,15 +283,44 @@ fn cache_control_by_kind_and_cors_by_tenant_on_hits_misses_live_and_steering() {
     };
     assert!(curl(good).contains(&format!("access-control-allow-origin: {good}\r\n")));
     assert!(!curl(evil).contains("access-control-allow-origin"));
-    // Back to any origin.
-    cli_ok(control, &["control", "tenant", "delivery", "acme", "--cors-any"]);
+    // Back to any origin and the default Cache-Control.
+    cli_ok(
+        control,
+        &[
+            "control",
+            "tenant",
+            "delivery",
+            "acme",
+            "--cors-any",
+            "--cache-control-vod",
+            "default",
+        ],
+    );
     wait_get(
         edge.addr,
         "/acme/show/clip.mp4",
         &[("Origin", evil)],
         "any origin again",
-        |r| r.header("access-control-allow-origin") == Some("*"),
+        |r| r.header("access-control-allow-origin") == Some("*") && cc(r) == Some(IMMUTABLE),
     );
+
+    // Signed content: private by default, so no shared cache hands it to viewers without a token.
+    cli_ok(control, &["control", "tenant", "access", "acme", "signed"]);
+    let refused = wait_get(
+        edge.addr,
+        "/acme/show/clip.mp4",
+        &[],
+        "signed access at the edge",
+        |r| r.status == 403,
+    );
+    assert_eq!(cc(&refused), Some("no-store"), "{:?}", refused.headers);
+    let url = cli_ok(
+        control,
+        &["control", "sign", "/acme/show/clip.mp4", "--ttl", "1h"],
+    );
+    let signed = get(edge.addr, url.trim(), &[]);
+    assert_eq!(signed.status, 200, "{}", signed.text());
+    assert_eq!(cc(&signed), Some("private, max-age=31536000, immutable"));
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
