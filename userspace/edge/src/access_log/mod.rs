@@ -45,10 +45,29 @@ impl AccessLog {
     /// Queues one line; a full queue drops it (counted), never blocking the caller.
     pub fn submit(&self, record: AccessRecord) {
         match self.tx.try_send(record) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Waits (at most `within`) until every line queued so far is written, so stopping the
+    /// server does not lose the last lines.
+    pub async fn drain(&self, within: std::time::Duration) {
+        let until = tokio::time::Instant::now() + within;
+        let accepted = self.counters.accepted.load(Ordering::Relaxed);
+        while self.counters.finished.load(Ordering::Acquire) < accepted {
+            if tokio::time::Instant::now() >= until {
+                tracing::warn!(
+                    unwritten = accepted - self.counters.finished.load(Ordering::Acquire),
+                    "access log lines still queued at stop"
+                );
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 

@@ -61,7 +61,16 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error
 impl AccessRecord {
     /// The line, without its newline.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"access record: {e}\"}}"))
+        let mut out = Vec::with_capacity(320);
+        self.write_json(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Appends the line, without its newline, to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        if let Err(e) = serde_json::to_writer(&mut *out, self) {
+            out.extend_from_slice(format!("{{\"error\":\"access record: {e}\"}}").as_bytes());
+        }
     }
 }
 

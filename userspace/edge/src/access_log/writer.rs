@@ -1,5 +1,5 @@
-//! The access log's writer thread: takes records off the queue, formats them, appends them to
-//! the destination and flushes after each batch; a line counts as written only once its batch
+//! The access log's writer thread: every few milliseconds takes the records off the queue,
+//! formats them, appends them to the destination and flushes after each batch; a line counts as written only once its batch
 //! was flushed. A reopen request (SIGUSR1) is honoured between batches: the old file is
 //! flushed first, so every counted line is in exactly one file.
 
@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +16,11 @@ use anyhow::Context as _;
 use super::record::AccessRecord;
 use super::settings::Destination;
 
-/// How long the writer waits for a line before it looks at the reopen flag again.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long the writer sleeps after it emptied the queue (lines reach the file within about
+/// this long; the default queue holds 65,536 lines, over 3 million lines a second).
+const TICK: Duration = Duration::from_millis(20);
 /// Most lines written before a flush.
-const BATCH: usize = 1024;
+const BATCH: u64 = 1024;
 
 /// The access log's counters, shared by the connection tasks, the writer and /metrics.
 #[derive(Debug, Default)]
@@ -30,6 +31,10 @@ pub struct LogCounters {
     pub write_errors: AtomicU64,
     /// Set by SIGUSR1, taken by the writer.
     pub reopen_asked: AtomicBool,
+    /// Lines the queue took, and lines the writer is done with (written or lost to an error):
+    /// the queue is drained when they are equal.
+    pub accepted: AtomicU64,
+    pub finished: AtomicU64,
 }
 
 enum Sink {
@@ -76,43 +81,52 @@ impl LogWriter {
         })
     }
 
-    /// Writes lines until every sender is gone.
+    /// Writes lines until every sender is gone. The thread drains the queue every [`TICK`]
+    /// instead of waiting on it, so a connection task's send never has to wake it (no futex
+    /// wake-up and context switch per line on the serving path).
     pub fn run(mut self, rx: Receiver<AccessRecord>) {
-        let mut line = String::with_capacity(512);
+        let mut line = Vec::with_capacity(512);
         loop {
             if self.counters.reopen_asked.swap(false, Ordering::AcqRel) {
                 self.reopen();
             }
-            let first = match rx.recv_timeout(IDLE_POLL) {
-                Ok(r) => r,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
             let mut batch = 0u64;
             let mut failed = false;
-            let mut next = Some(first);
-            while let Some(record) = next {
+            let mut gone = false;
+            while batch < BATCH {
+                let record = match rx.try_recv() {
+                    Ok(r) => r,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        gone = true;
+                        break;
+                    }
+                };
                 line.clear();
-                line.push_str(&record.to_json());
-                line.push('\n');
-                if self.sink.out().write_all(line.as_bytes()).is_err() {
+                record.write_json(&mut line);
+                line.push(b'\n');
+                if self.sink.out().write_all(&line).is_err() {
                     failed = true;
                 }
                 batch += 1;
-                next = if batch < BATCH as u64 {
-                    rx.try_recv().ok()
+            }
+            if batch > 0 {
+                if self.sink.out().flush().is_err() {
+                    failed = true;
+                }
+                if failed {
+                    self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(destination = %self.destination, lines = batch, "writing the access log failed; these lines are lost");
                 } else {
-                    None
-                };
+                    self.counters.written.fetch_add(batch, Ordering::Relaxed);
+                }
+                self.counters.finished.fetch_add(batch, Ordering::Release);
             }
-            if self.sink.out().flush().is_err() {
-                failed = true;
+            if gone {
+                return;
             }
-            if failed {
-                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(destination = %self.destination, lines = batch, "writing the access log failed; these lines are lost");
-            } else {
-                self.counters.written.fetch_add(batch, Ordering::Relaxed);
+            if batch < BATCH {
+                std::thread::sleep(TICK);
             }
         }
     }

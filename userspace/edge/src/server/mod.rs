@@ -56,6 +56,8 @@ pub struct RunningServer {
     pub admin_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
     drainer: Drainer,
+    /// Drained after the tasks end, so the last lines reach the file.
+    access_log: Option<Arc<crate::access_log::AccessLog>>,
     // Dropping them detaches the eBPF programs.
     _programs: KernelPrograms,
 }
@@ -65,6 +67,9 @@ impl RunningServer {
     pub async fn join(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(log) = &self.access_log {
+            log.drain(std::time::Duration::from_secs(2)).await;
         }
     }
 
@@ -350,7 +355,7 @@ pub async fn start(
         live_playlists,
         director: director.clone(),
         drain: Default::default(),
-        access_log,
+        access_log: access_log.clone(),
     });
     let drainer = Drainer { ctx: ctx.clone() };
     if let Some(p) = &parker {
@@ -429,6 +434,7 @@ pub async fn start(
             tasks
         },
         drainer,
+        access_log,
         _programs: programs,
     })
 }
