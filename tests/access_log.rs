@@ -151,13 +151,16 @@ fn access_log_lines_name_hit_miss_fill_range_errors_and_live_with_the_right_fiel
     let segment = get(edge.addr, "/acme/cam/seg0.ts?n=liveseg", &[]);
     assert_eq!(segment.body, seg);
 
-    let requests = 10.0; // tagged ones, plus the untagged ones before them
+    let refused = send(edge.addr, "GET no-slash HTTP/1.1\r\nHost: x\r\n\r\n", false);
+    assert_eq!(refused.status, 400);
+
+    let requests = 11.0; // tagged ones, plus the untagged ones before them
     let _ = wait_written(edge, requests);
     // Give the writer its batch; the metrics count lines only after they are flushed.
     let lines = {
         let mut lines = log_lines(logs.path());
         for _ in 0..100 {
-            if lines.iter().any(|l| l["query"] == "n=liveseg") {
+            if lines.iter().any(|l| l["query"] == "n=liveseg") && lines.iter().any(|l| l["status"] == 400) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -221,6 +224,15 @@ fn access_log_lines_name_hit_miss_fill_range_errors_and_live_with_the_right_fiel
     let liveseg = check("liveseg", 200, seg.len(), "live");
     assert_eq!(liveseg["upstream"], ingest.to_string().as_str(), "{liveseg}");
     assert!(!playlist.body.is_empty());
+    let bad = lines
+        .iter()
+        .find(|l| l["status"] == 400)
+        .unwrap_or_else(|| panic!("a line for the malformed head"));
+    assert_eq!(
+        (bad["method"].as_str(), bad["outcome"].as_str()),
+        (Some("-"), Some("error")),
+        "{bad}"
+    );
     let m = edge.metrics();
     assert!(
         metric_sample(&m, "strata_access_log_dropped_total").is_some(),

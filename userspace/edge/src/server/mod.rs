@@ -475,5 +475,8 @@ async fn reject(stream: TcpStream, ctx: Arc<ServerContext>) {
     );
     let resp = error_response(503, &msg, false, &[("Retry-After", "1")]);
     ctx.metrics.response(503);
-    let _ = stream.try_write(&resp);
+    if stream.try_write(&resp).is_ok_and(|n| n == resp.len()) {
+        let client = ctx.access_log.as_ref().and_then(|_| stream.peer_addr().ok());
+        request_log::refused(&ctx, client, 503, &resp);
+    }
 }

@@ -37,7 +37,8 @@ pub async fn logged<F: Future<Output = bool>>(
     keep_alive
 }
 
-/// Logs a head refused before it could be parsed (400, 408, 431, 505).
+/// Logs a response sent before a head could be parsed (400, 408, 431, 505; 503 over the
+/// connection limit).
 pub fn refused(ctx: &ServerContext, client: Option<SocketAddr>, status: u16, response: &[u8]) {
     let Some(log) = &ctx.access_log else { return };
     let head_end = response
