@@ -128,6 +128,10 @@ impl Drainer {
         loop {
             let open = self.ctx.metrics.open_connections();
             if open == 0 || tokio::time::Instant::now() >= until {
+                // The drained connections' last access log lines, before the process exits.
+                if let Some(log) = &self.ctx.access_log {
+                    log.drain(std::time::Duration::from_secs(2)).await;
+                }
                 return open;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
