@@ -44,7 +44,7 @@ fn ffmpeg_publishes_mpegts_and_fmp4_the_edge_serves_them_live_and_after_endlist_
             "live, not ended: {}",
             live.text()
         );
-        assert_eq!(live.header("Cache-Control"), Some("max-age=1"));
+        assert_eq!(live.header("Cache-Control"), Some("public, max-age=1"));
         assert!(live.header("Age").is_some(), "an Age header");
         let probe = ffprobe(&format!("http://{}/acme/{stream}/index.m3u8", pop.edge.addr));
         let c = codecs(&probe);

@@ -47,6 +47,20 @@ const ROLES: &[(&str, &str, &str)] = &[
     ("live", "--root", "/var/lib/strata/live"),
 ];
 
+/// Where the edge's access log goes on an installed host (rotated by [`LOGROTATE`]).
+const EDGE_ACCESS_LOG: &str = "/var/log/strata/edge-access.log";
+
+/// logrotate's rule for the access logs: rename, then SIGUSR1 makes the server reopen the path.
+const LOGROTATE: &str = "/var/log/strata/*-access.log {\n    daily\n    rotate 14\n    compress\n    delaycompress\n    missingok\n    notifempty\n    sharedscripts\n    postrotate\n        systemctl kill --kill-whom=main --signal=SIGUSR1 strata-edge.service strata-storage.service 2>/dev/null || true\n    endscript\n}\n";
+
+/// Flags the installed config of `role` is printed with (over the built-in defaults).
+fn config_flags(role: &str) -> Vec<&'static str> {
+    match role {
+        "edge" => vec!["--access-log", EDGE_ACCESS_LOG],
+        _ => vec![],
+    }
+}
+
 /// The strata command line that runs `role` (the control plane's is `control serve`).
 fn subcommand(role: &str) -> Vec<&str> {
     match role {
@@ -130,6 +144,13 @@ fn plan(prefix: &Path, binary: PathBuf) -> Vec<Step> {
         },
         Step::Dir(under(prefix, "/etc/strata")),
         Step::Dir(under(prefix, "/etc/systemd/system")),
+        Step::Dir(under(prefix, "/var/log/strata")),
+        Step::Dir(under(prefix, "/etc/logrotate.d")),
+        Step::File {
+            to: under(prefix, "/etc/logrotate.d/strata"),
+            text: LOGROTATE.to_string(),
+            keep_existing: true,
+        },
     ];
     for (role, _, state) in ROLES {
         steps.push(Step::Dir(under(prefix, state)));
@@ -206,6 +227,7 @@ pub fn run(args: InstallArgs) -> anyhow::Result<()> {
                 let command = subcommand(role).join(" ");
                 let out = Command::new(&binary)
                     .args(subcommand(role))
+                    .args(config_flags(role))
                     .arg("--print-config")
                     .output()
                     .with_context(|| format!("running {} {command} --print-config", binary.display()))?;

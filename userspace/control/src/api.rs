@@ -54,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(super::map_api::routes())
         .merge(super::dashboard::routes())
         .merge(super::signing_api::routes())
+        .merge(super::delivery_api::routes())
         .merge(super::jobs::api::routes())
         .fallback(|| async { ApiError::new(404, "no such endpoint; see /v1/status") })
         .layer(axum::middleware::from_fn_with_state(

@@ -12,6 +12,8 @@ pub mod api_error;
 pub mod contents;
 pub mod control_metrics;
 pub mod dashboard;
+pub mod delivery;
+pub mod delivery_api;
 pub mod embedded_store;
 mod etcd_compaction;
 mod etcd_shared;

@@ -273,12 +273,14 @@ impl ControlPlane {
             }
         }
         table.signed = super::signing::SigningBook { store }.signed_tenants()?;
+        table.delivery = super::delivery::DeliveryBook { store }.all()?;
         table.live = self.live_routes(&servers);
         let digest = Sha256::digest(serde_json::to_vec(&(
             &table.tenants,
             &table.clusters,
             &table.signed,
             &table.live,
+            &table.delivery,
         ))?);
         table.etag = strata_wire::content_digest::hex(&digest[..8]);
         Ok(table)

@@ -3,8 +3,11 @@
 //! answered without a network round trip. The control agent fetches it again when a heartbeat
 //! reply carries a different etag (invalidation) or when it is older than the TTL.
 
-use std::sync::RwLock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
+
+use crate::delivery_policy::DeliveryPolicy;
 
 use crate::name_lookup::{ClusterServers, NameLookup};
 use strata_http::content_path::ContentPath;
@@ -14,12 +17,15 @@ use strata_wire::lookup::LookupTable;
 #[derive(Debug)]
 pub struct ControlLookup {
     table: RwLock<(LookupTable, Option<Instant>)>,
+    /// Tenants with delivery settings or signed content → their policy, built at install.
+    policies: RwLock<BTreeMap<String, Arc<DeliveryPolicy>>>,
 }
 
 impl Default for ControlLookup {
     fn default() -> Self {
         ControlLookup {
             table: RwLock::new((LookupTable::default(), None)),
+            policies: RwLock::new(BTreeMap::new()),
         }
     }
 }
@@ -27,6 +33,15 @@ impl Default for ControlLookup {
 impl ControlLookup {
     /// Installs a freshly fetched table.
     pub fn replace(&self, table: LookupTable) {
+        let mut policies = BTreeMap::new();
+        for tenant in table.delivery.keys().chain(table.signed.keys()) {
+            let policy = DeliveryPolicy {
+                settings: table.delivery.get(tenant).cloned().unwrap_or_default(),
+                signed: table.signed.contains_key(tenant),
+            };
+            policies.insert(tenant.clone(), Arc::new(policy));
+        }
+        *self.policies.write().unwrap_or_else(|p| p.into_inner()) = policies;
         let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
         *t = (table, Some(Instant::now()));
     }
@@ -58,6 +73,11 @@ impl NameLookup for ControlLookup {
         t.0.signed
             .get(tenant)
             .map(|keys| keys.iter().map(|k| k.as_bytes().to_vec()).collect())
+    }
+
+    fn delivery(&self, tenant: &str) -> Option<Arc<DeliveryPolicy>> {
+        let p = self.policies.read().unwrap_or_else(|p| p.into_inner());
+        p.get(tenant).cloned()
     }
 
     fn live(&self, path: &ContentPath) -> Option<ClusterServers> {

@@ -151,6 +151,7 @@ impl ServerMetrics {
     }
 
     pub fn response(&self, status: u16) {
+        crate::request_scope::note_status(status);
         self.responses.get_or_create(&StatusLabels { status }).inc();
     }
 
@@ -222,12 +223,14 @@ impl ServerMetrics {
 
 impl BodyMeter for ServerMetrics {
     fn body_started(&self, path: BodyPathLabel) {
+        crate::request_scope::note_body_started(path);
         self.bodies
             .get_or_create(&PathLabels { path: path.as_str() })
             .inc();
     }
 
     fn body_bytes(&self, path: BodyPathLabel, n: u64) {
+        crate::request_scope::note_body_bytes(n);
         self.body_bytes
             .get_or_create(&PathLabels { path: path.as_str() })
             .inc_by(n);

@@ -29,6 +29,12 @@ pub trait NameLookup: Send + Sync {
         None
     }
 
+    /// The tenant's delivery policy (Cache-Control overrides, CORS origins, signed); None: the
+    /// defaults.
+    fn delivery(&self, _tenant: &str) -> Option<std::sync::Arc<crate::delivery_policy::DeliveryPolicy>> {
+        None
+    }
+
     /// The ingest cluster serving `path`'s stream while it is live; None for on-demand content.
     fn live(&self, _path: &ContentPath) -> Option<ClusterServers> {
         None

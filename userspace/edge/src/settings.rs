@@ -58,6 +58,9 @@ pub struct ServeConfig {
     /// HTTPS listeners (`[[https]]`), each with its certificates; none by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub https: Vec<HttpsListener>,
+    /// The access log: a file, `-` for stdout, or off.
+    #[serde(default)]
+    pub access_log: crate::access_log::settings::AccessLogSettings,
 }
 
 impl ServeConfig {
@@ -79,6 +82,7 @@ impl ServeConfig {
             director: Default::default(),
             handover: Default::default(),
             https: Vec::new(),
+            access_log: Default::default(),
         }
     }
 

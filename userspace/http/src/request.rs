@@ -37,6 +37,8 @@ pub struct RequestHead {
     /// The director's hop mark ([`HOP_HEADER`]): the request comes from a peer edge, which
     /// must be answered from local files (or 404), never directed or proxied again.
     pub hop: bool,
+    /// The `Origin` of a browser's cross-origin request (CORS).
+    pub origin: Option<String>,
 }
 
 /// The header that marks a request one edge's director sent to another.
@@ -130,6 +132,8 @@ pub fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, He
             head.if_none_match = Some(text()?);
         } else if name.eq_ignore_ascii_case("if-modified-since") {
             head.if_modified_since = Some(text()?);
+        } else if name.eq_ignore_ascii_case("origin") {
+            head.origin = Some(text()?);
         } else if name.eq_ignore_ascii_case(HOP_HEADER) {
             head.hop = true;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {

@@ -73,6 +73,7 @@ pub async fn serve(
         if_none_match: header("if-none-match"),
         if_modified_since: header("if-modified-since"),
         hop: false,
+        origin: header("origin"),
     };
     let validators = Validators {
         len: meta.len(),

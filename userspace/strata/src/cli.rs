@@ -338,6 +338,9 @@ pub struct ServeArgs {
     /// Largest request head in bytes; larger gets 431.
     #[arg(long)]
     pub max_header_bytes: Option<usize>,
+    /// Access log: a file (reopened on SIGUSR1), `-` for stdout, or `off` [default: off].
+    #[arg(long, value_name = "PATH")]
+    pub access_log: Option<String>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -455,6 +458,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.max_header_bytes {
             cfg.limits.max_header_bytes = v;
+        }
+        if let Some(v) = &self.access_log {
+            cfg.access_log.path = v.clone();
         }
         cfg.validate()?;
         Ok(cfg)

@@ -203,6 +203,28 @@ pub enum TenantCommand {
     Keys {
         name: String,
     },
+    /// Delivery settings: Cache-Control per kind of response and the origins whose pages may
+    /// read the content (CORS). Shows them when no flag is given; `default` resets a value.
+    Delivery {
+        name: String,
+        /// Cache-Control of on-demand assets and live segments
+        /// [default: public, max-age=31536000, immutable].
+        #[arg(long)]
+        cache_control_vod: Option<String>,
+        /// Cache-Control of live playlists [default: public, max-age=<edge playlist TTL>].
+        #[arg(long)]
+        cache_control_live_playlist: Option<String>,
+        /// Cache-Control of 404 and 410 answers [default: public, max-age=10].
+        #[arg(long)]
+        cache_control_error: Option<String>,
+        /// An origin whose pages may read the content, e.g. https://player.example.com
+        /// (repeatable; replaces the list).
+        #[arg(long = "cors-origin")]
+        cors_origins: Vec<String>,
+        /// Let pages of any origin read the content again (the default).
+        #[arg(long, conflicts_with = "cors_origins")]
+        cors_any: bool,
+    },
 }
 
 /// `strata control serve`: flags over the `--config` file over the defaults.

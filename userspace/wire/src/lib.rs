@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod client;
 pub mod content_digest;
+pub mod delivery;
 pub mod heartbeat;
 pub mod jobs;
 pub mod live;

@@ -21,4 +21,8 @@ pub struct LookupTable {
     /// here edges fetch it from that cluster (its servers are in `clusters`), not from storage.
     #[serde(default)]
     pub live: BTreeMap<String, String>,
+    /// Tenants with delivery settings (Cache-Control overrides, CORS origins) → them; tenants
+    /// not listed get the edge's defaults.
+    #[serde(default)]
+    pub delivery: BTreeMap<String, crate::delivery::TenantDelivery>,
 }

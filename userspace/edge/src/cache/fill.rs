@@ -123,6 +123,7 @@ async fn fill_from(
     progress: &FillProgress,
 ) -> Result<u64, FillError> {
     let timeout = pool.settings().response_timeout;
+    progress.asking(server);
     let (mut up, _) = pool.checkout(server).await.map_err(FillError::Connect)?;
     let request =
         format!("GET {raw_path} HTTP/1.1\r\nHost: {server}\r\nUser-Agent: strata-edge-fill\r\n\r\n");

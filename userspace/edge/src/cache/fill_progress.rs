@@ -39,6 +39,8 @@ pub enum Progress {
 pub struct FillProgress {
     head: OnceLock<FillHead>,
     tx: watch::Sender<Progress>,
+    /// The storage server asked last (the access log's upstream for viewers of the fill).
+    server: Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl FillProgress {
@@ -46,7 +48,18 @@ impl FillProgress {
         Arc::new(FillProgress {
             head: OnceLock::new(),
             tx: watch::Sender::new(Progress::Connecting),
+            server: Mutex::new(None),
         })
+    }
+
+    /// The fill asks `server` now.
+    pub fn asking(&self, server: std::net::SocketAddr) {
+        *self.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
+    }
+
+    /// The storage server asked last.
+    pub fn server(&self) -> Option<std::net::SocketAddr> {
+        *self.server.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The storage server answered with `head`: readers may start.

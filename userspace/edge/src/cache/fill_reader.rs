@@ -12,6 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use super::fill_progress::{FillHead, FillProgress, Progress};
 use crate::client_stream::ClientStream;
+use crate::delivery_policy::Kind;
 use crate::metrics::ServerMetrics;
 use strata_http::file_plan::{plan_file_response, PlanError, Validators};
 use strata_http::request::RequestHead;
@@ -71,15 +72,17 @@ pub async fn serve_from_fill(v: Viewer<'_>, fill: &FillProgress) -> FromFill {
             .header("Content-Type", v.content_type)
             .header_u64("Content-Length", plan.body.map_or(0, |b| b.len()));
     }
-    builder = builder
-        .header("Accept-Ranges", "bytes")
-        .cors()
-        .header("ETag", &etag)
-        .header("Last-Modified", &httpdate::fmt_http_date(head.mtime));
+    builder =
+        crate::request_scope::decorate(builder.header("Accept-Ranges", "bytes"), plan.status, Kind::Vod)
+            .header("ETag", &etag)
+            .header("Last-Modified", &httpdate::fmt_http_date(head.mtime));
     if let (true, Some(body)) = (plan.partial, plan.body) {
         builder = builder.content_range(body, head.len);
     }
     let head_bytes = builder.connection(v.head.keep_alive).finish();
+    if let Some(server) = fill.server() {
+        crate::request_scope::note_upstream(server);
+    }
     tracing::debug!(path = %v.head.path, status = plan.status, written = fill.written(), len = head.len, "miss served from the fill (read-while-writer)");
     v.metrics.response(plan.status);
     if !matches!(

@@ -18,14 +18,18 @@ use tokio::net::TcpStream;
 use super::conn_slot::{CachedAsset, ConnSlot};
 use super::context::ServerContext;
 use super::lingering_close::lingering_close;
+use super::request_log;
 use super::signed_access;
 use super::steering::{is_multivariant, manifest, steer_playlist, steering_target, Steering, MAX_PLAYLIST};
+use crate::access_log::record::Outcome;
 use crate::cache::admission::Decision;
 use crate::cache::fill::spawn_fill;
 use crate::cache::fill_reader::{serve_from_fill, FromFill, Viewer};
 use crate::client_stream::ClientStream;
+use crate::delivery_policy::Kind;
 use crate::director::peer_fetch::{direct, hop_miss, PeerStep};
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
+use crate::request_scope::{self, note_outcome};
 use crate::server::miss_policy::MissPolicy;
 use crate::upstream::proxy::{proxy, ProxyResult};
 use strata_http::content_path::{ContentPath, PathError};
@@ -204,7 +208,13 @@ async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<Fir
         HeadRead::Head(h) => h,
         HeadRead::Gone => return false,
         HeadRead::Refuse(status, message) => {
-            if respond(state, ctx, status, error_response(status, &message, false, &[])).await {
+            let bytes = error_response(status, &message, false, &[]);
+            let client = ctx
+                .access_log
+                .as_ref()
+                .and_then(|_| state.stream.peer_addr().ok());
+            request_log::refused(ctx, client, status, &bytes);
+            if respond(state, ctx, status, bytes).await {
                 let limits = &ctx.limits;
                 lingering_close(&mut state.stream, limits.lingering_time, limits.lingering_timeout).await;
             }
@@ -215,10 +225,20 @@ async fn serve_one(state: &mut ConnState, ctx: &ServerContext, first: Option<Fir
         // A successor serves new connections: this response is this connection's last.
         head.keep_alive = false;
     }
+    let client = ctx
+        .access_log
+        .as_ref()
+        .and_then(|_| state.stream.peer_addr().ok());
+    request_log::logged(ctx, &head, client, respond_to(state, ctx, &head)).await
+}
+
+/// Answers one parsed request. Returns whether the connection stays open.
+async fn respond_to(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) -> bool {
     let keep_alive = head.keep_alive;
-    let (status, bytes) = match answer(state, ctx, &head).await {
+    let (status, bytes) = match answer(state, ctx, head).await {
         Answer::Done(ok) => return ok && keep_alive,
-        Answer::Error(status, message, extra) => {
+        Answer::Error(status, message, mut extra) => {
+            extra.extend(request_scope::error_headers(status));
             let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
             (status, error_response(status, &message, keep_alive, &extra))
         }
@@ -301,8 +321,9 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     let method = head.method();
     if let Method::Other(m) = method {
         if m == "OPTIONS" {
-            let bytes = strata_http::response::preflight_response(head.keep_alive);
-            return Answer::Done(respond(state, ctx, 204, bytes).await);
+            note_outcome(Outcome::Generated);
+            let (status, bytes) = request_scope::preflight(head.keep_alive);
+            return Answer::Done(respond(state, ctx, status, bytes).await);
         }
         return Answer::Error(
             405,
@@ -311,6 +332,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
         );
     }
     if let (Some(steering), Some((tenant, content))) = (&ctx.steering, steering_target(&head.path)) {
+        note_outcome(Outcome::Generated);
         return steering_manifest(state, ctx, head, steering, tenant, content).await;
     }
     let path = match ContentPath::parse(&head.path) {
@@ -332,6 +354,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     }
     let asset = match cached_or_open(state, ctx, &path) {
         Ok(a) => {
+            note_outcome(Outcome::Hit);
             if ctx.cache.is_some() || ctx.demand.is_some() {
                 let rel = path.relative();
                 if let Some(cache) = &ctx.cache {
@@ -388,9 +411,7 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             .header("Content-Type", ctype)
             .header_u64("Content-Length", plan.body.map_or(0, |b| b.len()));
     }
-    builder = builder
-        .header("Accept-Ranges", "bytes")
-        .cors()
+    builder = request_scope::decorate(builder.header("Accept-Ranges", "bytes"), plan.status, Kind::Vod)
         .header("ETag", &etag)
         .header("Last-Modified", &asset.last_modified());
     if let (true, Some(body)) = (plan.partial, plan.body) {
@@ -471,9 +492,8 @@ async fn small_body(
 ) -> Answer {
     let bytes = HeadBuilder::new(200)
         .header("Content-Type", ctype)
-        .header_u64("Content-Length", body.len() as u64)
-        .header("Cache-Control", "no-cache")
-        .cors()
+        .header_u64("Content-Length", body.len() as u64);
+    let bytes = request_scope::decorate(bytes, 200, Kind::Generated)
         .connection(head.keep_alive)
         .finish();
     ctx.metrics.response(200);
@@ -483,7 +503,7 @@ async fn small_body(
     if head.method() == &Method::Head {
         return Answer::Done(true);
     }
-    Answer::Done(write_all(state, ctx, body).await)
+    Answer::Done(write_memory_body(state, ctx, body).await)
 }
 
 /// The multivariant playlist with a pathway per region and the steering tag.
@@ -552,10 +572,14 @@ async fn miss(
         return not_found();
     };
     ctx.metrics.miss();
+    note_outcome(Outcome::Miss);
     if let Some(demand) = &ctx.demand {
         demand.record(path.relative(), 0);
     }
     let live = lookup.live(path);
+    if live.is_some() {
+        note_outcome(Outcome::Live);
+    }
     if let (Some(live), true) = (&live, path.asset.ends_with(".m3u8")) {
         let servers = ctx.upstream.order(std::slice::from_ref(live));
         return live_playlist(state, ctx, head, &servers, signed).await;
@@ -590,7 +614,10 @@ async fn miss(
         )
         .await
         {
-            PeerStep::Served { keep_alive } => return Answer::Done(keep_alive),
+            PeerStep::Served { keep_alive } => {
+                note_outcome(Outcome::Peer);
+                return Answer::Done(keep_alive);
+            }
             PeerStep::Redirect(location) => {
                 let message = format!("asset is at {location}");
                 return Answer::Error(302, message, vec![("Location", location)]);
@@ -679,6 +706,7 @@ async fn fill_while_serving(
     let Some((fill, counter)) = followed else {
         return proxied();
     };
+    note_outcome(Outcome::Fill);
     let viewer = Viewer {
         client: &mut state.stream,
         head,
@@ -688,7 +716,10 @@ async fn fill_while_serving(
         metrics: &ctx.metrics,
     };
     match serve_from_fill(viewer, &fill).await {
-        FromFill::Unavailable => proxied(),
+        FromFill::Unavailable => {
+            note_outcome(Outcome::Miss);
+            proxied()
+        }
         FromFill::Refused(status, message, extra) => Some(Answer::Error(status, message, extra)),
         FromFill::Served(keep_alive) => {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -715,13 +746,17 @@ async fn live_playlist(
     let rewritten =
         signed.map(|params| signed_access::propagate(&String::from_utf8_lossy(&held.body), params));
     let body: &[u8] = rewritten.as_deref().map_or(&held.body[..], str::as_bytes);
-    let cache_control = format!("max-age={}", ctx.live_playlists.max_age());
-    let mut builder = HeadBuilder::new(200)
+    // A body rewritten for a signed viewer is that viewer's alone.
+    let kind = if rewritten.is_some() {
+        Kind::Generated
+    } else {
+        Kind::LivePlaylist
+    };
+    let builder = HeadBuilder::new(200)
         .header("Content-Type", &held.content_type)
         .header_u64("Content-Length", body.len() as u64)
-        .header("Cache-Control", &cache_control)
-        .header_u64("Age", held.age())
-        .cors();
+        .header_u64("Age", held.age());
+    let mut builder = request_scope::decorate(builder, 200, kind);
     if let (Some(etag), None) = (&held.etag, &rewritten) {
         builder = builder.header("ETag", etag);
     }
@@ -733,7 +768,7 @@ async fn live_playlist(
     if head.method() == &Method::Head {
         return Answer::Done(true);
     }
-    Answer::Done(write_all(state, ctx, body).await)
+    Answer::Done(write_memory_body(state, ctx, body).await)
 }
 
 /// Returns the open asset for `path`, reusing the connection's descriptor while the file is
@@ -760,7 +795,20 @@ fn cached_or_open(
 /// Writes an error or head-only response, counting its status.
 async fn respond(state: &mut ConnState, ctx: &ServerContext, status: u16, bytes: Vec<u8>) -> bool {
     ctx.metrics.response(status);
-    write_all(state, ctx, &bytes).await
+    let sent = write_all(state, ctx, &bytes).await;
+    if sent {
+        request_scope::note_memory_response(&bytes);
+    }
+    sent
+}
+
+/// Writes a body from memory, noting its bytes for the access log.
+async fn write_memory_body(state: &mut ConnState, ctx: &ServerContext, body: &[u8]) -> bool {
+    let sent = write_all(state, ctx, body).await;
+    if sent {
+        request_scope::note_memory_body(body.len() as u64);
+    }
+    sent
 }
 
 async fn write_all(state: &mut ConnState, ctx: &ServerContext, bytes: &[u8]) -> bool {

@@ -48,6 +48,8 @@ pub struct ServerContext {
     pub director: Option<Arc<crate::director::edge_director::Director>>,
     /// Set once a successor took the listeners over: connections close after their response.
     pub drain: Arc<super::drain::Drain>,
+    /// The access log (None: off).
+    pub access_log: Option<Arc<crate::access_log::AccessLog>>,
 }
 
 /// A context over an empty temporary directory, for unit tests.
@@ -78,5 +80,6 @@ pub(crate) fn test_context() -> ServerContext {
         )),
         director: None,
         drain: Default::default(),
+        access_log: None,
     }
 }

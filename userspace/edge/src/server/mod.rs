@@ -19,6 +19,7 @@ pub mod live_playlist;
 pub mod miss_policy;
 pub mod object_intake;
 pub mod process_admin;
+pub mod request_log;
 pub mod sd_notify;
 pub mod signed_access;
 pub mod steering;
@@ -58,6 +59,8 @@ pub struct RunningServer {
     pub https: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
     drainer: Drainer,
+    /// Drained after the tasks end, so the last lines reach the file.
+    access_log: Option<Arc<crate::access_log::AccessLog>>,
     // Dropping them detaches the eBPF programs.
     _programs: KernelPrograms,
 }
@@ -67,6 +70,9 @@ impl RunningServer {
     pub async fn join(self) {
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(log) = &self.access_log {
+            log.drain(std::time::Duration::from_secs(2)).await;
         }
     }
 
@@ -125,6 +131,10 @@ impl Drainer {
         loop {
             let open = self.ctx.metrics.open_connections();
             if open == 0 || tokio::time::Instant::now() >= until {
+                // The drained connections' last access log lines, before the process exits.
+                if let Some(log) = &self.ctx.access_log {
+                    log.drain(std::time::Duration::from_secs(2)).await;
+                }
                 return open;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -292,6 +302,14 @@ pub async fn start(
             d.clone(),
         )));
     }
+    let access_log = crate::access_log::AccessLog::start(role, &cfg.access_log)
+        .with_context(|| format!("{role}: starting the access log"))?;
+    if let Some(log) = &access_log {
+        collectors.push(Box::new(crate::access_log::log_metrics::AccessLogCollector(
+            log.counters(),
+        )));
+        crate::access_log::reopen_on_sigusr1(log.clone())?;
+    }
     let metrics = ServerMetrics::new(role, body_path.label(), collectors);
     let admin_listener = bind(cfg.admin_listen).with_context(|| format!("{role}: admin listener"))?;
     let admin_addr = admin_listener.local_addr()?;
@@ -355,6 +373,7 @@ pub async fn start(
         live_playlists,
         director: director.clone(),
         drain: Default::default(),
+        access_log: access_log.clone(),
     });
     let drainer = Drainer { ctx: ctx.clone() };
     if let Some(p) = &parker {
@@ -447,6 +466,7 @@ pub async fn start(
             tasks
         },
         drainer,
+        access_log,
         _programs: programs,
     })
 }
@@ -491,5 +511,8 @@ async fn reject(stream: TcpStream, ctx: Arc<ServerContext>) {
     );
     let resp = error_response(503, &msg, false, &[("Retry-After", "1")]);
     ctx.metrics.response(503);
-    let _ = stream.try_write(&resp);
+    if stream.try_write(&resp).is_ok_and(|n| n == resp.len()) {
+        let client = ctx.access_log.as_ref().and_then(|_| stream.peer_addr().ok());
+        request_log::refused(&ctx, client, 503, &resp);
+    }
 }

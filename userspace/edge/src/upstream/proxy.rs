@@ -26,6 +26,7 @@ use super::sockmap_mover::{piece_size, piece_window, Pieces};
 use super::transfer::Transfer;
 use super::upstream_head::{HeadFailure, UpstreamAsk};
 use crate::client_stream::ClientStream;
+use crate::delivery_policy::Kind;
 use crate::metrics::ServerMetrics;
 
 /// How a proxied request ended.
@@ -97,6 +98,7 @@ async fn attempt(
         if_range: None,
     };
     let (mut up, upstream_head) = first_exchange(pool, server, &ask).await?;
+    crate::request_scope::note_upstream(server);
     if upstream_head.status >= 500 {
         return Err(retry(format!("answered {}", upstream_head.status)));
     }
@@ -161,7 +163,9 @@ async fn attempt(
         };
         builder = builder.header_u64("Content-Length", announced);
     }
-    let client_head = builder.cors().connection(head.keep_alive).finish();
+    let client_head = crate::request_scope::decorate(builder, status, Kind::Vod)
+        .connection(head.keep_alive)
+        .finish();
     metrics.response(status);
     if tokio::time::timeout(stall, client.send(&client_head))
         .await

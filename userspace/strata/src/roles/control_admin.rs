@@ -182,6 +182,46 @@ fn tenant(client: &strata_wire::client::ServiceClient, cmd: TenantCommand) -> an
                 v["access"], v["valid_keys"]
             );
         }
+        TenantCommand::Delivery {
+            name,
+            cache_control_vod,
+            cache_control_live_playlist,
+            cache_control_error,
+            cors_origins,
+            cors_any,
+        } => {
+            let path = format!("/v1/tenants/{name}/delivery");
+            let mut v = what(client.get(&path))?;
+            let mut changed = false;
+            for (field, value) in [
+                ("cache_control_vod", cache_control_vod),
+                ("cache_control_live_playlist", cache_control_live_playlist),
+                ("cache_control_error", cache_control_error),
+            ] {
+                if let Some(value) = value {
+                    v[field] = if value == "default" {
+                        Value::Null
+                    } else {
+                        json!(value)
+                    };
+                    changed = true;
+                }
+            }
+            if cors_any {
+                v["cors_origins"] = Value::Null;
+                changed = true;
+            } else if !cors_origins.is_empty() {
+                v["cors_origins"] = json!(cors_origins);
+                changed = true;
+            }
+            if changed {
+                if let Some(fields) = v.as_object_mut() {
+                    fields.retain(|_, value| !value.is_null());
+                }
+                v = what(client.put_json(&path, &v))?;
+            }
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
         TenantCommand::Keys { name } => {
             let v = what(client.post(&format!("/v1/tenants/{name}/signing-keys"), &json!({})))?;
             println!("tenant {name}: new signing key (shown once; the previous one stays valid)");

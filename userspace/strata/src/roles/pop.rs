@@ -211,6 +211,15 @@ pub async fn run(args: PopArgs) -> anyhow::Result<()> {
             cpu_in_load: false,
             ..DirectorSettings::default()
         },
+        // Each edge's access log beside the POP's data (SIGUSR1 reopens it).
+        access_log: strata_edge::access_log::settings::AccessLogSettings {
+            path: args
+                .data_dir
+                .join(format!("{name}-access.log"))
+                .display()
+                .to_string(),
+            ..Default::default()
+        },
         ..ServeConfig::edge_defaults()
     };
     let mut edge_1_cfg = edge_cfg(
