@@ -331,7 +331,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 }
 
 #[test]
-fn hls_js_on_an_allowed_origin_plays_and_on_another_origin_is_blocked() {
+fn hls_js_and_a_range_fetch_on_an_allowed_origin_work_and_on_another_origin_are_blocked() {
     let dir = TempDir::new("cors-browser");
     let hls = dir.path().join("hls");
     strata_tests::media::make_hls(20, &hls);
@@ -366,8 +366,17 @@ fn hls_js_on_an_allowed_origin_plays_and_on_another_origin_is_blocked() {
     );
     let mut browser = chromium(&format!("http://{allowed}/"), &dir.path().join("chromium-a"));
     let played = wait_report(&allowed_reports, 240, "playback on the allowed origin", |r| {
-        r["t"].as_f64().unwrap_or(0.0) >= 2.0
+        r["t"].as_f64().unwrap_or(0.0) >= 2.0 && !r["range"].is_null()
     });
+    // The page's own fetch() of a range, cross-origin: 206 with Content-Range readable.
+    assert_eq!(played["range"]["status"], 206, "{played}");
+    assert_eq!(played["range"]["length"], 10, "{played}");
+    assert!(
+        played["range"]["content_range"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("bytes 0-9/")),
+        "Content-Range exposed to the page: {played}"
+    );
     let _ = browser.kill();
     let _ = browser.wait();
     let mut browser = chromium(&format!("http://{blocked}/"), &dir.path().join("chromium-b"));
@@ -375,7 +384,11 @@ fn hls_js_on_an_allowed_origin_plays_and_on_another_origin_is_blocked() {
         &blocked_reports,
         240,
         "the player on another origin failing",
-        |r| !r["err"].is_null(),
+        |r| !r["err"].is_null() && !r["range"].is_null(),
+    );
+    assert!(
+        refused["range"]["error"].is_string(),
+        "the range fetch from another origin is refused by the browser: {refused}"
     );
     // A few more reports: it never plays.
     std::thread::sleep(Duration::from_secs(2));

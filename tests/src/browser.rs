@@ -1,6 +1,7 @@
 //! hls.js in headless Chromium: a page origin that serves a player page for one playlist URL and
 //! hls.js (pinned, from npm, installed by `cargo xtask setup` into target/npm), and collects the
-//! page's reports (currentTime, the last fragments loaded, the last error) every 500 ms.
+//! page's reports (currentTime, the last fragments loaded, the last error, and what a
+//! cross-origin `fetch()` of the playlist's first 10 bytes by Range got) every 500 ms.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -42,8 +43,12 @@ hls.on(Hls.Events.ERROR, (e, d) => {{ err = d.details; }});
 hls.on(Hls.Events.MANIFEST_PARSED, () => v.play().catch(e => {{ err = String(e); }}));
 hls.loadSource('{playlist}');
 hls.attachMedia(v);
+let range = null;
+fetch('{playlist}', {{ headers: {{ Range: 'bytes=0-9' }} }})
+  .then(async r => {{ range = {{ status: r.status, content_range: r.headers.get('Content-Range'), length: (await r.arrayBuffer()).byteLength }}; }})
+  .catch(e => {{ range = {{ error: String(e) }}; }});
 setInterval(() => fetch('/report', {{ method: 'POST', body: JSON.stringify({{
-  t: v.currentTime, frags: frags.slice(-2), err: err, pathways: hls.pathwayPriority, live: hls.levels.length ? hls.levels[0].details && hls.levels[0].details.live : null }}) }}), 500);
+  t: v.currentTime, frags: frags.slice(-2), err: err, range: range, pathways: hls.pathwayPriority, live: hls.levels.length ? hls.levels[0].details && hls.levels[0].details.live : null }}) }}), 500);
 </script></body></html>"#
     );
     std::thread::spawn(move || {
