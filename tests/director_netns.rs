@@ -158,7 +158,16 @@ fn a_miss_is_served_by_the_least_loaded_peer_holding_it_and_falls_back_when_that
     ];
     sargs.extend(link.iter().map(String::as_str));
     let storage = Strata::start_in(Some(&lan.client_ns[3]), &sargs, 1);
-    let e1 = start_edge(&lan, &control, 0, "e1", &dir.path().join("e1"), &[]);
+    let e1_log = dir.path().join("e1-access.log");
+    let e1_log_arg = e1_log.to_string_lossy().to_string();
+    let e1 = start_edge(
+        &lan,
+        &control,
+        0,
+        "e1",
+        &dir.path().join("e1"),
+        &["--access-log", &e1_log_arg],
+    );
     let e2 = start_edge(&lan, &control, 1, "e2", &dir.path().join("e2"), &[]);
     let e3 = start_edge(&lan, &control, 2, "e3", &dir.path().join("e3"), &[]);
     let e4 = start_edge(
@@ -213,6 +222,16 @@ fn a_miss_is_served_by_the_least_loaded_peer_holding_it_and_falls_back_when_that
         !e1.cache.join(ASSET).exists(),
         "a peer-served miss is not copied here"
     );
+    // Edge 1's access log says where each of them came from.
+    wait_until("edge 1's access log lines for the peer-served requests", || {
+        std::fs::read_to_string(&e1_log).is_ok_and(|t| t.matches("\"outcome\":\"peer\"").count() >= 3)
+    });
+    let logged = std::fs::read_to_string(&e1_log).expect("edge 1's access log");
+    for line in logged.lines().filter(|l| l.contains("\"outcome\":\"peer\"")) {
+        let v: Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(v["upstream"], e2.addr.to_string(), "{line}");
+        assert_eq!(v["path"], PATH, "{line}");
+    }
 
     // Redirect mode: 302 to edge 2 with the hop mark; curl -L gets the exact bytes.
     let r = get(e4.addr, PATH, &[]);
