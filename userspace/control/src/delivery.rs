@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use strata_wire::delivery::{DeliveryError, TenantDelivery};
 use thiserror::Error;
 
-use super::registry::{Guard, Op, RegistryError, RegistryStore};
+use super::registry::{Op, RegistryError, RegistryStore};
+use super::tenant_record::TenantRecords;
 use super::tenants::{TenantBook, TenantError};
 
 #[derive(Debug, Error)]
@@ -18,14 +19,8 @@ pub enum DeliveryBookError {
     Invalid(#[from] DeliveryError),
     #[error("tenant {0}'s delivery record changed meanwhile; try again")]
     Conflict(String),
-    #[error("registry record {key} is not valid JSON: {message}")]
-    Corrupt { key: String, message: String },
     #[error(transparent)]
     Registry(#[from] RegistryError),
-}
-
-fn key(tenant: &str) -> String {
-    format!("delivery/{tenant}")
 }
 
 /// The delivery records over any registry backend.
@@ -34,38 +29,31 @@ pub struct DeliveryBook<'a> {
 }
 
 impl DeliveryBook<'_> {
+    fn records(&self) -> TenantRecords<'_> {
+        TenantRecords {
+            store: self.store,
+            prefix: "delivery/",
+        }
+    }
+
     /// The tenant's settings (the defaults if none were set).
     pub fn get(&self, tenant: &str) -> Result<TenantDelivery, DeliveryBookError> {
         TenantBook { store: self.store }.get(tenant)?;
-        Ok(self.read(tenant)?.map(|(d, _)| d).unwrap_or_default())
-    }
-
-    fn read(&self, tenant: &str) -> Result<Option<(TenantDelivery, u64)>, DeliveryBookError> {
-        let k = key(tenant);
-        match self.store.get(&k)? {
-            None => Ok(None),
-            Some(e) => serde_json::from_slice(&e.value)
-                .map(|d| Some((d, e.revision)))
-                .map_err(|err| DeliveryBookError::Corrupt {
-                    key: k,
-                    message: err.to_string(),
-                }),
-        }
+        Ok(self.records().read(tenant)?.0.unwrap_or_default())
     }
 
     /// Replaces the tenant's settings (checked first) if nobody changed them meanwhile.
     pub fn set(&self, tenant: &str, settings: TenantDelivery) -> Result<TenantDelivery, DeliveryBookError> {
         settings.validate()?;
         TenantBook { store: self.store }.get(tenant)?;
-        let guard = match self.read(tenant)? {
-            Some((_, rev)) => Guard::At(key(tenant), rev),
-            None => Guard::Absent(key(tenant)),
-        };
+        let records = self.records();
+        let (_, guard) = records.read::<TenantDelivery>(tenant)?;
+        let key = records.key(tenant);
         let op = if settings.is_default() {
-            Op::Delete { key: key(tenant) }
+            Op::Delete { key }
         } else {
             Op::Put {
-                key: key(tenant),
+                key,
                 value: serde_json::to_vec(&settings).unwrap_or_default(),
                 lease: None,
             }
@@ -78,17 +66,7 @@ impl DeliveryBook<'_> {
 
     /// Every tenant with settings, for the name lookup.
     pub fn all(&self) -> Result<BTreeMap<String, TenantDelivery>, DeliveryBookError> {
-        let mut out = BTreeMap::new();
-        for e in self.store.list("delivery/")? {
-            let tenant = e.key["delivery/".len()..].to_string();
-            let d: TenantDelivery =
-                serde_json::from_slice(&e.value).map_err(|err| DeliveryBookError::Corrupt {
-                    key: e.key.clone(),
-                    message: err.to_string(),
-                })?;
-            out.insert(tenant, d);
-        }
-        Ok(out)
+        Ok(self.records().all()?)
     }
 }
 

@@ -25,7 +25,6 @@ impl From<DeliveryBookError> for ApiError {
             DeliveryBookError::Invalid(_) => ApiError::bad_request(e.to_string()),
             DeliveryBookError::Conflict(_) => ApiError::new(409, e.to_string()),
             DeliveryBookError::Registry(r) => r.into(),
-            DeliveryBookError::Corrupt { .. } => ApiError::internal(e.to_string()),
         }
     }
 }

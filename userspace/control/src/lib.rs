@@ -41,6 +41,7 @@ pub mod staging;
 pub mod state_table;
 pub mod status_report;
 pub mod syncd;
+pub mod tenant_record;
 pub mod tenants;
 pub mod tokens;
 pub mod work_queue;

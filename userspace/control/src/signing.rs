@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::registry::{Guard, Op, RegistryError, RegistryStore};
+use super::registry::{Op, RegistryError, RegistryStore};
+use super::tenant_record::TenantRecords;
 use super::tenants::{TenantBook, TenantError};
 
 /// Keys valid at a time.
@@ -38,14 +39,8 @@ pub enum SigningError {
     NoKey(String),
     #[error("tenant {0}'s signing record changed meanwhile; try again")]
     Conflict(String),
-    #[error("registry record {key} is not valid JSON: {message}")]
-    Corrupt { key: String, message: String },
     #[error(transparent)]
     Registry(#[from] RegistryError),
-}
-
-fn key(tenant: &str) -> String {
-    format!("signing/{tenant}")
 }
 
 /// The signing records over any registry backend.
@@ -54,35 +49,28 @@ pub struct SigningBook<'a> {
 }
 
 impl SigningBook<'_> {
+    fn records(&self) -> TenantRecords<'_> {
+        TenantRecords {
+            store: self.store,
+            prefix: "signing/",
+        }
+    }
+
     /// The tenant's record (public with no keys if none was written).
     pub fn get(&self, tenant: &str) -> Result<Signing, SigningError> {
         TenantBook { store: self.store }.get(tenant)?;
-        Ok(self.read(tenant)?.map(|(s, _)| s).unwrap_or_default())
-    }
-
-    fn read(&self, tenant: &str) -> Result<Option<(Signing, u64)>, SigningError> {
-        let k = key(tenant);
-        match self.store.get(&k)? {
-            None => Ok(None),
-            Some(e) => serde_json::from_slice(&e.value)
-                .map(|s| Some((s, e.revision)))
-                .map_err(|err| SigningError::Corrupt {
-                    key: k,
-                    message: err.to_string(),
-                }),
-        }
+        Ok(self.records().read(tenant)?.0.unwrap_or_default())
     }
 
     /// Changes the record if nobody else did meanwhile.
     fn change(&self, tenant: &str, f: impl FnOnce(&mut Signing)) -> Result<Signing, SigningError> {
         TenantBook { store: self.store }.get(tenant)?;
-        let (mut record, guard) = match self.read(tenant)? {
-            Some((s, rev)) => (s, Guard::At(key(tenant), rev)),
-            None => (Signing::default(), Guard::Absent(key(tenant))),
-        };
+        let records = self.records();
+        let (record, guard) = records.read::<Signing>(tenant)?;
+        let mut record = record.unwrap_or_default();
         f(&mut record);
         let op = Op::Put {
-            key: key(tenant),
+            key: records.key(tenant),
             value: serde_json::to_vec(&record).unwrap_or_default(),
             lease: None,
         };
@@ -112,18 +100,13 @@ impl SigningBook<'_> {
 
     /// Every signed tenant's keys, for the name lookup.
     pub fn signed_tenants(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>, SigningError> {
-        let mut out = std::collections::BTreeMap::new();
-        for e in self.store.list("signing/")? {
-            let tenant = e.key["signing/".len()..].to_string();
-            let s: Signing = serde_json::from_slice(&e.value).map_err(|err| SigningError::Corrupt {
-                key: e.key.clone(),
-                message: err.to_string(),
-            })?;
-            if s.access == Access::Signed {
-                out.insert(tenant, s.keys);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .records()
+            .all::<Signing>()?
+            .into_iter()
+            .filter(|(_, s)| s.access == Access::Signed)
+            .map(|(tenant, s)| (tenant, s.keys))
+            .collect())
     }
 
     /// Signs `path` (or `prefix`) for `ttl_secs` from `now`, optionally for one client address,

@@ -33,7 +33,6 @@ impl From<SigningError> for ApiError {
             SigningError::NoKey(_) => ApiError::new(409, e.to_string()),
             SigningError::Conflict(_) => ApiError::new(409, e.to_string()),
             SigningError::Registry(r) => r.into(),
-            SigningError::Corrupt { .. } => ApiError::internal(e.to_string()),
         }
     }
 }
