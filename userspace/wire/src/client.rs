@@ -348,9 +348,19 @@ mod tests {
         format!("http://{addr}")
     }
 
-    fn closed_port() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a test listener");
-        format!("http://{}", listener.local_addr().expect("test listener address"))
+    /// A port that refuses connections for as long as the returned socket lives: bound but
+    /// never listening, so no other test's listener can take it meanwhile.
+    fn closed_port() -> (String, socket2::Socket) {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a test socket");
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        socket.bind(&any.into()).expect("binding a test socket");
+        let addr = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .expect("test socket address");
+        (format!("http://{addr}"), socket)
     }
 
     fn client(bases: &[String]) -> ServiceClient {
@@ -359,7 +369,7 @@ mod tests {
 
     #[test]
     fn a_call_moves_on_from_an_instance_that_does_not_answer_and_keeps_the_one_that_does() {
-        let down = closed_port();
+        let (down, _held) = closed_port();
         let up = instance(200, "b", 2);
         let c = client(&[down, up.clone()]);
         assert_eq!(c.get::<String>("/x").expect("the second instance answers"), "b");
@@ -384,7 +394,8 @@ mod tests {
 
     #[test]
     fn every_instance_down_is_one_error_that_counts_them_and_keeps_the_last_status() {
-        let c = client(&[closed_port(), instance(503, "b", 1)]);
+        let (down, _held) = closed_port();
+        let c = client(&[down, instance(503, "b", 1)]);
         let e = c
             .post::<_, String>("/v1/heartbeat", &1)
             .expect_err("nobody answers");
