@@ -333,6 +333,16 @@ mod tests {
                 while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
                     head.push(byte[0]);
                 }
+                // Read the request's body too: closing with it unread would reset the connection
+                // and the client could lose the answer.
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let length = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body_in = vec![0u8; length];
+                let _ = stream.read_exact(&mut body_in);
                 let body = if status == 200 {
                     format!("\"{who}\"")
                 } else {
