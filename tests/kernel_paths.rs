@@ -67,6 +67,34 @@ fn io_uring_splice_carries_the_bodies_and_ebpf_telemetry_counts_connections() {
 }
 
 #[test]
+fn small_bodies_go_inline_by_sendfile_and_large_ones_through_io_uring() {
+    if !kernel_features_or_skip("small_bodies_go_inline_by_sendfile_and_large_ones_through_io_uring") {
+        return;
+    }
+    let dir = TempDir::new("inline-small");
+    let (small, large) = (pattern(21, 16 << 10), pattern(22, 256 << 10));
+    dir.write("acme/c/small.m3u8", &small);
+    dir.write("acme/c/large.m4s", &large);
+    let server = Strata::edge(dir.path(), &[]);
+    for _ in 0..3 {
+        assert_eq!(get(server.addr, "/acme/c/small.m3u8", &[]).body, small);
+        assert_eq!(get(server.addr, "/acme/c/large.m4s", &[]).body, large);
+    }
+    // A range of the large file small enough to go inline.
+    let r = get(server.addr, "/acme/c/large.m4s", &[("Range", "bytes=1000-1999")]);
+    assert_eq!(r.body, &large[1000..2000]);
+    let m = server.metrics();
+    assert_eq!(
+        metric_value(&m, "strata_body_bytes_total{path=\"sendfile\"}"),
+        (3 * small.len() + 1000) as f64
+    );
+    assert_eq!(
+        metric_value(&m, "strata_body_bytes_total{path=\"io_uring_splice\"}"),
+        (3 * large.len()) as f64
+    );
+}
+
+#[test]
 fn sendfile_fallback_serves_correct_bytes_when_chosen() {
     let dir = TempDir::new("sendfile");
     let data = pattern(12, 1 << 20);

@@ -1,5 +1,6 @@
 //! Moves a byte range of a file to a client socket through the kernel: io_uring splice on the
-//! worker rings (the accelerated path), or sendfile(2) when io_uring is not available.
+//! worker rings (the accelerated path for bodies over [`INLINE_BODY_MAX`]), or sendfile(2)
+//! from the connection's task (small bodies, and everything when io_uring is not available).
 //!
 //! Both paths stop with an error (and the connection is closed) if the file turns out shorter
 //! than the length already promised in Content-Length, so a truncated body can never look
@@ -57,7 +58,21 @@ pub struct FileSpan {
     pub len: u64,
 }
 
-/// Sends `span` of `file` to `stream`, counting bytes under the path's label.
+/// Bodies up to this size go out by sendfile(2) from the connection's task even on the
+/// io_uring path: handing a small body to a worker ring (a dup of the socket, a pipe, a hop to
+/// another thread and back) costs more than the one sendfile call that sends it whole. Bench
+/// row "(a) small objects" measures the two paths against each other.
+pub const INLINE_BODY_MAX: u64 = 64 << 10;
+
+/// The path a span of `len` bytes takes on `path`: small bodies inline by sendfile.
+pub fn path_for(path: &BodyPath, len: u64) -> BodyPathLabel {
+    match path {
+        BodyPath::IoUringSplice(_) if len > INLINE_BODY_MAX => BodyPathLabel::IoUringSplice,
+        _ => BodyPathLabel::Sendfile,
+    }
+}
+
+/// Sends `span` of `file` to `stream`, counting bytes under the label of the path it took.
 pub async fn send_span(
     path: &BodyPath,
     stream: &TcpStream,
@@ -66,10 +81,13 @@ pub async fn send_span(
     stall: Duration,
     metrics: &dyn BodyMeter,
 ) -> Result<(), BodyError> {
-    metrics.body_started(path.label());
-    match path {
-        BodyPath::IoUringSplice(pool) => splice_span(pool, stream, file, span, stall, metrics).await,
-        BodyPath::Sendfile => sendfile_span(stream, file, span, stall, metrics).await,
+    let label = path_for(path, span.len);
+    metrics.body_started(label);
+    match (path, label) {
+        (BodyPath::IoUringSplice(pool), BodyPathLabel::IoUringSplice) => {
+            splice_span(pool, stream, file, span, stall, metrics).await
+        }
+        _ => sendfile_span(stream, file, span, stall, metrics).await,
     }
 }
 
