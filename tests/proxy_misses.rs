@@ -76,7 +76,14 @@ fn misses_are_relayed_byte_exact_with_the_clients_range(path: &str) {
         "storage sent exactly what the clients asked for"
     );
     assert!(edge.metric("strata_misses_total") >= 5.0);
-    let moved = edge.metric(&format!("strata_body_bytes_total{{path=\"proxy_{path}\"}}"));
+    let moved = match path {
+        // auto moves each body by one of the three.
+        "auto" => ["sockmap", "splice", "copy"]
+            .iter()
+            .map(|p| edge.metric(&format!("strata_body_bytes_total{{path=\"proxy_{p}\"}}")))
+            .sum(),
+        _ => edge.metric(&format!("strata_body_bytes_total{{path=\"proxy_{path}\"}}")),
+    };
     assert!(
         moved >= (data.len() + 1010) as f64,
         "bodies went through the {path} path ({moved})"
@@ -331,7 +338,7 @@ fn storage_tier_connections_are_measured_per_server(path: &str) {
     }
 }
 
-/// Runs each check once per proxy body path.
+/// Runs each check once per proxy body path, and with `auto` choosing among them.
 macro_rules! on_every_path {
     ($($check:ident),* $(,)?) => {
         $(
@@ -348,6 +355,10 @@ macro_rules! on_every_path {
                 fn copy() {
                     super::$check("copy");
                 }
+                #[test]
+                fn auto() {
+                    super::$check("auto");
+                }
             }
         )*
     };
@@ -363,3 +374,99 @@ on_every_path!(
     upstream_5xx_fails_over_and_is_relayed_when_nothing_else_answers,
     storage_tier_connections_are_measured_per_server
 );
+
+/// Sums the samples of a metric family whose labels contain every one of `labels`.
+fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn auto_measures_every_path_then_moves_bodies_by_the_fastest_and_says_so() {
+    let sockmap = kernel_features_or_skip("auto_measures_every_path_then_moves_bodies_by_the_fastest");
+    let store = TempDir::new("proxy-auto");
+    let data = pattern(43, 256 << 10);
+    store.write("acme/c/part.m4s", &data);
+    let storage = Strata::storage(store.path(), &[]);
+    let (_cache, edge) = edge_for("auto", &[storage.addr], &[]);
+    let family = "strata_proxy_auto_choices_total";
+    let fastest_choices = |m: &str| metric_sum(m, family, &["why=\"fastest\""]);
+    let mut s = connect(edge.addr);
+    let mut buf = Vec::new();
+    // One body at a time, 256 KiB: one class. Each path gets two epochs (each at least 8
+    // bodies and 250 ms), then the class takes the fastest.
+    let mut sent = 0;
+    while sent < 20_000 {
+        s.write_all(request("GET", "/acme/c/part.m4s", &[]).as_bytes())
+            .expect("write");
+        let r = read_response(&mut s, &mut buf, false);
+        assert_eq!(
+            (r.status, checksum(&r.body)),
+            (200, checksum(&data)),
+            "request {sent}"
+        );
+        sent += 1;
+        if sent % 100 == 0 && fastest_choices(&edge.metrics()) >= 100.0 {
+            break;
+        }
+    }
+    let m = edge.metrics();
+    assert!(
+        fastest_choices(&m) >= 100.0,
+        "after {sent} bodies, still measuring:\n{m}"
+    );
+    let paths: &[&str] = if sockmap {
+        &["sockmap", "splice", "copy"]
+    } else {
+        &["splice", "copy"]
+    };
+    assert_eq!(
+        metric_sum(&m, family, &[]),
+        sent as f64,
+        "every body's choice is counted:\n{m}"
+    );
+    let rate = |p: &str| {
+        metric_sum(
+            &m,
+            "strata_proxy_auto_rate_bytes_per_second",
+            &[
+                "link=\"127.0.0.1\"",
+                "size=\"le_1MiB\"",
+                "load=\"1\"",
+                &format!("path=\"{p}\""),
+            ],
+        )
+    };
+    for p in paths {
+        assert!(rate(p) > 0.0, "{p} measured:\n{m}");
+        assert!(
+            metric_sum(&m, family, &[&format!("path=\"{p}\""), "why=\"measuring\""]) >= 16.0,
+            "{p} had two epochs of at least 8 bodies:\n{m}"
+        );
+    }
+    // Near-equal paths may trade places; one measured at under half the best never leads.
+    let best = paths.iter().map(|p| rate(p)).fold(0.0, f64::max);
+    for p in paths.iter().filter(|p| rate(p) * 2.0 < best) {
+        assert_eq!(
+            metric_sum(&m, family, &[&format!("path=\"{p}\""), "why=\"fastest\""]),
+            0.0,
+            "{p} measured at under half the best rate yet was chosen as fastest:\n{m}"
+        );
+    }
+    // The log line is read from the process's stderr a moment after it is written.
+    let logged = |l: &String| {
+        l.contains("proxy auto: fastest path for this class of responses changed") && l.contains("MB/s")
+    };
+    let lines = settle(
+        || edge.log().iter().filter(|l| logged(l)).count() as f64,
+        |n| n > 0.0,
+    );
+    assert!(
+        lines > 0.0,
+        "the choice is logged with the rates: {:?}",
+        edge.log()
+    );
+}

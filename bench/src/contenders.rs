@@ -69,6 +69,16 @@ impl Contender {
         )
     }
 
+    /// Extra warm-up before measuring: `proxy_path = auto` first measures each of its paths
+    /// for a few epochs per class of responses (about two seconds), and a long-running edge
+    /// is past that; the run measures its steady state, as it does every server's.
+    pub fn learning_time(&self) -> std::time::Duration {
+        match self {
+            Contender::StrataProxy("auto") => std::time::Duration::from_secs(3),
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
     /// Starts a fresh server: `files` is the directory with the corpus, `origin` the storage
     /// server for the proxying ones, `scratch` an empty directory this run may use.
     pub fn start(

@@ -27,7 +27,34 @@ pub struct RunFigures {
     pub lru_byte_hit_ratio: Option<f64>,
     /// What the cache directory held when the run ended (scenario c), in MiB.
     pub cache_mib_at_end: Option<f64>,
+    /// strata only: the share of body bytes each of its paths moved during the run (from its
+    /// `strata_body_bytes_total{path}`), largest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub body_paths: Vec<(String, f64)>,
     pub first_error: Option<String>,
+}
+
+/// Shares of the body bytes moved between two readings of `strata_body_bytes_total{path}`,
+/// largest first, leaving out paths that moved under 0.5 %.
+pub fn path_shares(before: &[(String, f64)], after: &[(String, f64)]) -> Vec<(String, f64)> {
+    let moved: Vec<(String, f64)> = after
+        .iter()
+        .map(|(path, b)| {
+            let a = before.iter().find(|(p, _)| p == path).map_or(0.0, |(_, v)| *v);
+            (path.clone(), (b - a).max(0.0))
+        })
+        .collect();
+    let total: f64 = moved.iter().map(|(_, v)| v).sum();
+    if total <= 0.0 {
+        return Vec::new();
+    }
+    let mut shares: Vec<(String, f64)> = moved
+        .into_iter()
+        .map(|(p, v)| (p, v / total))
+        .filter(|(_, share)| *share >= 0.005)
+        .collect();
+    shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+    shares
 }
 
 /// Median and range of one figure over runs.
@@ -112,6 +139,27 @@ mod tests {
         assert_eq!(Spread::of(&[4.0, 1.0, 3.0, 2.0]).median, 2.5);
         assert_eq!(Spread::of(&[]), Spread::default());
         assert_eq!(Spread::of(&[f64::NAN, 5.0]).median, 5.0);
+    }
+
+    #[test]
+    fn path_shares_are_of_the_bytes_moved_during_the_run_largest_first() {
+        let before = vec![
+            ("proxy_splice".to_string(), 100.0),
+            ("proxy_copy".to_string(), 50.0),
+        ];
+        let after = vec![
+            ("proxy_splice".to_string(), 400.0),
+            ("proxy_copy".to_string(), 50.5),
+            ("proxy_sockmap".to_string(), 700.0),
+        ];
+        let shares = path_shares(&before, &after);
+        let rounded: Vec<(&str, i64)> = shares
+            .iter()
+            .map(|(p, v)| (p.as_str(), (v * 1000.0).round() as i64))
+            .collect();
+        // Copy moved 0.05 %: left out.
+        assert_eq!(rounded, vec![("proxy_sockmap", 700), ("proxy_splice", 300)]);
+        assert!(path_shares(&after, &after).is_empty());
     }
 
     #[test]

@@ -500,6 +500,27 @@ fn workload_table(s: &mut String, w: &WorkloadResult, limit: f64) {
              during a run: compare \"cache MiB at end\"."
         );
     }
+    let served: Vec<String> = w
+        .servers
+        .iter()
+        .filter_map(|x| {
+            let shares = &x.runs.last()?.body_paths;
+            (!shares.is_empty()).then(|| {
+                let parts: Vec<String> = shares
+                    .iter()
+                    .map(|(path, share)| format!("{path} {:.0} %", share * 100.0))
+                    .collect();
+                format!("{}: {}", x.name, parts.join(", "))
+            })
+        })
+        .collect();
+    if !served.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nBody paths that served (share of strata's body bytes, last run): {}.",
+            served.join("; ")
+        );
+    }
     if let Some(note) = &w.note {
         let _ = writeln!(s, "\n{note}");
     }

@@ -270,6 +270,8 @@ fn plan_workloads(corpus: &Corpus, s: &Settings) -> anyhow::Result<Vec<Workload>
     }
     let proxies = || {
         peers(vec![
+            // The default: per response, the path measured fastest for it.
+            Contender::StrataProxy("auto"),
             Contender::StrataProxy("sockmap"),
             Contender::StrataProxy("splice"),
             Contender::StrataProxy("copy"),
@@ -418,18 +420,27 @@ fn measure_once(
     };
     if w.warm {
         load(&LoadPlan {
-            duration: s.warmup,
+            duration: s.warmup + c.learning_time(),
             ..plan.clone()
         })?;
     }
     let origin_bytes = |o: Option<&ServerProcess>| o.map(|o| o.metric("strata_body_bytes_total")).transpose();
     let origin0 = origin_bytes(origin)?;
+    let paths = || {
+        if c.is_strata() {
+            server.metric_by_path("strata_body_bytes_total")
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let paths0 = paths()?;
     let (cpu0, machine0) = (tree_cpu_seconds(server.pid()), machine_busy_seconds());
     let peak = PeakRss::start(server.pid());
     let out = load(&plan)?;
     let (cpu1, machine1) = (tree_cpu_seconds(server.pid()), machine_busy_seconds());
     let peak_kib = peak.finish();
     let origin1 = origin_bytes(origin)?;
+    let body_paths = crate::figures::path_shares(&paths0, &paths()?);
     drop(server);
     let cache_mib = w.hit_ratio.then(|| dir_bytes(&scratch) as f64 / (1 << 20) as f64);
     let _ = std::fs::remove_dir_all(&scratch);
@@ -463,6 +474,7 @@ fn measure_once(
             _ => None,
         },
         cache_mib_at_end: cache_mib,
+        body_paths,
         first_error: t.first_error.clone(),
     })
 }

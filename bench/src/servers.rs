@@ -127,6 +127,24 @@ impl ServerProcess {
     }
 }
 
+impl ServerProcess {
+    /// strata's `name{path="…"}` samples from /metrics: (path, value).
+    pub fn metric_by_path(&self, name: &str) -> anyhow::Result<Vec<(String, f64)>> {
+        let admin = self.admin.context("not a strata server: no /metrics")?;
+        let text = crate::http_get::get_text(admin, "/metrics")?;
+        let prefix = format!("{name}{{path=\"");
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(&prefix)?;
+                let (path, tail) = rest.split_once('"')?;
+                let value = tail.rsplit(' ').next()?.parse::<f64>().ok()?;
+                Some((path.to_string(), value))
+            })
+            .collect())
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -166,7 +184,8 @@ impl ServerEnv {
             .arg("--admin-listen")
             .arg(admin.to_string())
             .args(["--worker-threads", "1", "--splice-workers", "1"])
-            .env("RUST_LOG", "warn");
+            // Warnings, and what proxy_path=auto measured and chose.
+            .env("RUST_LOG", "warn,strata_edge::upstream::path_choice=info");
         cmd
     }
 

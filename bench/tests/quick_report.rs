@@ -85,7 +85,7 @@ fn quick_run_against_strata_alone_writes_a_plausible_report_and_plots() {
     // Loopback, then the origin behind a veth pair in its own namespace.
     assert_eq!(
         proxy_modes,
-        ["strata sockmap", "strata splice", "strata copy"].repeat(2)
+        ["strata auto", "strata sockmap", "strata splice", "strata copy"].repeat(2)
     );
 
     let idle = &json["results"]["idle"][0];

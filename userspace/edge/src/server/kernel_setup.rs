@@ -151,7 +151,8 @@ pub fn load_guard(role: &str, settings: &GuardSettings) -> anyhow::Result<Option
 }
 
 /// Chooses how proxied bodies move: `auto` loads the sockmap programs and runs the capability
-/// probe (a few bytes through them between two loopback connections), falling back to splice;
+/// probe (a few bytes through them between two loopback connections), then chooses per
+/// response among sockmap (when the probe passed), splice and copy by measured rate;
 /// `sockmap` asked for explicitly must pass the probe or the start fails.
 pub async fn choose_proxy_path(
     role: &str,
@@ -175,18 +176,25 @@ pub async fn choose_proxy_path(
         }
         Err(e) => Err(anyhow::Error::new(e)),
     };
-    match probed {
-        Ok(splice) => {
+    match (probed, mode) {
+        (Ok(splice), ProxyPath::Auto) => {
+            tracing::info!(
+                role,
+                "proxy body path: auto, per response the fastest measured of sockmap (sk_skb programs loaded and probed), splice and copy"
+            );
+            Ok((ProxyPath::Auto, Some(splice)))
+        }
+        (Ok(splice), _) => {
             tracing::info!(
                 role,
                 "proxy body path: sockmap (sk_skb parser + verdict, socket -> socket in the kernel)"
             );
             Ok((ProxyPath::Sockmap, Some(splice)))
         }
-        Err(e) if mode == ProxyPath::Auto => {
-            tracing::warn!(role, error = %e, "sockmap splice unavailable; proxy body path: splice(2) fallback");
-            Ok((ProxyPath::Splice, None))
+        (Err(e), ProxyPath::Auto) => {
+            tracing::warn!(role, error = %e, "sockmap splice unavailable; proxy body path: auto, per response the fastest measured of splice and copy");
+            Ok((ProxyPath::Auto, None))
         }
-        Err(e) => Err(e.context("proxy_path = sockmap was asked for but the sockmap programs failed")),
+        (Err(e), _) => Err(e.context("proxy_path = sockmap was asked for but the sockmap programs failed")),
     }
 }

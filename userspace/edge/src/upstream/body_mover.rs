@@ -14,12 +14,15 @@ use super::transfer::Transfer;
 
 /// How one response's body moves.
 pub enum BodyMover<'a> {
-    /// The kernel moves the bytes socket to socket.
-    Sockmap {
-        splice: &'a SockmapSplice,
-        /// Set when the body is fetched piece by piece (see `sockmap_mover`).
-        pieces: Option<Pieces>,
+    /// The body was asked for piece by piece (see `sockmap_mover`); the pieces start on
+    /// `path` (sockmap when it is loaded, else splice or copy for the whole rest).
+    Pieces {
+        splice: Option<&'a SockmapSplice>,
+        plan: Pieces,
+        path: ProxyPath,
     },
+    /// The kernel moves the whole body socket to socket.
+    Sockmap(&'a SockmapSplice),
     /// socket → pipe → socket with splice(2).
     Splice,
     /// read/write through a userspace buffer.
@@ -27,23 +30,30 @@ pub enum BodyMover<'a> {
 }
 
 impl<'a> BodyMover<'a> {
-    /// Picks the mover for a response with `status`: pieces when the first exchange asked for
-    /// one, a copy for error bodies (a line of text), else the configured proxy path.
-    pub fn choose(pool: &'a UpstreamPool, status: u16, pieces: Option<Pieces>) -> BodyMover<'a> {
+    /// Picks the mover for a response with `status` whose body goes by `path` (the configured
+    /// path, or the one `auto` chose for it): pieces when the first exchange asked for one, a
+    /// copy for error bodies (a line of text).
+    pub fn choose(
+        pool: &'a UpstreamPool,
+        status: u16,
+        pieces: Option<Pieces>,
+        path: ProxyPath,
+    ) -> BodyMover<'a> {
         let sockmap = pool.sockmap().map(|s| s.as_ref());
-        if let (Some(plan), Some(splice)) = (pieces, sockmap) {
-            return BodyMover::Sockmap {
-                splice,
-                pieces: Some(plan),
+        if let Some(plan) = pieces {
+            return BodyMover::Pieces {
+                splice: sockmap,
+                plan,
+                path,
             };
         }
         let path = if !(200..300).contains(&status) {
             ProxyPath::Copy
         } else {
-            pool.settings().proxy_path
+            path
         };
         match (path, sockmap) {
-            (ProxyPath::Sockmap, Some(splice)) => BodyMover::Sockmap { splice, pieces: None },
+            (ProxyPath::Sockmap, Some(splice)) => BodyMover::Sockmap(splice),
             (ProxyPath::Copy, _) => BodyMover::Copy,
             _ => BodyMover::Splice,
         }
@@ -53,11 +63,8 @@ impl<'a> BodyMover<'a> {
     /// may go back to the pool).
     pub async fn run(self, t: &mut Transfer<'_>) -> Result<bool, RelayError> {
         match self {
-            BodyMover::Sockmap {
-                splice,
-                pieces: Some(plan),
-            } => sockmap_mover::pieces(t, splice, plan).await,
-            BodyMover::Sockmap { splice, pieces: None } => {
+            BodyMover::Pieces { splice, plan, path } => sockmap_mover::pieces(t, splice, plan, path).await,
+            BodyMover::Sockmap(splice) => {
                 if t.len == 0 {
                     return Ok(true);
                 }

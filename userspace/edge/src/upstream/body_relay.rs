@@ -24,7 +24,8 @@ use crate::metrics::ServerMetrics;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ProxyPath {
-    /// The best path the capability probe at start finds: sockmap, else splice.
+    /// Per response, the path measured fastest for its link, body size and concurrency
+    /// (sockmap when the capability probe at start passes, splice, copy).
     #[default]
     Auto,
     /// The kernel moves bytes socket to socket (sk_skb programs on a SOCKHASH).

@@ -4,6 +4,7 @@
 pub mod body_mover;
 pub mod body_relay;
 pub mod exchange;
+pub mod path_choice;
 pub mod pool;
 pub mod pool_metrics;
 pub mod proxy;

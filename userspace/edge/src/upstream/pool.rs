@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpSocket, TcpStream};
 
+use super::body_relay::ProxyPath;
+use super::path_choice::PathChooser;
 use crate::name_lookup::ClusterServers;
 use strata_kernel::sockmap_splice::SockmapSplice;
 
@@ -30,9 +32,10 @@ pub struct UpstreamSettings {
     /// How long an ejected server is skipped before it is tried again.
     #[serde(with = "humantime_serde")]
     pub eject_for: Duration,
-    /// How proxied bodies move: auto (default: sockmap if the probe passes, else splice),
+    /// How proxied bodies move: auto (default: per response, the path measured fastest for
+    /// its link, size and concurrency, among sockmap when the probe passes, splice and copy),
     /// sockmap, splice or copy.
-    pub proxy_path: super::body_relay::ProxyPath,
+    pub proxy_path: ProxyPath,
     /// Sockmap path: bytes in flight toward one client (granted to the kernel, not yet in the
     /// client's socket); bodies are fetched in pieces of this size.
     pub max_in_flight_per_client: u64,
@@ -80,6 +83,8 @@ struct ServerState {
 pub struct UpstreamPool {
     settings: UpstreamSettings,
     sockmap: Option<Arc<SockmapSplice>>,
+    /// Set when the path is `auto`.
+    chooser: Option<PathChooser>,
     servers: Mutex<HashMap<SocketAddr, ServerState>>,
     next: AtomicUsize,
 }
@@ -95,9 +100,11 @@ impl std::fmt::Debug for UpstreamPool {
 
 impl UpstreamPool {
     pub fn new(settings: UpstreamSettings) -> UpstreamPool {
+        let chooser = (settings.proxy_path == ProxyPath::Auto).then(|| PathChooser::new(false));
         UpstreamPool {
             settings,
             sockmap: None,
+            chooser,
             servers: Mutex::new(HashMap::new()),
             next: AtomicUsize::new(0),
         }
@@ -107,17 +114,26 @@ impl UpstreamPool {
         &self.settings
     }
 
-    /// Uses the loaded sockmap programs for bodies (the settings' path must say sockmap).
+    /// Uses the loaded sockmap programs for bodies (the settings' path must say sockmap, or
+    /// auto, which then chooses among sockmap, splice and copy).
     pub fn with_sockmap(mut self, splice: Arc<SockmapSplice>) -> UpstreamPool {
         self.sockmap = Some(splice);
+        if self.settings.proxy_path == ProxyPath::Auto {
+            self.chooser = Some(PathChooser::new(true));
+        }
         self
     }
 
-    /// The sockmap programs, when bodies move by sockmap.
+    /// The sockmap programs, when bodies may move by sockmap.
     pub fn sockmap(&self) -> Option<&Arc<SockmapSplice>> {
         self.sockmap
             .as_ref()
-            .filter(|_| self.settings.proxy_path == super::body_relay::ProxyPath::Sockmap)
+            .filter(|_| matches!(self.settings.proxy_path, ProxyPath::Sockmap | ProxyPath::Auto))
+    }
+
+    /// The per-response path choice, when the path is `auto`.
+    pub fn chooser(&self) -> Option<&PathChooser> {
+        self.chooser.as_ref()
     }
 
     /// The order to try servers in: each cluster's servers rotated round-robin, home cluster

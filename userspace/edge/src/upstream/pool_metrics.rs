@@ -1,5 +1,5 @@
 //! The upstream pool's metrics, read at scrape time: idle keep-alive connections to storage
-//! servers. The server registers [`PoolCollector`] when it proxies misses.
+//! servers, and what `proxy_path = auto` chose and measured. The server registers [`PoolCollector`] when it proxies misses.
 
 use std::sync::Arc;
 
@@ -20,6 +20,10 @@ impl Collector for PoolCollector {
             "upstream_idle_connections",
             "Idle keep-alive connections to storage servers in the pool",
             self.0.idle_total() as i64,
-        )
+        )?;
+        match self.0.chooser() {
+            Some(chooser) => chooser.encode_metrics(&mut encoder),
+            None => Ok(()),
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The reverse proxy for misses, read top to bottom: pick a server → exchange heads (the
 //! client's range travels upstream) → write the client's head from the upstream head → move the
-//! body with the one [`BodyMover`] chosen for this response (sockmap, splice or copy) → return
-//! the upstream connection to the pool.
+//! body with the one [`BodyMover`] chosen for this response (sockmap, splice or copy: the
+//! configured path, or under `auto` the one measured fastest for bodies like it) → return the
+//! upstream connection to the pool.
 //!
 //! Failover: a connect failure, timeout or 5xx before any byte reached the client moves on to
 //! the next server. Once the client has the head, an upstream that dies closes the client's
@@ -175,7 +176,18 @@ async fn attempt(
     }
     let moved = match client.plain_mut() {
         Some(client) => {
-            let mover = BodyMover::choose(pool, status, plan);
+            // `auto` chooses this body's path by what it measured for bodies like it.
+            let measured = match pool.chooser() {
+                Some(chooser) if has_body && len > 0 && (200..300).contains(&status) => {
+                    let (in_flight, load) = chooser.start_body();
+                    Some((chooser, chooser.choose(server.ip(), len, load), in_flight))
+                }
+                _ => None,
+            };
+            let path = measured
+                .as_ref()
+                .map_or(pool.settings().proxy_path, |(_, choice, _)| choice.path);
+            let mover = BodyMover::choose(pool, status, plan, path);
             let mut transfer = Transfer {
                 client,
                 up: &mut up,
@@ -186,7 +198,11 @@ async fn attempt(
                 metrics,
                 stall,
             };
-            mover.run(&mut transfer).await
+            let moved = mover.run(&mut transfer).await;
+            if let Some((chooser, choice, _)) = &measured {
+                chooser.record(choice, if moved.is_ok() { len } else { 0 });
+            }
+            moved
         }
         None => {
             let timeout = pool.settings().response_timeout;

@@ -106,27 +106,44 @@ async fn sockmap_piece(
     Ok((d, waited))
 }
 
-/// Moves a body piece by piece (see the module comment). True if every piece ended exactly.
+/// Moves a body piece by piece (see the module comment), starting on `path`: through the
+/// sockmap when it is `Sockmap` and the programs are loaded, else the first piece and then the
+/// whole rest by splice or copy. True if every piece ended exactly.
 pub async fn pieces(
     t: &mut Transfer<'_>,
-    splice: &SockmapSplice,
+    splice: Option<&SockmapSplice>,
     mut plan: Pieces,
+    path: ProxyPath,
 ) -> Result<bool, RelayError> {
     let settings = t.pool.settings();
     let piece = piece_size(t.pool);
-    let cookie = splice
-        .add_client(&*t.client, client_send_buffer(t.pool))
-        .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
+    let fallback = if path == ProxyPath::Copy {
+        ProxyPath::Copy
+    } else {
+        ProxyPath::Splice
+    };
+    let sockmap = splice.filter(|_| path == ProxyPath::Sockmap);
+    let cookie = match sockmap {
+        Some(splice) => Some(
+            splice
+                .add_client(&*t.client, client_send_buffer(t.pool))
+                .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?,
+        ),
+        None => None,
+    };
     let mut offset = plan.first;
-    let mut sockmap_ok = true;
+    let mut sockmap_ok = sockmap.is_some();
     let mut pending: Option<Delivery> = None;
     let mut clean = true;
-    t.metrics.body_started(ProxyPath::Sockmap.label());
+    t.metrics
+        .body_started(if sockmap_ok { ProxyPath::Sockmap } else { fallback }.label());
     loop {
         let len = plan.piece_last - offset + 1;
         if let Some(d) = pending.take() {
             let waited = d.wait(t.client, t.stall).await;
-            splice.release(d.len);
+            if let Some(splice) = sockmap {
+                splice.release(d.len);
+            }
             let waited = waited?;
             clean &= d.excess == 0;
             if sockmap_ok && waited > settings.lag_after {
@@ -135,7 +152,14 @@ pub async fn pieces(
             }
         }
         let mut spliced = false;
-        if sockmap_ok && splice.reserve(len, settings.max_in_flight_total) {
+        let grant = match (sockmap_ok, sockmap, cookie) {
+            // A piece over the total in-flight cap goes by splice.
+            (true, Some(splice), Some(cookie)) if splice.reserve(len, settings.max_in_flight_total) => {
+                Some((splice, cookie))
+            }
+            _ => None,
+        };
+        if let Some((splice, cookie)) = grant {
             match spend(
                 splice,
                 t.up,
@@ -165,7 +189,7 @@ pub async fn pieces(
         }
         if !spliced {
             relay(
-                ProxyPath::Splice,
+                fallback,
                 t.up,
                 t.client,
                 len,
@@ -210,7 +234,9 @@ pub async fn pieces(
     }
     if let Some(d) = pending {
         let waited = d.wait(t.client, t.stall).await;
-        splice.release(d.len);
+        if let Some(splice) = sockmap {
+            splice.release(d.len);
+        }
         waited?;
         clean &= d.excess == 0;
     }
