@@ -67,8 +67,8 @@ fn io_uring_splice_carries_the_bodies_and_ebpf_telemetry_counts_connections() {
 }
 
 #[test]
-fn small_bodies_go_inline_by_sendfile_and_large_ones_through_io_uring() {
-    if !kernel_features_or_skip("small_bodies_go_inline_by_sendfile_and_large_ones_through_io_uring") {
+fn small_files_come_from_memory_small_ranges_go_inline_and_large_bodies_through_io_uring() {
+    if !kernel_features_or_skip("small_files_come_from_memory_small_ranges_go_inline") {
         return;
     }
     let dir = TempDir::new("inline-small");
@@ -80,17 +80,52 @@ fn small_bodies_go_inline_by_sendfile_and_large_ones_through_io_uring() {
         assert_eq!(get(server.addr, "/acme/c/small.m3u8", &[]).body, small);
         assert_eq!(get(server.addr, "/acme/c/large.m4s", &[]).body, large);
     }
-    // A range of the large file small enough to go inline.
+    // A range of the small file from memory; a range of the large file small enough to go
+    // inline by sendfile.
+    let r = get(server.addr, "/acme/c/small.m3u8", &[("Range", "bytes=100-199")]);
+    assert_eq!((r.status, r.body.as_slice()), (206, &small[100..200]));
     let r = get(server.addr, "/acme/c/large.m4s", &[("Range", "bytes=1000-1999")]);
     assert_eq!(r.body, &large[1000..2000]);
     let m = server.metrics();
     assert_eq!(
+        metric_value(&m, "strata_body_bytes_total{path=\"memory\"}"),
+        (3 * small.len() + 100) as f64
+    );
+    assert_eq!(
         metric_value(&m, "strata_body_bytes_total{path=\"sendfile\"}"),
-        (3 * small.len() + 1000) as f64
+        1000.0
     );
     assert_eq!(
         metric_value(&m, "strata_body_bytes_total{path=\"io_uring_splice\"}"),
         (3 * large.len()) as f64
+    );
+    // A file replaced on disk (renamed into place, as fills and placement do) is never served
+    // from the old bytes in memory.
+    let newer = pattern(23, 12 << 10);
+    let tmp = dir.write("acme/c/.small.tmp", &newer);
+    std::fs::rename(&tmp, dir.path().join("acme/c/small.m3u8")).expect("rename");
+    assert_eq!(get(server.addr, "/acme/c/small.m3u8", &[]).body, newer);
+    std::fs::remove_file(dir.path().join("acme/c/small.m3u8")).expect("remove");
+    assert_eq!(get(server.addr, "/acme/c/small.m3u8", &[]).status, 404);
+}
+
+#[test]
+fn with_small_body_memory_off_small_bodies_go_inline_by_sendfile() {
+    if !kernel_features_or_skip("with_small_body_memory_off_small_bodies_go_inline_by_sendfile") {
+        return;
+    }
+    let dir = TempDir::new("memory-off");
+    let small = pattern(24, 16 << 10);
+    dir.write("acme/c/small.m3u8", &small);
+    let server = Strata::edge(dir.path(), &["--small-body-memory", "0"]);
+    for _ in 0..3 {
+        assert_eq!(get(server.addr, "/acme/c/small.m3u8", &[]).body, small);
+    }
+    let m = server.metrics();
+    assert_eq!(metric_value(&m, "strata_body_bytes_total{path=\"memory\"}"), 0.0);
+    assert_eq!(
+        metric_value(&m, "strata_body_bytes_total{path=\"sendfile\"}"),
+        (3 * small.len()) as f64
     );
 }
 

@@ -19,6 +19,8 @@ use thiserror::Error;
 
 use strata_http::content_path::ContentPath;
 
+use crate::small_bodies::{FileIdentity, SmallBodies, SmallBody};
+
 /// Why an asset could not be opened.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -40,6 +42,8 @@ pub struct FileStore {
     /// Files open anywhere in the process, shared: ten thousand viewers of one asset hold one
     /// descriptor, not ten thousand (the fd limit is the edge's scarcest resource).
     shared: Mutex<HashMap<String, SharedFile>>,
+    /// Small files' bytes held in memory (see `small_bodies`); empty unless given a budget.
+    small: SmallBodies,
 }
 
 /// A shared open file: weak, so the last connection to drop it closes the descriptor.
@@ -92,25 +96,52 @@ pub fn read_content_tag(fd: std::os::fd::BorrowedFd<'_>) -> Option<ContentTag> {
     Some(tag)
 }
 
+/// Strong ETag, quoted: the content tag when the file has one, else inode, length and
+/// modification time in nanoseconds.
+pub fn etag_of(tag: Option<&ContentTag>, id: &FileIdentity) -> String {
+    if let Some(tag) = tag {
+        let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        return format!("\"{hex}\"");
+    }
+    let mtime_ns = id
+        .mtime
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("\"{:x}-{:x}-{:x}\"", id.ino, id.len, mtime_ns)
+}
+
 impl OpenAsset {
-    /// Strong ETag, quoted: the content tag when the file has one, else inode, length and
-    /// modification time in nanoseconds.
-    pub fn etag(&self) -> String {
-        if let Some(tag) = &self.tag {
-            let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
-            return format!("\"{hex}\"");
+    /// What the file was when opened.
+    pub fn identity(&self) -> FileIdentity {
+        FileIdentity {
+            len: self.len,
+            dev: self.dev,
+            ino: self.ino,
+            mtime: self.mtime,
         }
-        let mtime_ns = self
-            .mtime
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        format!("\"{:x}-{:x}-{:x}\"", self.ino, self.len, mtime_ns)
+    }
+
+    /// Strong ETag, quoted (see [`etag_of`]).
+    pub fn etag(&self) -> String {
+        etag_of(self.tag.as_ref(), &self.identity())
     }
 
     /// Last-Modified as an IMF-fixdate.
     pub fn last_modified(&self) -> String {
         httpdate::fmt_http_date(self.mtime)
+    }
+}
+
+impl SmallBody {
+    /// Strong ETag, quoted, the same as the file's (see [`etag_of`]).
+    pub fn etag(&self) -> String {
+        etag_of(self.tag.as_ref(), &self.identity)
+    }
+
+    /// Last-Modified as an IMF-fixdate.
+    pub fn last_modified(&self) -> String {
+        httpdate::fmt_http_date(self.identity.mtime)
     }
 }
 
@@ -130,6 +161,57 @@ impl FileStore {
             root: fd,
             root_path: root.to_path_buf(),
             shared: Mutex::new(HashMap::new()),
+            small: SmallBodies::new(0),
+        })
+    }
+
+    /// Keeps up to `budget` bytes of small files in memory.
+    pub fn with_small_bodies(mut self, budget: u64) -> FileStore {
+        self.small = SmallBodies::new(budget);
+        self
+    }
+
+    /// The small body held in memory for `path`, if the file there is still the one it was
+    /// read from (one fstatat); a stale entry is dropped.
+    pub fn small_body(&self, path: &ContentPath) -> Option<Arc<SmallBody>> {
+        let rel = path.relative();
+        let body = self.small.get(&rel)?;
+        if self.identity_of(&rel) == Some(body.identity) {
+            return Some(body);
+        }
+        self.small.remove(&rel);
+        None
+    }
+
+    /// Reads `asset`, just opened for `path`, into memory if it is small enough to keep.
+    pub fn keep_small(&self, path: &ContentPath, asset: &OpenAsset) -> Option<Arc<SmallBody>> {
+        use std::os::unix::fs::FileExt as _;
+        if !self.small.keeps(asset.len) {
+            return None;
+        }
+        let mut bytes = vec![0; asset.len as usize];
+        asset.file.read_exact_at(&mut bytes, 0).ok()?;
+        let body = SmallBody::new(bytes, asset.identity(), asset.tag);
+        Some(self.small.insert(&path.relative(), body))
+    }
+
+    /// Bytes and files of small bodies held in memory.
+    pub fn small_held(&self) -> (u64, usize) {
+        self.small.held()
+    }
+
+    /// What `rel` names now (one fstatat), if anything.
+    fn identity_of(&self, rel: &str) -> Option<FileIdentity> {
+        let st = fstatat(self.root.as_fd(), rel, nix::fcntl::AtFlags::empty()).ok()?;
+        Some(FileIdentity {
+            len: st.st_size.max(0) as u64,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mtime: UNIX_EPOCH
+                + Duration::new(
+                    st.st_mtime.max(0) as u64,
+                    st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+                ),
         })
     }
 
@@ -226,21 +308,7 @@ impl FileStore {
     /// True if `path` still names the same, unchanged file as `asset` (cheap: one fstatat),
     /// so a keep-alive connection can keep using its open descriptor.
     pub fn still_current(&self, path: &ContentPath, asset: &OpenAsset) -> bool {
-        let rel = path.relative();
-        match fstatat(self.root.as_fd(), rel.as_str(), nix::fcntl::AtFlags::empty()) {
-            Ok(st) => {
-                st.st_ino == asset.ino
-                    && st.st_dev == asset.dev
-                    && st.st_size.max(0) as u64 == asset.len
-                    && asset.mtime
-                        == UNIX_EPOCH
-                            + Duration::new(
-                                st.st_mtime.max(0) as u64,
-                                st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
-                            )
-            }
-            Err(_) => false,
-        }
+        self.identity_of(&path.relative()) == Some(asset.identity())
     }
 }
 

@@ -18,5 +18,6 @@ pub mod name_lookup;
 pub mod request_scope;
 pub mod server;
 pub mod settings;
+pub mod small_bodies;
 pub mod tls;
 pub mod upstream;

@@ -15,17 +15,20 @@ pub enum BodyPathLabel {
     ProxyCopy,
     /// HTTPS: the body read into userspace and encrypted there (rustls; no kernel TLS).
     TlsUserspace,
+    /// A small file held in memory, written with its head in one call.
+    Memory,
 }
 
 impl BodyPathLabel {
     /// Every path, in the order metrics list them.
-    pub const ALL: [BodyPathLabel; 6] = [
+    pub const ALL: [BodyPathLabel; 7] = [
         BodyPathLabel::IoUringSplice,
         BodyPathLabel::Sendfile,
         BodyPathLabel::ProxySockmap,
         BodyPathLabel::ProxySplice,
         BodyPathLabel::ProxyCopy,
         BodyPathLabel::TlsUserspace,
+        BodyPathLabel::Memory,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +39,7 @@ impl BodyPathLabel {
             BodyPathLabel::ProxySplice => "proxy_splice",
             BodyPathLabel::ProxyCopy => "proxy_copy",
             BodyPathLabel::TlsUserspace => "tls_userspace",
+            BodyPathLabel::Memory => "memory",
         }
     }
 }

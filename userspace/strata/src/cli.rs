@@ -314,6 +314,10 @@ pub struct ServeArgs {
     /// io_uring worker rings (0 = one per core).
     #[arg(long)]
     pub splice_workers: Option<usize>,
+    /// Bytes of small files (≤ 64 KiB each) held in memory and sent with their head in one
+    /// write (default 64 MiB; 0 = off).
+    #[arg(long)]
+    pub small_body_memory: Option<u64>,
     /// Threads running connection tasks (0 = one per core).
     #[arg(long)]
     pub worker_threads: Option<usize>,
@@ -434,6 +438,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.splice_workers {
             cfg.data_path.splice_workers = v;
+        }
+        if let Some(v) = self.small_body_memory {
+            cfg.data_path.small_body_memory = v;
         }
         if let Some(v) = self.worker_threads {
             cfg.data_path.worker_threads = v;

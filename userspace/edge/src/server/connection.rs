@@ -31,12 +31,14 @@ use crate::director::peer_fetch::{direct, hop_miss, PeerStep};
 use crate::file_store::{advise, content_type, OpenAsset, StoreError};
 use crate::request_scope::{self, note_outcome};
 use crate::server::miss_policy::MissPolicy;
+use crate::small_bodies::SmallBody;
 use crate::upstream::proxy::{proxy, ProxyResult};
 use strata_http::content_path::{ContentPath, PathError};
-use strata_http::file_plan::{plan_file_response, PlanError, Validators};
+use strata_http::file_plan::{plan_file_response, FilePlan, PlanError, Validators};
 use strata_http::request::{parse_request_head, HeadError, Method, RequestHead};
 use strata_http::response::{error_response, HeadBuilder};
 use strata_http::signed_url::SignedParams;
+use strata_kernel::body_meter::{BodyMeter as _, BodyPathLabel};
 use strata_kernel::body_path::{BodyError, FileSpan};
 use strata_kernel::socket_opts::set_cork;
 
@@ -352,18 +354,17 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
     if path.asset.ends_with(".m3u8") && ctx.lookup.as_ref().is_some_and(|l| l.live(&path).is_some()) {
         return miss(state, ctx, head, &path, head.path.clone(), signed.as_ref()).await;
     }
+    // Small files are served from memory, except playlists rewritten per viewer.
+    let rewritten = path.asset.ends_with(".m3u8") && (ctx.steering.is_some() || signed.is_some());
+    if let Some(small) = (!rewritten).then(|| ctx.store.small_body(&path)).flatten() {
+        note_outcome(Outcome::Hit);
+        note_hit(ctx, &path, small.identity.len);
+        return memory_hit(state, ctx, head, ctype, &small).await;
+    }
     let asset = match cached_or_open(state, ctx, &path) {
         Ok(a) => {
             note_outcome(Outcome::Hit);
-            if ctx.cache.is_some() || ctx.demand.is_some() {
-                let rel = path.relative();
-                if let Some(cache) = &ctx.cache {
-                    cache.hit(&rel, a.len);
-                }
-                if let Some(demand) = &ctx.demand {
-                    demand.record(rel, a.len);
-                }
-            }
+            note_hit(ctx, &path, a.len);
             a
         }
         Err(StoreError::NotFound(_)) if head.hop => {
@@ -388,36 +389,23 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
             return small_body(state, ctx, head, "application/vnd.apple.mpegurl", body.as_bytes()).await;
         }
     }
+    if let Some(small) = (!rewritten)
+        .then(|| ctx.store.keep_small(&path, &asset))
+        .flatten()
+    {
+        return memory_hit(state, ctx, head, ctype, &small).await;
+    }
     let etag = asset.etag();
     let validators = Validators {
         len: asset.len,
         etag: &etag,
         mtime: asset.mtime,
     };
-    let plan = match plan_file_response(head, validators) {
+    let plan = match plan_or_error(head, validators) {
         Ok(p) => p,
-        Err(e @ PlanError::BadQuery(_)) => return Answer::Error(400, e.to_string(), vec![]),
-        Err(e @ PlanError::Unsatisfiable { len, .. }) => {
-            return Answer::Error(
-                416,
-                e.to_string(),
-                vec![("Content-Range", format!("bytes */{len}"))],
-            );
-        }
+        Err(answer) => return answer,
     };
-    let mut builder = HeadBuilder::new(plan.status);
-    if plan.status != 304 {
-        builder = builder
-            .header("Content-Type", ctype)
-            .header_u64("Content-Length", plan.body.map_or(0, |b| b.len()));
-    }
-    builder = request_scope::decorate(builder.header("Accept-Ranges", "bytes"), plan.status, Kind::Vod)
-        .header("ETag", &etag)
-        .header("Last-Modified", &asset.last_modified());
-    if let (true, Some(body)) = (plan.partial, plan.body) {
-        builder = builder.content_range(body, asset.len);
-    }
-    let head_bytes = builder.connection(head.keep_alive).finish();
+    let head_bytes = file_head(head, &plan, ctype, &etag, &asset.last_modified(), asset.len);
     ctx.metrics.response(plan.status);
     let body = match (plan.send_body, plan.body) {
         (true, Some(body)) => body,
@@ -462,6 +450,101 @@ async fn answer(state: &mut ConnState, ctx: &ServerContext, head: &RequestHead) 
                 _ => tracing::debug!(error = %e, "body not delivered; closing connection"),
             }
             Answer::Done(false)
+        }
+    }
+}
+
+/// Plans a file response, or the error answer for a request the file cannot answer.
+fn plan_or_error(head: &RequestHead, v: Validators<'_>) -> Result<FilePlan, Answer> {
+    plan_file_response(head, v).map_err(|e| match e {
+        e @ PlanError::BadQuery(_) => Answer::Error(400, e.to_string(), vec![]),
+        e @ PlanError::Unsatisfiable { len, .. } => Answer::Error(
+            416,
+            e.to_string(),
+            vec![("Content-Range", format!("bytes */{len}"))],
+        ),
+    })
+}
+
+/// The head of a response from a file of `len` bytes (from disk or memory).
+fn file_head(
+    head: &RequestHead,
+    plan: &FilePlan,
+    ctype: &str,
+    etag: &str,
+    last_modified: &str,
+    len: u64,
+) -> Vec<u8> {
+    let mut builder = HeadBuilder::new(plan.status);
+    if plan.status != 304 {
+        builder = builder
+            .header("Content-Type", ctype)
+            .header_u64("Content-Length", plan.body.map_or(0, |b| b.len()));
+    }
+    builder = request_scope::decorate(builder.header("Accept-Ranges", "bytes"), plan.status, Kind::Vod)
+        .header("ETag", etag)
+        .header("Last-Modified", last_modified);
+    if let (true, Some(body)) = (plan.partial, plan.body) {
+        builder = builder.content_range(body, len);
+    }
+    builder.connection(head.keep_alive).finish()
+}
+
+/// A hit on a small file held in memory: head and body leave in one write.
+async fn memory_hit(
+    state: &mut ConnState,
+    ctx: &ServerContext,
+    head: &RequestHead,
+    ctype: &str,
+    small: &SmallBody,
+) -> Answer {
+    let etag = small.etag();
+    let validators = Validators {
+        len: small.identity.len,
+        etag: &etag,
+        mtime: small.identity.mtime,
+    };
+    let plan = match plan_or_error(head, validators) {
+        Ok(p) => p,
+        Err(answer) => return answer,
+    };
+    let mut response = file_head(
+        head,
+        &plan,
+        ctype,
+        &etag,
+        &small.last_modified(),
+        small.identity.len,
+    );
+    ctx.metrics.response(plan.status);
+    let body = match (plan.send_body, plan.body) {
+        // The plan's range is inclusive and within the length the bytes were read at.
+        (true, Some(body)) => match small.bytes.get(body.start as usize..=body.end as usize) {
+            Some(bytes) => bytes,
+            None => return Answer::Error(500, "small body shorter than its length".into(), vec![]),
+        },
+        _ => &[][..],
+    };
+    response.extend_from_slice(body);
+    if !body.is_empty() {
+        ctx.metrics.body_started(BodyPathLabel::Memory);
+    }
+    let sent = write_all(state, ctx, &response).await;
+    if sent && !body.is_empty() {
+        ctx.metrics.body_bytes(BodyPathLabel::Memory, body.len() as u64);
+    }
+    Answer::Done(sent)
+}
+
+/// Tells the cache (recency) and the demand counter (syncd) about a hit.
+fn note_hit(ctx: &ServerContext, path: &ContentPath, len: u64) {
+    if ctx.cache.is_some() || ctx.demand.is_some() {
+        let rel = path.relative();
+        if let Some(cache) = &ctx.cache {
+            cache.hit(&rel, len);
+        }
+        if let Some(demand) = &ctx.demand {
+            demand.record(rel, len);
         }
     }
 }

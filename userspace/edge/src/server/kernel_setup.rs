@@ -49,7 +49,7 @@ pub enum EbpfMode {
 }
 
 /// How the data path runs.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataPath {
     pub body_path: BodyPathMode,
@@ -57,6 +57,20 @@ pub struct DataPath {
     pub splice_workers: usize,
     /// Threads that run the connection tasks; 0 means one per CPU core.
     pub worker_threads: usize,
+    /// Bytes of small files (up to 64 KiB each: playlists, parts, thumbnails) held in memory
+    /// and written with their head in one call; 0 turns it off.
+    pub small_body_memory: u64,
+}
+
+impl Default for DataPath {
+    fn default() -> Self {
+        DataPath {
+            body_path: BodyPathMode::default(),
+            splice_workers: 0,
+            worker_threads: 0,
+            small_body_memory: 64 << 20,
+        }
+    }
 }
 
 /// Chooses the body path: io_uring splice when possible, per the configured mode.

@@ -224,8 +224,9 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<RunningServer> {
     cfg.validate()?;
-    let store =
-        FileStore::open(&cfg.root).with_context(|| format!("{role}: opening the directory it serves"))?;
+    let store = FileStore::open(&cfg.root)
+        .with_context(|| format!("{role}: opening the directory it serves"))?
+        .with_small_bodies(cfg.data_path.small_body_memory);
     let listener = bind(cfg.listen).with_context(|| format!("{role}: client listener"))?;
     let local_addr = listener.local_addr()?;
     let https = https_listener::prepare(role, &cfg.https)?;
