@@ -191,10 +191,16 @@ fn access_log_lines_name_hit_miss_fill_range_errors_and_live_with_the_right_fiel
     let fill = check("fill", 200, clip.len(), "fill");
     assert_eq!(fill["upstream"], storage.as_str(), "{fill}");
     // Served from the fill as it is written (read-while-writer), by the file body path.
-    assert_eq!(fill["body_path"], "io_uring_splice", "{fill}");
+    assert!(
+        ["io_uring_splice", "sendfile"].contains(&fill["body_path"].as_str().unwrap_or("")),
+        "{fill}"
+    );
     assert_eq!(fill["path"], "/acme/show/clip.mp4");
     let hit = check("hit", 200, clip.len(), "hit");
-    assert_eq!(hit["body_path"], "io_uring_splice", "{hit}");
+    assert!(
+        ["io_uring_splice", "sendfile"].contains(&hit["body_path"].as_str().unwrap_or("")),
+        "{hit}"
+    );
     assert!(hit["upstream"].is_null(), "{hit}");
     let range = check("range", 206, 1000, "hit");
     assert_eq!(range["range"], "bytes=100-1099");

@@ -57,26 +57,20 @@ fn second_request_admits_one_fill_for_many_viewers_then_local_hits() {
     });
     assert_eq!(wait_metric(&edge, COMPLETED, 1.0), 1.0);
     assert_eq!(edge.metric(STARTED), 1.0, "exactly one fill");
-    let storage_bodies = storage.metric("strata_bodies_total{path=\"io_uring_splice\"}");
+    let storage_bodies = storage.file_bodies();
     let proxied = edge.metric("strata_body_bytes_total{path=\"proxy_sockmap\"}");
-    let local = edge.metric("strata_body_bytes_total{path=\"io_uring_splice\"}");
+    let local = edge.file_body_bytes();
     let hits = edge.metric("strata_cache_hits_total");
-    // Now a local hit: the io_uring counter moves, the proxy's does not, storage sees nothing.
+    // Now a local hit: the file paths' counter moves, the proxy's does not, storage sees nothing.
     let r = view(&tiers, "/acme/c/v.mp4");
     assert_eq!((r.status, checksum(&r.body)), (200, sum));
     assert_eq!(edge.metric("strata_cache_hits_total"), hits + 1.0);
-    assert_eq!(
-        edge.metric("strata_body_bytes_total{path=\"io_uring_splice\"}"),
-        local + data.len() as f64
-    );
+    assert_eq!(edge.file_body_bytes(), local + data.len() as f64);
     assert_eq!(
         edge.metric("strata_body_bytes_total{path=\"proxy_sockmap\"}"),
         proxied
     );
-    assert_eq!(
-        storage.metric("strata_bodies_total{path=\"io_uring_splice\"}"),
-        storage_bodies
-    );
+    assert_eq!(storage.file_bodies(), storage_bodies);
     assert_eq!(
         std::fs::read(cache.path().join("acme/c/v.mp4"))
             .map(|b| checksum(&b))

@@ -22,9 +22,6 @@ const OWN: &str = "strata_cache_miss_served_total{via=\"own_fill\"}";
 const JOINED: &str = "strata_cache_miss_served_total{via=\"joined_fill\"}";
 const PROXIED: &str = "strata_cache_miss_served_total{via=\"proxied\"}";
 const HITS: &str = "strata_cache_hits_total";
-/// What the storage server sent (its file → socket path in these tests).
-const ORIGIN_BYTES: &str = "strata_body_bytes_total{path=\"io_uring_splice\"}";
-const ORIGIN_BODIES: &str = "strata_bodies_total{path=\"io_uring_splice\"}";
 
 /// Polls `read` until `done` holds (a generous deadline: a throttled fill takes seconds) and
 /// returns the last value read; the caller asserts on it.
@@ -128,7 +125,7 @@ fn an_admitted_miss_fills_from_the_viewers_own_fetch_and_the_origin_sends_it_onc
         1.0
     );
     assert_eq!(edge.metric(PROXIED), 1.0);
-    let (origin_bytes, origin_bodies) = (storage.metric(ORIGIN_BYTES), storage.metric(ORIGIN_BODIES));
+    let (origin_bytes, origin_bodies) = (storage.file_body_bytes(), storage.file_bodies());
     // The second starts well within the threshold: admitted, and served from its own fill.
     let r = view(&tiers, None);
     assert_eq!((r.status, checksum(&r.body)), (200, sum));
@@ -140,11 +137,11 @@ fn an_admitted_miss_fills_from_the_viewers_own_fetch_and_the_origin_sends_it_onc
     assert_eq!(edge.metric(OWN), 1.0);
     assert_eq!(edge.metric(STARTED), 1.0, "one fill");
     assert_eq!(
-        storage.metric(ORIGIN_BYTES) - origin_bytes,
+        storage.file_body_bytes() - origin_bytes,
         data.len() as f64,
         "the origin sent the asset once, for the viewer and the cache"
     );
-    assert_eq!(storage.metric(ORIGIN_BODIES) - origin_bodies, 1.0);
+    assert_eq!(storage.file_bodies() - origin_bodies, 1.0);
     let filled = std::fs::read(cache.path().join("acme/c/v.mp4")).expect("the filled file");
     assert_eq!(checksum(&filled), sum, "byte-exact fill");
     // The admission threshold is exported (the cache has room: the configured 60 s).
@@ -153,7 +150,7 @@ fn an_admitted_miss_fills_from_the_viewers_own_fetch_and_the_origin_sends_it_onc
     let r = view(&tiers, Some("bytes=100-199".into()));
     assert_eq!((r.status, &r.body[..]), (206, &data[100..200]));
     assert_eq!(edge.metric(HITS), 1.0);
-    assert_eq!(storage.metric(ORIGIN_BYTES) - origin_bytes, data.len() as f64);
+    assert_eq!(storage.file_body_bytes() - origin_bytes, data.len() as f64);
 }
 
 #[test]
@@ -166,7 +163,7 @@ fn viewers_arriving_mid_fill_read_what_is_written_and_follow_the_rest() {
     let len = 6 << 20;
     let data = pattern(42, len);
     let (storage, edge) = setup(&tiers, &store, &cache, &data, Some("16mbit"));
-    let origin_bytes = storage.metric(ORIGIN_BYTES);
+    let origin_bytes = storage.file_body_bytes();
     flag_hot(&tiers, &edge);
     let first = raw_viewer(&tiers);
     // Wait until the fill has written a first MiB (of six, at 2 MB/s).
@@ -230,7 +227,7 @@ fn viewers_arriving_mid_fill_read_what_is_written_and_follow_the_rest() {
     assert_eq!(edge.metric(JOINED), 5.0);
     assert_eq!(edge.metric(HITS), 0.0);
     assert_eq!(
-        storage.metric(ORIGIN_BYTES) - origin_bytes,
+        storage.file_body_bytes() - origin_bytes,
         len as f64,
         "six viewers, one origin fetch"
     );
@@ -369,7 +366,7 @@ fn a_fill_that_cannot_start_leaves_its_viewer_to_the_proxy() {
     assert_eq!(poll(|| edge.metric(FAILED), |v| v >= 1.0), 1.0);
     assert_eq!(edge.metric(PROXIED), 1.0);
     assert_eq!(edge.metric(OWN), 0.0);
-    assert!(storage.metric(ORIGIN_BODIES) >= 1.0);
+    assert!(storage.file_bodies() >= 1.0);
     assert!(!cache.path().join("acme/c/v.mp4").exists());
 }
 

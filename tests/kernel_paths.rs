@@ -1,12 +1,13 @@
-//! The kernel paths carried the bytes: io_uring splice (not the fallback) and the eBPF
-//! telemetry program, loaded for real; and the sendfile fallback works when chosen.
+//! The kernel paths carried the bytes: io_uring splice for bodies that need the disk, sendfile
+//! inline for warm ones, memory for small files, and the eBPF telemetry program, loaded for
+//! real; and the sendfile fallback works when chosen.
 
 use std::io::Write;
 
 use strata_tests::*;
 
 #[test]
-fn io_uring_splice_carries_the_bodies_and_ebpf_telemetry_counts_connections() {
+fn io_uring_splice_carries_cold_bodies_warm_ones_go_inline_and_ebpf_telemetry_counts_connections() {
     if !kernel_features_or_skip("io_uring_splice_carries_the_bodies") {
         return;
     }
@@ -25,7 +26,9 @@ fn io_uring_splice_carries_the_bodies_and_ebpf_telemetry_counts_connections() {
         server.log().iter().any(|l| l.contains("conn_telemetry attached")),
         "eBPF program attached"
     );
+    // Cold each time (its pages dropped): the body needs the disk, so it goes to the rings.
     for _ in 0..5 {
+        drop_from_page_cache(&dir.path().join("acme/c/v.mp4"));
         let r = get(server.addr, "/acme/c/v.mp4", &[]);
         assert_eq!(checksum(&r.body), checksum(&data));
     }
@@ -51,7 +54,15 @@ fn io_uring_splice_carries_the_bodies_and_ebpf_telemetry_counts_connections() {
     assert_eq!(
         metric_value(&m, "strata_body_bytes_total{path=\"sendfile\"}"),
         0.0,
-        "fallback unused"
+        "nothing warm was sent inline"
+    );
+    // Warm now (the last read left it in the page cache): inline by sendfile.
+    let r = get(server.addr, "/acme/c/v.mp4", &[]);
+    assert_eq!(checksum(&r.body), checksum(&data));
+    assert_eq!(
+        server.metric("strata_body_bytes_total{path=\"sendfile\"}"),
+        data.len() as f64,
+        "a warm body goes inline by sendfile"
     );
     assert_eq!(metric_value(&m, "strata_ebpf_conn_telemetry_loaded"), 1.0);
     // The sock_ops program saw every client connection (the 5 fetches; /metrics goes to the
@@ -67,7 +78,7 @@ fn io_uring_splice_carries_the_bodies_and_ebpf_telemetry_counts_connections() {
 }
 
 #[test]
-fn small_files_come_from_memory_small_ranges_go_inline_and_large_bodies_through_io_uring() {
+fn small_files_come_from_memory_small_ranges_go_inline_and_cold_large_bodies_through_io_uring() {
     if !kernel_features_or_skip("small_files_come_from_memory_small_ranges_go_inline") {
         return;
     }
@@ -78,6 +89,7 @@ fn small_files_come_from_memory_small_ranges_go_inline_and_large_bodies_through_
     let server = Strata::edge(dir.path(), &[]);
     for _ in 0..3 {
         assert_eq!(get(server.addr, "/acme/c/small.m3u8", &[]).body, small);
+        drop_from_page_cache(&dir.path().join("acme/c/large.m4s"));
         assert_eq!(get(server.addr, "/acme/c/large.m4s", &[]).body, large);
     }
     // A range of the small file from memory; a range of the large file small enough to go
@@ -157,6 +169,7 @@ fn slow_reader_gets_every_byte_through_the_splice_path() {
     let data = pattern(13, 24 << 20);
     dir.write("acme/c/v.mp4", &data);
     let server = Strata::edge(dir.path(), &[]);
+    drop_from_page_cache(&dir.path().join("acme/c/v.mp4"));
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     sock.set_recv_buffer_size(64 * 1024)
         .expect("SO_RCVBUF before connect");

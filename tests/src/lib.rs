@@ -131,6 +131,21 @@ pub fn settle(read: impl Fn() -> f64, done: impl Fn(f64) -> bool) -> f64 {
     value
 }
 
+/// The paths a body served from a file can take.
+pub const FILE_PATHS: [&str; 3] = ["io_uring_splice", "sendfile", "memory"];
+
+/// Drops `path`'s pages from the page cache (fsync, then POSIX_FADV_DONTNEED), so the next read
+/// needs the disk: the edge sends such a body through its io_uring rings, a warm one inline by
+/// sendfile.
+pub fn drop_from_page_cache(path: &Path) {
+    use std::os::fd::AsRawFd as _;
+    let f = std::fs::File::open(path).expect("open to drop from the page cache");
+    f.sync_all().expect("fsync");
+    // SAFETY: plain advice on a valid descriptor.
+    let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise(DONTNEED) on {}", path.display());
+}
+
 /// A running strata process; killed when dropped.
 pub struct Strata {
     child: Child,
@@ -335,6 +350,25 @@ impl Strata {
     /// label value that appears once first counted, a part that may not be loaded).
     pub fn metric_absent_or_zero(&self, sample: &str) -> f64 {
         metric_absent_or_zero(&self.metrics(), sample)
+    }
+
+    /// Body bytes served from files, whichever path carried them (io_uring splice for bodies
+    /// that needed the disk, sendfile for warm ones, memory for small files).
+    pub fn file_body_bytes(&self) -> f64 {
+        let m = self.metrics();
+        FILE_PATHS
+            .iter()
+            .map(|p| metric_absent_or_zero(&m, &format!("strata_body_bytes_total{{path=\"{p}\"}}")))
+            .sum()
+    }
+
+    /// Bodies served from files, whichever path carried them.
+    pub fn file_bodies(&self) -> f64 {
+        let m = self.metrics();
+        FILE_PATHS
+            .iter()
+            .map(|p| metric_absent_or_zero(&m, &format!("strata_bodies_total{{path=\"{p}\"}}")))
+            .sum()
     }
 
     /// Kills the process with SIGKILL (a crash) and waits for it.

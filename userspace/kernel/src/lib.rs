@@ -8,6 +8,7 @@ pub mod conn_telemetry;
 pub mod ebpf_log;
 pub mod guard_settings;
 pub mod kernel_metrics;
+pub mod page_cache;
 pub mod pipe;
 pub mod socket_opts;
 pub mod sockmap_splice;
