@@ -134,6 +134,22 @@ impl ClientStream {
         Ok(())
     }
 
+    /// Writes what the socket takes of `parts` now, without waiting: one writev(2) on plain
+    /// TCP (0 bytes on TLS, whose writes go through rustls). The bytes written.
+    pub fn try_send_now(&mut self, parts: &[&[u8]]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(s) => {
+                let slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+                match s.try_write_vectored(&slices) {
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                    Err(e) => Err(e),
+                }
+            }
+            ClientStream::Tls(_) => Ok(0),
+        }
+    }
+
     /// Sends `span` of `file`: by the kernel path on plain TCP, encrypted in userspace on TLS.
     pub async fn send_file(
         &mut self,

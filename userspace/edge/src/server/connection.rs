@@ -490,7 +490,7 @@ fn file_head(
     builder.connection(head.keep_alive).finish()
 }
 
-/// A hit on a small file held in memory: head and body leave in one write.
+/// A hit on a small file held in memory: head and body leave in one writev.
 async fn memory_hit(
     state: &mut ConnState,
     ctx: &ServerContext,
@@ -508,7 +508,7 @@ async fn memory_hit(
         Ok(p) => p,
         Err(answer) => return answer,
     };
-    let mut response = file_head(
+    let response = file_head(
         head,
         &plan,
         ctype,
@@ -525,11 +525,10 @@ async fn memory_hit(
         },
         _ => &[][..],
     };
-    response.extend_from_slice(body);
     if !body.is_empty() {
         ctx.metrics.body_started(BodyPathLabel::Memory);
     }
-    let sent = write_all(state, ctx, &response).await;
+    let sent = write_parts(state, ctx, &response, body).await;
     if sent && !body.is_empty() {
         ctx.metrics.body_bytes(BodyPathLabel::Memory, body.len() as u64);
     }
@@ -895,8 +894,35 @@ async fn write_memory_body(state: &mut ConnState, ctx: &ServerContext, body: &[u
 }
 
 async fn write_all(state: &mut ConnState, ctx: &ServerContext, bytes: &[u8]) -> bool {
+    write_parts(state, ctx, bytes, &[]).await
+}
+
+/// Writes `head` then `body`: first straight into the socket (one writev, no timer: a small
+/// response nearly always fits), then what is left within the send-stall timeout.
+async fn write_parts(state: &mut ConnState, ctx: &ServerContext, head: &[u8], body: &[u8]) -> bool {
+    let written = match state.stream.try_send_now(&[head, body]) {
+        Ok(n) => n,
+        Err(_) => return false,
+    };
+    if written == head.len() + body.len() {
+        return true;
+    }
+    let (head_rest, body_rest) = if written < head.len() {
+        (&head[written..], body)
+    } else {
+        (&[][..], &body[written - head.len()..])
+    };
     let stall: Duration = ctx.limits.send_stall_timeout;
-    match tokio::time::timeout(stall, state.stream.send(bytes)).await {
+    let rest = async {
+        if !head_rest.is_empty() {
+            state.stream.send(head_rest).await?;
+        }
+        if !body_rest.is_empty() {
+            state.stream.send(body_rest).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    match tokio::time::timeout(stall, rest).await {
         Ok(Ok(())) => true,
         Ok(Err(_)) => false,
         Err(_) => {
