@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::file_store::ContentTag;
-
 /// Files up to this size are kept in memory.
 pub const SMALL_BODY_MAX: u64 = 64 << 10;
 
@@ -32,12 +30,13 @@ pub struct FileIdentity {
 pub struct SmallBody {
     pub bytes: Vec<u8>,
     pub identity: FileIdentity,
-    pub tag: Option<ContentTag>,
+    /// The file's content tag (file_store's `ContentTag`: 128 bits of its SHA-256).
+    pub tag: Option<[u8; 16]>,
     last_used: AtomicU64,
 }
 
 impl SmallBody {
-    pub fn new(bytes: Vec<u8>, identity: FileIdentity, tag: Option<ContentTag>) -> SmallBody {
+    pub fn new(bytes: Vec<u8>, identity: FileIdentity, tag: Option<[u8; 16]>) -> SmallBody {
         SmallBody {
             bytes,
             identity,
