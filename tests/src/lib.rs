@@ -355,19 +355,20 @@ impl Strata {
     /// Body bytes served from files, whichever path carried them (io_uring splice for bodies
     /// that needed the disk, sendfile for warm ones, memory for small files).
     pub fn file_body_bytes(&self) -> f64 {
-        let m = self.metrics();
-        FILE_PATHS
-            .iter()
-            .map(|p| metric_absent_or_zero(&m, &format!("strata_body_bytes_total{{path=\"{p}\"}}")))
-            .sum()
+        self.over_file_paths("strata_body_bytes_total")
     }
 
     /// Bodies served from files, whichever path carried them.
     pub fn file_bodies(&self) -> f64 {
+        self.over_file_paths("strata_bodies_total")
+    }
+
+    /// `family{path=P}` summed over the file paths P.
+    fn over_file_paths(&self, family: &str) -> f64 {
         let m = self.metrics();
         FILE_PATHS
             .iter()
-            .map(|p| metric_absent_or_zero(&m, &format!("strata_bodies_total{{path=\"{p}\"}}")))
+            .map(|p| metric_absent_or_zero(&m, &format!("{family}{{path=\"{p}\"}}")))
             .sum()
     }
 

@@ -205,7 +205,8 @@ type ChoiceCounts = HashMap<(usize, SizeClass, LoadClass, Why), u64>;
 /// The per-response path choice of an edge whose proxy path is `auto`.
 #[derive(Debug)]
 pub struct PathChooser {
-    candidates: Vec<ProxyPath>,
+    /// The paths it chooses among, as indices into [`PATHS`].
+    slots: Vec<usize>,
     classes: Mutex<HashMap<ChoiceKey, ClassStats>>,
     counts: Mutex<ChoiceCounts>,
     in_flight: AtomicUsize,
@@ -237,28 +238,15 @@ const PATHS: [ProxyPath; 3] = [ProxyPath::Sockmap, ProxyPath::Splice, ProxyPath:
 impl PathChooser {
     /// A chooser over splice and copy, and sockmap when its programs are loaded.
     pub fn new(sockmap: bool) -> PathChooser {
-        let mut candidates = Vec::new();
-        if sockmap {
-            candidates.push(ProxyPath::Sockmap);
-        }
-        candidates.extend([ProxyPath::Splice, ProxyPath::Copy]);
+        let paths: &[ProxyPath] = if sockmap { &PATHS } else { &PATHS[1..] };
         PathChooser {
-            candidates,
+            slots: paths.iter().map(|p| index(*p)).collect(),
             classes: Mutex::new(HashMap::new()),
             counts: Mutex::new(HashMap::new()),
             in_flight: AtomicUsize::new(0),
             load_average: AtomicUsize::new(0),
             load_class: AtomicUsize::new(0),
         }
-    }
-
-    /// The paths it chooses among.
-    pub fn candidates(&self) -> &[ProxyPath] {
-        &self.candidates
-    }
-
-    fn slots(&self) -> Vec<usize> {
-        self.candidates.iter().map(|p| index(*p)).collect()
     }
 
     /// Counts a body in flight until the guard drops; returns the concurrency class to class it
@@ -348,7 +336,7 @@ impl PathChooser {
 
     /// The path for a new epoch.
     fn pick(&self, class: &mut ClassStats) -> (usize, Why) {
-        let slots = self.slots();
+        let slots = &self.slots;
         // A class first measures every path.
         if let Some(&least) = slots
             .iter()
@@ -358,7 +346,7 @@ impl PathChooser {
             return (least, Why::Measuring);
         }
         class.turns += 1;
-        let fastest = class.fastest.unwrap_or_else(|| leader(class, &slots));
+        let fastest = class.fastest.unwrap_or_else(|| leader(class, slots));
         if class.turns.is_multiple_of(EXPLORE_EVERY) {
             let others: Vec<usize> = slots.iter().copied().filter(|&s| s != fastest).collect();
             let round = class.turns / EXPLORE_EVERY;
@@ -405,11 +393,11 @@ impl PathChooser {
             r.rate + EWMA_WEIGHT * (rate - r.rate)
         };
         r.samples += 1;
-        let slots = self.slots();
+        let slots = &self.slots;
         if slots.iter().any(|&s| class.rates[s].samples == 0) {
             return;
         }
-        let fastest = Some(leader(class, &slots));
+        let fastest = Some(leader(class, slots));
         if fastest != class.fastest {
             let rates: Vec<String> = slots
                 .iter()
@@ -487,9 +475,9 @@ impl PathChooser {
             Ok(classes) => classes
                 .iter()
                 .flat_map(|(key, class)| {
-                    self.candidates
+                    self.slots
                         .iter()
-                        .map(|p| index(*p))
+                        .copied()
                         .filter(|&s| class.rates[s].samples > 0)
                         .map(|s| (*key, s, class.rates[s].rate))
                         .collect::<Vec<_>>()
