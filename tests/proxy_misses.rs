@@ -90,24 +90,76 @@ fn misses_are_relayed_byte_exact_with_the_clients_range(path: &str) {
     );
 }
 
-fn one_pooled_upstream_connection_serves_sequential_misses(path: &str) {
+/// TCP sockets in TIME_WAIT toward `port` on this machine (from /proc/net/tcp).
+fn time_wait_toward(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3
+                && f[3] == "06"
+                && f[2]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    == Some(port)
+        })
+        .count()
+}
+
+/// Splice and copy reuse one pooled upstream connection for every body. A body that went
+/// through the sockmap retires its connection (a socket that has been in the sockmap moves
+/// later bodies more slowly) with a reset, so the edge keeps no TIME_WAIT socket per body.
+fn upstream_connections_are_pooled_except_after_a_sockmap_body(path: &str) {
     let store = TempDir::new("proxy-pool");
     let data = pattern(42, 20_000);
     store.write("acme/c/seg.m4s", &data);
     let storage = Strata::storage(store.path(), &[]);
     let (_cache, edge) = edge_for(path, &[storage.addr], &[]);
+    let time_wait_before = time_wait_toward(storage.addr.port());
     let mut s = connect(edge.addr);
     let mut buf = Vec::new();
-    for i in 0..1000 {
+    let bodies = 1000;
+    for i in 0..bodies {
         s.write_all(request("GET", "/acme/c/seg.m4s", &[]).as_bytes())
             .expect("write");
         let r = read_response(&mut s, &mut buf, false);
-        assert_eq!((r.status, r.body.len()), (200, data.len()), "request {i}");
+        assert_eq!(
+            (r.status, checksum(&r.body)),
+            (200, checksum(&data)),
+            "request {i}"
+        );
+    }
+    let connections = storage.metric("strata_connections_total");
+    let by_sockmap = match path {
+        "sockmap" => bodies as f64,
+        "auto" => metric_sum(
+            &edge.metrics(),
+            "strata_proxy_auto_choices_total",
+            &["path=\"sockmap\""],
+        ),
+        _ => 0.0,
+    };
+    if path == "auto" {
+        assert!(by_sockmap > 0.0, "auto measured the sockmap path too");
+    }
+    // Each sockmap body retires its connection; each run of other bodies shares one.
+    assert!(
+        connections >= by_sockmap && connections <= 2.0 * by_sockmap + 1.0,
+        "{path}: {connections} upstream connections for {bodies} bodies, {by_sockmap} through the sockmap"
+    );
+    if by_sockmap == 0.0 {
+        assert_eq!(
+            connections, 1.0,
+            "{path}: one upstream connection, reused {bodies} times"
+        );
     }
     assert_eq!(
-        storage.metric("strata_connections_total"),
-        1.0,
-        "one upstream connection, reused 1000 times"
+        time_wait_toward(storage.addr.port()).saturating_sub(time_wait_before),
+        0,
+        "{path}: retired upstream connections close with a reset, not into TIME_WAIT"
     );
 }
 
@@ -366,7 +418,7 @@ macro_rules! on_every_path {
 
 on_every_path!(
     misses_are_relayed_byte_exact_with_the_clients_range,
-    one_pooled_upstream_connection_serves_sequential_misses,
+    upstream_connections_are_pooled_except_after_a_sockmap_body,
     failover_to_a_replica_and_502_when_every_server_is_down,
     redirect_and_error_miss_policies,
     upstream_dying_mid_body_closes_the_client_connection,

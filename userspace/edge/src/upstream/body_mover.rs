@@ -59,8 +59,8 @@ impl<'a> BodyMover<'a> {
         }
     }
 
-    /// Moves the body. True if the upstream connection ended exactly at the body's end (and
-    /// may go back to the pool).
+    /// Moves the body. True if the upstream connection may go back to the pool: it ended
+    /// exactly at the body's end and never carried a sockmap flow.
     pub async fn run(self, t: &mut Transfer<'_>) -> Result<bool, RelayError> {
         match self {
             BodyMover::Pieces { splice, plan, path } => sockmap_mover::pieces(t, splice, plan, path).await,
