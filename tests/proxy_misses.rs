@@ -437,6 +437,45 @@ fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
 }
 
 #[test]
+fn a_large_body_through_the_sockmap_takes_a_new_upstream_connection_for_each_piece() {
+    if !kernel_features_or_skip(
+        "a_large_body_through_the_sockmap_takes_a_new_upstream_connection_for_each_piece",
+    ) {
+        return;
+    }
+    let store = TempDir::new("proxy-pieces");
+    // Five pieces of 4 MiB (`max_in_flight_per_client`).
+    let data = pattern(7, 20 << 20);
+    store.write("acme/c/long.mp4", &data);
+    let storage = Strata::storage(store.path(), &[]);
+    let (_cache, edge) = edge_for("sockmap", &[storage.addr], &[]);
+    let mut s = connect(edge.addr);
+    let mut buf = Vec::new();
+    s.write_all(request("GET", "/acme/c/long.mp4", &[]).as_bytes())
+        .expect("write");
+    let r = read_response(&mut s, &mut buf, false);
+    assert_eq!((r.status, checksum(&r.body)), (200, checksum(&data)));
+    assert!(
+        edge.metric("strata_body_bytes_total{path=\"proxy_sockmap\"}") >= (4 << 20) as f64,
+        "the first piece went through the sockmap"
+    );
+    // A piece that lags (over 250 ms to reach the client's socket) sends the rest by splice
+    // over one more connection, so there are two to five.
+    let connections = storage.metric("strata_connections_total");
+    assert!(
+        (2.0..=5.0).contains(&connections),
+        "{connections} upstream connections for five pieces"
+    );
+    // Every connection a piece went through the sockmap on is closed; one that carried the
+    // rest by splice may be pooled.
+    let pooled = if connections == 5.0 { 0.0 } else { 1.0 };
+    assert!(
+        settle(|| storage.metric("strata_connections_open"), |v| v <= pooled) <= pooled,
+        "connections left open after the body"
+    );
+}
+
+#[test]
 fn auto_measures_every_path_then_moves_bodies_by_the_fastest_and_says_so() {
     let sockmap = kernel_features_or_skip("auto_measures_every_path_then_moves_bodies_by_the_fastest");
     let store = TempDir::new("proxy-auto");

@@ -2,7 +2,8 @@
 //! server's socket to the client's, never through userspace.
 //!
 //! A plain GET is fetched in pieces of `max_in_flight_per_client` bytes (successive range
-//! requests on the same pooled connection, each guarded by If-Range), because the kernel has no
+//! requests, each guarded by If-Range and sent over a connection that has not been in the
+//! sockmap: see [`retire`]), because the kernel has no
 //! backpressure between the two sockets: a piece is granted only when the previous one is in
 //! the client socket, so at most one piece per client sits in kernel queues, and the next
 //! piece's request goes out while the previous one drains. A client that lags (a piece took
@@ -219,6 +220,14 @@ pub async fn pieces(
             range: Some((offset, last)),
             if_range: plan.validator.as_deref(),
         };
+        if carried_sockmap {
+            // Every byte of the piece has left the upstream socket: the next piece goes over
+            // a connection that has not been in the sockmap (see `retire`).
+            let (fresh, _) = t.pool.checkout(t.server).await.map_err(RelayError::Upstream)?;
+            let used = std::mem::replace(&mut *t.up, fresh);
+            retire(&used);
+            carried_sockmap = false;
+        }
         let request = upstream_request(&ask, t.server);
         let next = exchange(t.up, &request, settings.response_timeout)
             .await
