@@ -476,6 +476,59 @@ fn a_large_body_through_the_sockmap_takes_a_new_upstream_connection_for_each_pie
 }
 
 #[test]
+fn with_two_sockmap_pieces_in_flight_bodies_arrive_exactly_and_in_order() {
+    if !kernel_features_or_skip("with_two_sockmap_pieces_in_flight_bodies_arrive_exactly_and_in_order") {
+        return;
+    }
+    let store = TempDir::new("proxy-window");
+    // Ten pieces of 2 MiB, two redirected at once; then a range across several pieces.
+    let data = pattern(11, 20 << 20);
+    store.write("acme/c/long.mp4", &data);
+    let storage = Strata::storage(store.path(), &[]);
+    let conf = TempDir::new("proxy-window-conf");
+    let toml = conf.write("edge.toml", b"[upstream]\nsockmap_pieces_in_flight = 2\n");
+    let (_cache, edge) = edge_for(
+        "sockmap",
+        &[storage.addr],
+        &["--config", toml.to_str().expect("utf-8")],
+    );
+    let mut s = connect(edge.addr);
+    let mut buf = Vec::new();
+    for round in 0..3 {
+        s.write_all(request("GET", "/acme/c/long.mp4", &[]).as_bytes())
+            .expect("write");
+        let r = read_response(&mut s, &mut buf, false);
+        assert_eq!(
+            (r.status, checksum(&r.body)),
+            (200, checksum(&data)),
+            "round {round}"
+        );
+    }
+    let (first, last) = (3_000_000usize, 9_500_000usize);
+    s.write_all(
+        request(
+            "GET",
+            "/acme/c/long.mp4",
+            &[("Range", &format!("bytes={first}-{last}"))],
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let r = read_response(&mut s, &mut buf, false);
+    assert_eq!(
+        (r.status, checksum(&r.body)),
+        (206, checksum(&data[first..=last]))
+    );
+    assert!(
+        edge.metric("strata_body_bytes_total{path=\"proxy_sockmap\"}") >= (8 << 20) as f64,
+        "pieces went through the sockmap"
+    );
+    // Ten pieces per body, each over its own connection unless a lagging client sent the rest
+    // by splice: more than one connection per body.
+    assert!(storage.metric("strata_connections_total") > 4.0);
+}
+
+#[test]
 fn auto_measures_every_path_then_moves_bodies_by_the_fastest_and_says_so() {
     let sockmap = kernel_features_or_skip("auto_measures_every_path_then_moves_bodies_by_the_fastest");
     let store = TempDir::new("proxy-auto");

@@ -39,6 +39,11 @@ pub struct UpstreamSettings {
     /// Sockmap path: bytes in flight toward one client (granted to the kernel, not yet in the
     /// client's socket); bodies are fetched in pieces of this size.
     pub max_in_flight_per_client: u64,
+    /// Sockmap path: pieces of one body redirected and not yet in the client's socket (their
+    /// size is `max_in_flight_per_client` shared among them). 1, the default, waits for each
+    /// piece to be in the socket before the next flow starts: on Linux 6.18 two measured the
+    /// same (one 256 MiB object across veth: 1.30-1.53 against 1.27-1.60 GB/s).
+    pub sockmap_pieces_in_flight: usize,
     /// Sockmap path: bytes in flight toward all clients; a piece over it moves by splice.
     pub max_in_flight_total: u64,
     /// Sockmap path: a client whose piece takes longer than this to enter its socket gets the
@@ -64,6 +69,7 @@ impl Default for UpstreamSettings {
             eject_for: Duration::from_secs(10),
             proxy_path: Default::default(),
             max_in_flight_per_client: 4 << 20,
+            sockmap_pieces_in_flight: 1,
             max_in_flight_total: 256 << 20,
             lag_after: Duration::from_millis(250),
             receive_buffer: 1 << 20,

@@ -179,14 +179,14 @@ async fn attempt(
             // `auto` chooses this body's path by what it measured for bodies like it.
             let measured = match pool.chooser() {
                 Some(chooser) if has_body && len > 0 && (200..300).contains(&status) => {
-                    let (in_flight, load) = chooser.start_body();
-                    Some((chooser, chooser.choose(server.ip(), len, load), in_flight))
+                    let load = chooser.load_class(metrics.open_connections() as usize);
+                    Some((chooser, chooser.choose(server.ip(), len, load)))
                 }
                 _ => None,
             };
             let path = measured
                 .as_ref()
-                .map_or(pool.settings().proxy_path, |(_, choice, _)| choice.path);
+                .map_or(pool.settings().proxy_path, |(_, choice)| choice.path);
             let mover = BodyMover::choose(pool, status, plan, path);
             let mut transfer = Transfer {
                 client,
@@ -199,7 +199,7 @@ async fn attempt(
                 stall,
             };
             let moved = mover.run(&mut transfer).await;
-            if let Some((chooser, choice, _)) = &measured {
+            if let Some((chooser, choice)) = &measured {
                 chooser.record(choice, if moved.is_ok() { len } else { 0 });
             }
             moved

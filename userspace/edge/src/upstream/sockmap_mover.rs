@@ -4,13 +4,15 @@
 //! A plain GET is fetched in pieces of `max_in_flight_per_client` bytes (successive range
 //! requests, each guarded by If-Range and sent over a connection that has not been in the
 //! sockmap: see [`retire`]), because the kernel has no
-//! backpressure between the two sockets: a piece is granted only when the previous one is in
-//! the client socket, so at most one piece per client sits in kernel queues, and the next
-//! piece's request goes out while the previous one drains. A client that lags (a piece took
+//! backpressure between the two sockets: a piece is granted only when the one before the last
+//! `sockmap_pieces_in_flight` (default 1) is in the client socket, so at most that many pieces
+//! per client sit in kernel queues, and the next piece's request goes out while the previous
+//! one drains. A client that lags (a piece took
 //! longer than `lag_after` to reach its socket), a piece that would exceed the total in-flight
 //! cap, or a body the storage server did not cut into pieces above one piece in size, moves by
 //! splice(2) instead, whose pipe pushes back.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use strata_http::range::{parse_range_header, RangeHeader, RangeSpec};
@@ -46,9 +48,18 @@ pub fn piece_window(head: &RequestHead) -> Option<(u64, Option<u64>)> {
     }
 }
 
-/// The size of one piece.
+/// How many pieces of one body may be redirected toward the client and not yet be in its
+/// socket (`sockmap_pieces_in_flight`, at least 1). With more than one, the next piece's flow
+/// starts as soon as the previous one is redirected, while its bytes still drain into the
+/// client socket (the new ones queue behind them).
+fn pieces_in_flight(pool: &UpstreamPool) -> usize {
+    pool.settings().sockmap_pieces_in_flight.max(1)
+}
+
+/// The size of one piece: the bytes one client may have in flight, shared by the pieces
+/// allowed in flight at once.
 pub fn piece_size(pool: &UpstreamPool) -> u64 {
-    pool.settings().max_in_flight_per_client.max(64 * 1024)
+    (pool.settings().max_in_flight_per_client / pieces_in_flight(pool) as u64).max(64 * 1024)
 }
 
 /// A body the edge fetches piece by piece.
@@ -104,7 +115,7 @@ async fn sockmap_piece(
         .add_client(&*t.client, client_send_buffer(t.pool))
         .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
     let timeout = t.pool.settings().response_timeout;
-    let d = spend(splice, t.up, t.client, cookie, t.len, timeout, t.metrics).await?;
+    let d = spend(splice, t.up, t.client, cookie, t.len, 0, timeout, t.metrics).await?;
     let waited = d.wait(t.client, t.stall).await?;
     Ok((d, waited))
 }
@@ -135,22 +146,21 @@ pub async fn pieces(
         ),
         None => None,
     };
+    let window = pieces_in_flight(t.pool);
     let mut offset = plan.first;
     let mut sockmap_ok = sockmap.is_some();
-    let mut pending: Option<Delivery> = None;
+    // Pieces redirected and not yet confirmed in the client socket, oldest first.
+    let mut pending: VecDeque<Delivery> = VecDeque::new();
     let mut clean = true;
     let mut carried_sockmap = false;
     t.metrics
         .body_started(if sockmap_ok { ProxyPath::Sockmap } else { fallback }.label());
     loop {
         let len = plan.piece_last - offset + 1;
-        if let Some(d) = pending.take() {
-            let waited = d.wait(t.client, t.stall).await;
-            if let Some(splice) = sockmap {
-                splice.release(d.len);
-            }
-            let waited = waited?;
-            clean &= d.excess == 0;
+        // At most `pieces_in_flight` pieces wait for the client socket at once.
+        while pending.len() >= window {
+            let Some(d) = pending.pop_front() else { break };
+            let waited = confirm(t, sockmap, d, &mut clean).await?;
             if sockmap_ok && waited > settings.lag_after {
                 sockmap_ok = false;
                 tracing::debug!(?waited, "client lags; the rest of its body moves by splice");
@@ -166,19 +176,22 @@ pub async fn pieces(
         };
         if let Some((splice, cookie)) = grant {
             carried_sockmap = true;
+            // This piece's bytes queue behind those of the pieces before it.
+            let after = pending.back().map_or(0, Delivery::target);
             match spend(
                 splice,
                 t.up,
                 t.client,
                 cookie,
                 len,
+                after,
                 settings.response_timeout,
                 t.metrics,
             )
             .await
             {
                 Ok(d) => {
-                    pending = Some(d);
+                    pending.push_back(d);
                     spliced = true;
                 }
                 Err(e) => {
@@ -194,6 +207,10 @@ pub async fn pieces(
             }
         }
         if !spliced {
+            // Nothing may reach the client socket ahead of the pieces already redirected.
+            while let Some(d) = pending.pop_front() {
+                confirm(t, sockmap, d, &mut clean).await?;
+            }
             relay(
                 fallback,
                 t.up,
@@ -246,18 +263,29 @@ pub async fn pieces(
         }
         plan.piece_last = last;
     }
-    if let Some(d) = pending {
-        let waited = d.wait(t.client, t.stall).await;
-        if let Some(splice) = sockmap {
-            splice.release(d.len);
-        }
-        waited?;
-        clean &= d.excess == 0;
+    while let Some(d) = pending.pop_front() {
+        confirm(t, sockmap, d, &mut clean).await?;
     }
     if carried_sockmap {
         retire(t.up);
     }
     Ok(clean && !carried_sockmap)
+}
+
+/// Waits until a redirected piece is in the client socket and returns its bytes to the
+/// in-flight budget; returns how long it waited.
+async fn confirm(
+    t: &Transfer<'_>,
+    sockmap: Option<&SockmapSplice>,
+    d: Delivery,
+    clean: &mut bool,
+) -> Result<Duration, RelayError> {
+    let waited = d.wait(t.client, t.stall).await;
+    if let Some(splice) = sockmap {
+        splice.release(d.len);
+    }
+    *clean &= d.excess == 0;
+    waited
 }
 
 /// An upstream connection that carried a sockmap flow is closed, never pooled: a connection

@@ -43,7 +43,9 @@ fn client_gone() -> RelayError {
     ))
 }
 
-/// Grants `len` bytes to the flow `up` → client and waits until all are redirected.
+/// Grants `len` bytes to the flow `up` → client and waits until all are redirected. `after`
+/// is the client socket's written-bytes count once the pieces redirected before this one are
+/// in it (0 if none is pending): this piece's bytes count from there.
 #[allow(clippy::too_many_arguments)]
 pub async fn spend(
     splice: &SockmapSplice,
@@ -51,10 +53,14 @@ pub async fn spend(
     client: &TcpStream,
     client_cookie: u64,
     len: u64,
+    after: u64,
     upstream_timeout: Duration,
     metrics: &ServerMetrics,
 ) -> Result<Delivery, RelayError> {
-    let baseline = written_bytes(client).map_err(RelayError::Client)?.total;
+    let baseline = written_bytes(client)
+        .map_err(RelayError::Client)?
+        .total
+        .max(after);
     let flow = splice
         .begin(&*up, client_cookie, len)
         .map_err(|e| RelayError::SockmapRefused(e.to_string()))?;
@@ -109,6 +115,11 @@ pub async fn spend(
 }
 
 impl Delivery {
+    /// The client socket's written-bytes count once this piece is in it.
+    pub fn target(&self) -> u64 {
+        self.target
+    }
+
     /// Waits until the client socket holds every byte of the piece; fails if the client stops
     /// taking bytes for `stall` or its connection fails. Returns how long it waited.
     pub async fn wait(&self, client: &TcpStream, stall: Duration) -> Result<Duration, RelayError> {
