@@ -253,8 +253,17 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
         s.read_exact(&mut first).expect("some of the body");
         // Leave with unread bytes: the kernel answers with a reset.
     });
-    // Splice and copy move the long body over one connection; the sockmap path takes a new
-    // one for each piece after the first (a socket that has been in the sockmap is retired).
+    // The edge notices and closes that upstream connection (it is mid-body): the storage
+    // server sees it go (long before its own 30 s send-stall timeout would end it).
+    assert_eq!(
+        settle(|| storage.metric("strata_connections_open"), |v| v == 0.0),
+        0.0,
+        "the storage server still holds the edge's connection from the abandoned request"
+    );
+    assert_eq!(edge.metric("strata_upstream_idle_connections"), 0.0, "not pooled");
+    // Splice and copy moved the long body over one connection; the sockmap path takes a new
+    // one for each piece after the first (a socket that has been in the sockmap is retired),
+    // so count them once the edge has let go of all.
     let long_body_connections = storage.metric("strata_connections_total");
     if path == "sockmap" {
         assert!(long_body_connections >= 1.0, "{long_body_connections}");
@@ -264,23 +273,13 @@ fn client_leaving_mid_body_drops_the_upstream_connection(path: &str) {
             "one upstream connection carried the long body"
         );
     }
-    // The edge notices and closes that upstream connection (it is mid-body): the storage
-    // server sees it go (long before its own 30 s send-stall timeout would end it).
-    assert_eq!(
-        settle(|| storage.metric("strata_connections_open"), |v| v == 0.0),
-        0.0,
-        "the storage server still holds the edge's connection from the abandoned request"
-    );
-    assert_eq!(edge.metric("strata_upstream_idle_connections"), 0.0, "not pooled");
     // The edge keeps serving, over a new upstream connection.
     let sockmap_bytes = || edge.metric("strata_body_bytes_total{path=\"proxy_sockmap\"}");
     let before = sockmap_bytes();
     let r = view(&tiers, "/acme/c/short.mp4", &[]);
     assert_eq!((r.status, r.body.as_slice()), (200, &b"short"[..]));
-    assert_eq!(
-        storage.metric("strata_connections_total"),
-        long_body_connections + 1.0
-    );
+    // Nothing was pooled, so it took a new connection.
+    assert!(storage.metric("strata_connections_total") >= long_body_connections + 1.0);
     // The connection returns to the pool just after the client has the last byte, unless the
     // body went through the sockmap, which retires it.
     let pooled = if sockmap_bytes() > before { 0.0 } else { 1.0 };
