@@ -255,10 +255,9 @@ impl PathChooser {
     /// connections the classes then held a few bodies each, splice was measured at 149 MB/s,
     /// and `auto` moved 89 % of bytes by sockmap, at ×0.79 splice's throughput).
     pub fn load_class(&self, clients: usize) -> LoadClass {
-        let n = clients;
         // Fixed point, ×16; a lost update under a race only delays the average a little.
         let old = self.load_average.load(Ordering::Relaxed);
-        let new = old + (n * 16) / 8 - old / 8;
+        let new = old + (clients * 16) / 8 - old / 8;
         self.load_average.store(new, Ordering::Relaxed);
         let average = new as f64 / 16.0;
         let current = LoadClass::ALL[self.load_class.load(Ordering::Relaxed) % LoadClass::ALL.len()];

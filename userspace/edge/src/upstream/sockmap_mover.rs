@@ -3,14 +3,13 @@
 //!
 //! A plain GET is fetched in pieces of `max_in_flight_per_client` bytes (successive range
 //! requests, each guarded by If-Range and sent over a connection that has not been in the
-//! sockmap: see [`retire`]), because the kernel has no
-//! backpressure between the two sockets: a piece is granted only when the one before the last
-//! `sockmap_pieces_in_flight` (default 1) is in the client socket, so at most that many pieces
-//! per client sit in kernel queues, and the next piece's request goes out while the previous
-//! one drains. A client that lags (a piece took
-//! longer than `lag_after` to reach its socket), a piece that would exceed the total in-flight
-//! cap, or a body the storage server did not cut into pieces above one piece in size, moves by
-//! splice(2) instead, whose pipe pushes back.
+//! sockmap: see [`retire`]), because the kernel has no backpressure between the two sockets:
+//! a piece is granted only when the one before the last `sockmap_pieces_in_flight` (default 1)
+//! is in the client socket, so at most that many pieces per client sit in kernel queues, and
+//! the next piece's request goes out while the previous one drains. A client that lags (a
+//! piece took longer than `lag_after` to reach its socket), a piece that would exceed the total
+//! in-flight cap, or a body the storage server did not cut into pieces above one piece in
+//! size, moves by splice(2) instead, whose pipe pushes back.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -92,7 +91,7 @@ pub async fn whole(t: &mut Transfer<'_>, splice: &SockmapSplice) -> Result<Optio
     let done = sockmap_piece(t, splice).await;
     splice.release(t.len);
     match done {
-        Ok(_) => {
+        Ok(()) => {
             t.metrics.body_started(ProxyPath::Sockmap.label());
             retire(t.up);
             Ok(Some(false))
@@ -105,19 +104,15 @@ pub async fn whole(t: &mut Transfer<'_>, splice: &SockmapSplice) -> Result<Optio
     }
 }
 
-/// One sockmap piece, spent and delivered; returns the delivery and how long it took to reach
-/// the client socket.
-async fn sockmap_piece(
-    t: &mut Transfer<'_>,
-    splice: &SockmapSplice,
-) -> Result<(Delivery, Duration), RelayError> {
+/// One sockmap piece, spent and delivered into the client socket.
+async fn sockmap_piece(t: &mut Transfer<'_>, splice: &SockmapSplice) -> Result<(), RelayError> {
     let cookie = splice
         .add_client(&*t.client, client_send_buffer(t.pool))
         .map_err(|e| RelayError::Client(std::io::Error::other(e.to_string())))?;
     let timeout = t.pool.settings().response_timeout;
     let d = spend(splice, t.up, t.client, cookie, t.len, 0, timeout, t.metrics).await?;
-    let waited = d.wait(t.client, t.stall).await?;
-    Ok((d, waited))
+    d.wait(t.client, t.stall).await?;
+    Ok(())
 }
 
 /// Moves a body piece by piece (see the module comment), starting on `path`: through the
